@@ -1,0 +1,37 @@
+# Two commands do everything on a fresh clone: `make demo` and `make test`.
+PYTHON ?= python3
+VENV   := .venv
+BIN    := $(VENV)/bin
+STAMP  := $(VENV)/.installed
+OUT    ?= demo-output
+
+.PHONY: demo test setup browser bench clean
+
+setup: $(STAMP)
+
+# Reinstall only when pyproject.toml is newer than the last install.
+$(STAMP): pyproject.toml
+	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install --quiet --upgrade pip
+	# torch first: these exact versions come from the machine's local cache.
+	$(BIN)/pip install --quiet torch==2.14.1 torchvision==0.29.1
+	$(BIN)/pip install --quiet -e '.[test]'
+	touch $(STAMP)
+
+demo: $(STAMP)
+	$(BIN)/probe demo --out $(OUT)
+
+browser:
+	sh scripts/ensure_chromium.sh
+
+# pytest exits 5 when it collected no tests: that is a broken suite, not a pass.
+test: $(STAMP) browser
+	@$(BIN)/python -m pytest -q $(PYTEST_ARGS); rc=$$?; \
+	if [ $$rc -eq 5 ]; then echo "make test: pytest collected no tests (exit 5)" >&2; exit 1; fi; \
+	exit $$rc
+
+bench: $(STAMP)
+	$(BIN)/probe bench
+
+clean:
+	rm -rf $(VENV) $(OUT) .pytest_cache

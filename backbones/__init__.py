@@ -1,0 +1,5 @@
+"""Load self-supervised checkpoints in their native formats as feature extractors."""
+
+from .registry import ArchSpec, create, get_arch, list_archs, load_plugins, register
+
+__all__ = ["ArchSpec", "create", "get_arch", "list_archs", "load_plugins", "register"]

@@ -1,0 +1,1 @@
+"""One module per ``probe`` subcommand; each exposes ``register(subparsers)``."""

@@ -1,0 +1,29 @@
+"""Argument types and argument groups shared by several subcommands."""
+
+from __future__ import annotations
+
+import argparse
+
+
+def positive_int(text: str) -> int:
+    """argparse type: an integer >= 1."""
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected an integer, got {text!r}") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"must be >= 1, got {value}")
+    return value
+
+
+def csv_list(text: str) -> list[str]:
+    """argparse type: a comma-separated list (empty items dropped)."""
+    return [item.strip() for item in text.split(",") if item.strip()]
+
+
+def add_backbone_arguments(p: argparse.ArgumentParser) -> None:
+    """--weights/--format/--arch/--device, as every command that loads a checkpoint takes them."""
+    p.add_argument("--weights", required=True, help="checkpoint file of the backbone")
+    p.add_argument("--format", help="checkpoint format (default: detected; see `probe backbones list`)")
+    p.add_argument("--arch", help="architecture (default: detected; see `probe backbones list`)")
+    p.add_argument("--device", default="auto", help="cpu, cuda, cuda:N or auto (default: %(default)s)")
