@@ -1,3 +1,6 @@
-"""Give a self-supervised backbone classes to explain: features, faiss clusters, pseudo-class head."""
+"""Features to pseudo-classes: image folders, feature extraction, faiss k-means, a linear pseudo-class head."""
 
-__all__: list[str] = []
+from .data import ImageFolderData
+from .errors import DataError
+
+__all__ = ["DataError", "ImageFolderData"]

@@ -1,0 +1,35 @@
+"""Fixtures for the unsupervised tests: a stand-in backbone and small seeded image folders."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+import torch
+
+from unsup_helpers import StandInBackbone, make_folder
+
+
+@pytest.fixture(autouse=True)
+def _quiet_progress(monkeypatch):
+    monkeypatch.setenv("PROBE_NO_PROGRESS", "1")
+
+
+@pytest.fixture
+def backbone() -> StandInBackbone:
+    return StandInBackbone(seed=0)
+
+
+@pytest.fixture
+def labelled_folder(tmp_path: Path) -> Path:
+    """3 classes x 5 PNG images of assorted sizes."""
+    return make_folder(tmp_path / "images", {"apple": 5, "banana": 5, "cherry": 5})
+
+
+@pytest.fixture
+def single_thread():
+    """One torch thread, so that results compare bytewise with one-thread worker processes."""
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(before)
