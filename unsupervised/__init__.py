@@ -2,5 +2,6 @@
 
 from .data import ImageFolderData
 from .errors import DataError
+from .features import Features, extract_features
 
-__all__ = ["DataError", "ImageFolderData"]
+__all__ = ["DataError", "Features", "ImageFolderData", "extract_features"]
