@@ -8,10 +8,13 @@ share of a fixed batch grid and the result equals a single-process run.
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import os
 import shutil
+import signal
 import tempfile
+import threading
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable
@@ -120,6 +123,23 @@ def _feature_dim(backbone: nn.Module, probe_input: Callable[[], torch.Tensor]) -
         return int(backbone(probe_input()).shape[1])
 
 
+@contextlib.contextmanager
+def _sigterm_unwinds():
+    """Turn SIGTERM into SystemExit for the block, so finished batches are flushed before the process ends."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+
+    def unwind(signum: int, frame: object) -> None:
+        raise SystemExit(128 + signum)
+
+    previous = signal.signal(signal.SIGTERM, unwind)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGTERM, previous)
+
+
 def _run_batches(backbone: nn.Module, dataset: ImageFolderData, transform: Callable, partial: Partial,
                  batches: list[list[int]], *, num_workers: int, device: torch.device, show: bool) -> None:
     loader = torch.utils.data.DataLoader(
@@ -130,7 +150,7 @@ def _run_batches(backbone: nn.Module, dataset: ImageFolderData, transform: Calla
     rel_paths = dataset.rel_paths
     bar = tqdm(total=sum(len(b) for b in batches), unit="img", desc="features", disable=not show, smoothing=0.1)
     try:
-        with torch.inference_mode():
+        with _sigterm_unwinds(), torch.inference_mode():
             for rows, images, failed in loader:
                 if failed:
                     partial.fail(failed)

@@ -4,20 +4,16 @@ from __future__ import annotations
 
 import io
 import json
-import os
 import subprocess
-import sys
 from pathlib import Path
 
 import numpy as np
 import pytest
 from PIL import Image
 
-from unsup_helpers import StandInBackbone
+from unsup_helpers import StandInBackbone, worker_command
 from unsupervised import ImageFolderData, extract_features
 
-WORKER = Path(__file__).with_name("dist_extract_worker.py")
-REPO = Path(__file__).resolve().parents[2]
 
 
 @pytest.mark.slow
@@ -27,11 +23,9 @@ def test_torchrun_two_processes_equal_single_process(labelled_folder, tmp_path):
     (labelled_folder / "banana" / "cut.jpg").write_bytes(broken.getvalue()[:1500])  # fails at decode time
     single = extract_features(StandInBackbone(), ImageFolderData(labelled_folder), batch_size=2)
 
-    env = dict(os.environ, PYTHONPATH=os.pathsep.join([str(REPO), os.environ.get("PYTHONPATH", "")]),
-               OMP_NUM_THREADS="1", PROBE_NO_PROGRESS="1")
     out = tmp_path / "out"
-    command = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node=2",
-               str(WORKER), str(labelled_folder), str(tmp_path / "cache"), str(out)]
+    command, env = worker_command("distributed", str(labelled_folder), str(tmp_path / "cache"), str(out),
+                                  torchrun_processes=2)
     done = subprocess.run(command, env=env, capture_output=True, text=True, timeout=300)
     assert done.returncode == 0, done.stderr[-3000:]
 

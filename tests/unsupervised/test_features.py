@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import io
+import signal
+import subprocess
 
 import numpy as np
 import pytest
@@ -10,8 +12,9 @@ import torch
 import torchvision.transforms as T
 from PIL import Image
 
-from unsup_helpers import StandInBackbone, make_folder
+from unsup_helpers import StandInBackbone, make_folder, worker_command
 from unsupervised import DataError, ImageFolderData, extract_features
+
 
 
 def _direct(backbone, data):
@@ -87,6 +90,30 @@ def test_interrupted_extraction_resumes_without_recomputing(labelled_folder, tmp
     resumed = extract_features(resumed_backbone, ImageFolderData(labelled_folder), batch_size=2, cache_dir=cache)
     assert resumed_backbone.forward_calls == 8 - 3  # 15 images in batches of 2: 8 batches, 3 were done
     np.testing.assert_array_equal(np.asarray(resumed), np.asarray(reference))
+
+
+@pytest.mark.parametrize("signum", [signal.SIGTERM, signal.SIGINT])
+def test_killed_extraction_keeps_its_finished_batches(labelled_folder, tmp_path, signum):
+    cache = tmp_path / "cache"
+    command, env = worker_command("slow", str(labelled_folder), str(cache))
+    child = subprocess.Popen(command, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        seen = 0
+        for line in child.stdout:
+            seen = int(line.split()[1])
+            if seen == 3:
+                child.send_signal(signum)
+                break
+        assert seen == 3, child.stderr.read()[-2000:]
+        child.wait(timeout=60)
+    finally:
+        child.kill()
+    assert child.returncode != 0
+    resumed = StandInBackbone()
+    features = extract_features(resumed, ImageFolderData(labelled_folder), batch_size=2, cache_dir=cache)
+    assert resumed.forward_calls <= 8 - 2  # of 8 batches, the 3 forwards seen (minus one in flight) are kept
+    reference = extract_features(StandInBackbone(), ImageFolderData(labelled_folder), batch_size=2)
+    np.testing.assert_array_equal(np.asarray(features), np.asarray(reference))
 
 
 def _truncated_jpeg(path):

@@ -4,6 +4,8 @@ and seeded image folders. Imported by conftest.py and by the torchrun worker scr
 from __future__ import annotations
 
 import hashlib
+import os
+import sys
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -15,6 +17,8 @@ from PIL import Image
 
 import backbones
 
+WORKER = Path(__file__).with_name("extract_worker.py")
+REPO = Path(__file__).resolve().parents[2]
 IMAGENET_MEAN = (0.485, 0.456, 0.406)
 IMAGENET_STD = (0.229, 0.224, 0.225)
 
@@ -80,3 +84,13 @@ def make_folder(root: Path, classes: dict[str, int] | None, *, seed: int = 0, ex
     for i in range(flat_count):
         random_image(rng, (int(rng.integers(40, 90)), int(rng.integers(40, 90)))).save(root / f"img{i:03d}{ext}")
     return root
+
+
+def worker_command(*args: str, torchrun_processes: int | None = None) -> tuple[list[str], dict[str, str]]:
+    """Command line and environment running ``extract_worker.py ARGS`` (under torchrun if asked) on this checkout."""
+    env = dict(os.environ, PYTHONPATH=os.pathsep.join([str(REPO), os.environ.get("PYTHONPATH", "")]),
+               OMP_NUM_THREADS="1", PROBE_NO_PROGRESS="1")
+    launcher = [sys.executable]
+    if torchrun_processes is not None:
+        launcher += ["-m", "torch.distributed.run", "--standalone", f"--nproc_per_node={torchrun_processes}"]
+    return launcher + [str(WORKER), *args], env
