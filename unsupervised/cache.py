@@ -174,11 +174,14 @@ class CacheEntry:
         self.partial_dir = self.cache_dir / f"{self.key}.partial"
 
     def is_complete(self) -> bool:
+        """True if the final folder holds this key's index and a features array of the shape it records."""
         try:
             index = json.loads((self.final_dir / "index.json").read_text())
+            array = np.load(self.final_dir / "features.npy", mmap_mode="r")
         except (OSError, ValueError):
             return False
-        return index.get("fields") == self.fields
+        return (index.get("fields") == self.fields and list(array.shape) == index.get("shape")
+                and array.dtype == np.float32)
 
     def prepare_partial(self, n: int, dim: int) -> bool:
         """Make sure a usable work area exists; returns True when an earlier run is resumed."""
@@ -222,6 +225,8 @@ class CacheEntry:
             "nonfinite_rows": nonfinite_rows(final),
         })
         del final
+        if self.final_dir.exists() and not self.is_complete():
+            shutil.rmtree(self.final_dir)  # a damaged entry of the same key: replaced, never used
         try:
             os.rename(staging, self.final_dir)
         except OSError:
@@ -231,12 +236,9 @@ class CacheEntry:
         shutil.rmtree(self.partial_dir, ignore_errors=True)
 
     def load(self) -> tuple[np.ndarray, dict[str, Any]]:
-        """The final features (read-only memmap) and the index."""
+        """The final features (read-only memmap) and the index; call after :meth:`is_complete`."""
         index = json.loads((self.final_dir / "index.json").read_text())
-        array = np.load(self.final_dir / "features.npy", mmap_mode="r")
-        if list(array.shape) != index["shape"] or array.dtype != np.float32:
-            raise OSError(f"cache entry {self.final_dir} is inconsistent")
-        return array, index
+        return np.load(self.final_dir / "features.npy", mmap_mode="r"), index
 
 
 def nonfinite_rows(array: np.ndarray, chunk: int = 65536) -> list[int]:

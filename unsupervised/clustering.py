@@ -4,9 +4,10 @@ faiss's own default (random initial centroids, training on a subsample) is fast 
 often merges clusters: on 200k Gaussian blobs it ends with a ~36% worse objective
 than scikit-learn's k-means++. Here the seeds come from greedy k-means++ (D²
 sampling, best of 20 candidates per step) on a sample of at least 100 points per
-centroid, then faiss runs Lloyd iterations on all points until the objective stops
-improving. Twenty candidates instead of scikit-learn's 2 + ln k make it unlikely that
-the last seeds land in already-covered groups, which Lloyd iterations cannot undo.
+centroid; Lloyd iterations then run on all points, with faiss's flat index finding the
+nearest centroids, until no point changes cluster. Twenty candidates instead of
+scikit-learn's 2 + ln k make it unlikely that the last seeds land in groups that already
+have one, a mistake that Lloyd iterations cannot undo.
 """
 
 from __future__ import annotations
@@ -16,13 +17,17 @@ from typing import Any
 
 import faiss
 import numpy as np
+import scipy.sparse as sp
 import torch
+from threadpoolctl import threadpool_limits
 
 from .errors import DataError, name_some
 
 INIT_POINTS_PER_CENTROID = 100
-INIT_MIN_SAMPLE = 20_000
+INIT_MIN_SAMPLE = 10_000
 INIT_TRIALS = 20
+SMALL_PRODUCT_FLOPS = 1 << 26  # below this, one BLAS thread beats several (start-up and spinning cost more)
+_BLOCK = 65536
 
 
 @dataclass
@@ -30,7 +35,8 @@ class KMeansResult:
     """Cluster id per point (int64), centroids ``[k, D]`` (float32), and the final objective.
 
     ``objective`` is the sum of squared distances of points to their centroid, in the
-    space that was clustered (L2-normalised features when ``spherical``).
+    space that was clustered (L2-normalised features when ``spherical``); ``n_iter`` the
+    number of assignment passes and ``history`` the objective after each.
     """
 
     labels: np.ndarray
@@ -79,6 +85,15 @@ def l2_normalise(array: np.ndarray) -> np.ndarray:
     return array / np.maximum(norms, np.finfo(np.float32).tiny)
 
 
+def _squared_distances(points: np.ndarray, norms: np.ndarray, rows: np.ndarray) -> np.ndarray:
+    """Squared distances ``[N, len(rows)]`` from every point to ``points[rows]``, with few temporaries."""
+    distances = points @ points[rows].T
+    distances *= -2.0
+    distances += norms[:, None]
+    distances += norms[rows][None, :]
+    return np.maximum(distances, 0.0, out=distances)
+
+
 def kmeans_plus_plus(x: np.ndarray, k: int, rng: np.random.Generator, sample: int | None = None) -> np.ndarray:
     """Greedy k-means++ seeds ``[k, D]`` drawn from a random sample of ``x``.
 
@@ -91,21 +106,22 @@ def kmeans_plus_plus(x: np.ndarray, k: int, rng: np.random.Generator, sample: in
     trials = INIT_TRIALS
     norms = np.einsum("ij,ij->i", points, points)
     chosen = [int(rng.integers(len(points)))]
-    nearest = np.maximum(norms - 2.0 * (points @ points[chosen[0]]) + norms[chosen[0]], 0.0)
-    for _ in range(1, k):
-        cumulative = np.cumsum(nearest, dtype=np.float64)
-        if cumulative[-1] <= 0.0:
-            if sample < n:
-                return kmeans_plus_plus(x, k, rng, sample=n)
-            raise DataError(f"cannot form k={k} clusters: the features have only {len(chosen)} distinct vectors")
-        draws = np.searchsorted(cumulative, rng.random(trials) * cumulative[-1], side="right")
-        candidates = np.minimum(draws, len(points) - 1)
-        distances = norms[:, None] - 2.0 * (points @ points[candidates].T) + norms[candidates][None, :]
-        np.maximum(distances, 0.0, out=distances)
-        np.minimum(distances, nearest[:, None], out=distances)
-        best = int(np.argmin(distances.sum(axis=0, dtype=np.float64)))
-        chosen.append(int(candidates[best]))
-        nearest = np.ascontiguousarray(distances[:, best])
+    nearest = _squared_distances(points, norms, np.array(chosen))[:, 0]
+    threads = 1 if len(points) * points.shape[1] * trials * 2 < SMALL_PRODUCT_FLOPS else None
+    with threadpool_limits(limits=threads, user_api="blas"):
+        for _ in range(1, k):
+            cumulative = np.cumsum(nearest, dtype=np.float64)
+            if cumulative[-1] <= 0.0:
+                if sample < n:
+                    return kmeans_plus_plus(x, k, rng, sample=n)
+                raise DataError(f"cannot form k={k} clusters: the features have only {len(chosen)} distinct vectors")
+            draws = np.searchsorted(cumulative, rng.random(trials) * cumulative[-1], side="right")
+            candidates = np.minimum(draws, len(points) - 1)
+            distances = _squared_distances(points, norms, candidates)
+            np.minimum(distances, nearest[:, None], out=distances)
+            best = int(np.argmin(distances.sum(axis=0, dtype=np.float64)))
+            chosen.append(int(candidates[best]))
+            nearest = np.ascontiguousarray(distances[:, best])
     return points[chosen].copy()
 
 
@@ -116,34 +132,55 @@ def _use_gpu(gpu: bool | None) -> bool:
     return available if gpu is None else bool(gpu)
 
 
-def _lloyd(x: np.ndarray, init: np.ndarray, *, niter: int, tol: float, seed: int, spherical: bool,
-           max_points_per_centroid: int | None, gpu: bool) -> tuple[np.ndarray, int, list[float]]:
-    """faiss Lloyd iterations from ``init``, one at a time, until the relative gain drops below ``tol``."""
-    n, d = x.shape
-    k = len(init)
-    params: dict[str, Any] = dict(
-        niter=1, seed=seed, spherical=spherical, verbose=False, min_points_per_centroid=1,
-        max_points_per_centroid=max_points_per_centroid or (n // k + 1),
-    )
-    if hasattr(faiss.ClusteringParameters(), "check_input_data_for_NaNs"):
-        params["check_input_data_for_NaNs"] = False
-    model = faiss.Kmeans(d, k, gpu=gpu, **params) if gpu else faiss.Kmeans(d, k, **params)
-    centroids, history = init, []
-    for _ in range(niter):
-        model.train(x, init_centroids=centroids)
-        centroids = model.centroids
-        history.append(float(model.obj[-1]))
-        if len(history) > 1 and abs(history[-2] - history[-1]) <= tol * abs(history[-1]):
-            break
-    return centroids, len(history), history
+class _Assigner:
+    """Nearest-centroid search with a faiss flat index, on the GPU when asked."""
+
+    def __init__(self, dim: int, gpu: bool) -> None:
+        index = faiss.IndexFlatL2(dim)
+        self.index = faiss.index_cpu_to_all_gpus(index) if gpu else index
+
+    def __call__(self, x: np.ndarray, centroids: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """Nearest centroid (int64) and squared distance (float32) of each row."""
+        self.index.reset()
+        self.index.add(np.ascontiguousarray(centroids, dtype=np.float32))
+        distances, labels = self.index.search(x, 1)
+        return labels[:, 0].astype(np.int64), np.maximum(distances[:, 0], 0.0)
 
 
-def assign(x: np.ndarray, centroids: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """Nearest centroid (int64) and squared distance (float32) of each row."""
-    index = faiss.IndexFlatL2(centroids.shape[1])
-    index.add(np.ascontiguousarray(centroids, dtype=np.float32))
-    distances, labels = index.search(x, 1)
-    return labels[:, 0].astype(np.int64), np.maximum(distances[:, 0], 0.0)
+def _cluster_means(x: np.ndarray, labels: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
+    """Per-cluster sums (accumulated in float64 over blocks of rows) divided by counts; counts."""
+    sums = np.zeros((k, x.shape[1]), dtype=np.float64)
+    for start in range(0, len(x), _BLOCK):
+        block = labels[start:start + _BLOCK]
+        one_hot = sp.csr_matrix((np.ones(len(block), np.float32), (block, np.arange(len(block)))),
+                                shape=(k, len(block)))
+        sums += one_hot @ x[start:start + _BLOCK]
+    counts = np.bincount(labels, minlength=k)
+    return sums / np.maximum(counts, 1)[:, None], counts
+
+
+def _lloyd(x: np.ndarray, centroids: np.ndarray, assign: _Assigner, *, niter: int, tol: float,
+           spherical: bool) -> tuple[np.ndarray, np.ndarray, list[float]]:
+    """Lloyd iterations from ``centroids`` until no point moves, the objective gains less than ``tol``
+    (relative) or ``niter`` assignments were made. Returns the centroids, the labels of their own
+    assignment (so the two always agree) and the objective after each assignment."""
+    k = len(centroids)
+    history: list[float] = []
+    previous = None
+    while True:
+        labels, distances = assign(x, centroids)
+        history.append(float(distances.sum(dtype=np.float64)))
+        settled = previous is not None and (
+            np.array_equal(labels, previous) or history[-2] - history[-1] <= tol * history[-1])
+        if settled or len(history) >= niter:
+            return centroids, labels, history
+        means, counts = _cluster_means(x, labels, k)
+        empty = np.flatnonzero(counts == 0)
+        if len(empty):  # restart empty clusters at the points worst served by their centroid
+            means[empty] = x[np.argsort(-distances, kind="stable")[:len(empty)]]
+        if spherical:
+            means = l2_normalise(means)
+        centroids, previous = means.astype(np.float32), labels
 
 
 def kmeans(
@@ -156,16 +193,15 @@ def kmeans(
     spherical: bool = False,
     gpu: bool | None = None,
     tol: float = 1e-4,
-    max_points_per_centroid: int | None = None,
     init_sample: int | None = None,
 ) -> KMeansResult:
     """Cluster the rows of ``features`` into ``k`` groups; the same seed gives the same result.
 
-    ``niter`` caps the Lloyd iterations (it stops earlier once the objective improves by
-    less than ``tol``, relative); ``nredo`` runs keep the lowest objective; ``spherical``
-    clusters L2-normalised rows with unit-length centroids; ``gpu=None`` uses faiss's GPU
-    when it is there. All points are used unless ``max_points_per_centroid`` asks faiss to
-    subsample; ``init_sample`` sets the k-means++ sample size.
+    ``niter`` caps the assignment passes (it stops earlier when no point changes cluster
+    or the objective improves by less than ``tol``, relative); ``nredo`` runs keep the
+    lowest objective; ``spherical`` clusters L2-normalised rows with unit-length
+    centroids; ``gpu=None`` uses faiss's GPU index when there is one. Every point takes
+    part in every iteration; ``init_sample`` sets the k-means++ sample size.
     """
     x, paths = as_matrix(features)
     k = check_k(k, len(x))
@@ -175,16 +211,14 @@ def kmeans(
             raise DataError(f"{name} must be a positive integer, got {value!r}")
     if spherical:
         x = l2_normalise(x)
-    use_gpu = _use_gpu(gpu)
+    assign = _Assigner(x.shape[1], _use_gpu(gpu))
     best: KMeansResult | None = None
     for redo in range(nredo):
         rng = np.random.default_rng([seed, redo])
-        init = kmeans_plus_plus(x, k, rng, sample=init_sample)
-        centroids, n_iter, history = _lloyd(x, init, niter=niter, tol=tol, seed=seed + redo, spherical=spherical,
-                                            max_points_per_centroid=max_points_per_centroid, gpu=use_gpu)
-        labels, distances = assign(x, centroids)
-        objective = float(distances.sum(dtype=np.float64))
+        init = kmeans_plus_plus(x, k, rng, sample=init_sample)  # rows of x: unit length when spherical
+        centroids, labels, history = _lloyd(x, init, assign, niter=niter, tol=tol, spherical=spherical)
+        objective = history[-1]
         if best is None or objective < best.objective:
-            best = KMeansResult(labels, np.ascontiguousarray(centroids, dtype=np.float32), objective, n_iter,
-                                spherical, seed, history)
+            best = KMeansResult(labels, np.ascontiguousarray(centroids, dtype=np.float32), objective,
+                                len(history), spherical, seed, history)
     return best

@@ -90,7 +90,7 @@ def cluster_metrics(
     features: Any = None,
     k: int | None = None,
     spherical: bool = False,
-    stability_seeds: Sequence[int] = (1, 2, 3),
+    stability_seeds: Sequence[int] | None = None,
     silhouette_sample: int = 5000,
     seed: int = 0,
 ) -> dict[str, Any]:
@@ -98,8 +98,9 @@ def cluster_metrics(
 
     Always: ``k``, ``sizes`` (per cluster id, empty ones included). With ``truth``: NMI,
     ARI, Hungarian-matched accuracy, purity and per-cluster majority label and purity.
-    With ``features``: stability (ARI against k-means reruns with ``stability_seeds``)
-    and silhouette on a seeded sample of ``silhouette_sample`` points.
+    With ``features``: stability (ARI against k-means reruns with ``stability_seeds``,
+    default ``seed + 1 .. seed + 3``, where ``seed`` is the one the labels came from) and
+    silhouette on a sample of ``silhouette_sample`` points drawn with ``seed``.
     """
     labels = np.asarray(labels).ravel()
     if labels.size == 0:
@@ -118,6 +119,7 @@ def cluster_metrics(
     if features is not None:
         if len(features) != labels.size:
             raise DataError(f"{len(features)} feature vectors for {labels.size} cluster labels")
-        result["stability"] = stability(features, labels, k, seeds=stability_seeds, spherical=spherical)
+        seeds = stability_seeds if stability_seeds is not None else [seed + 1, seed + 2, seed + 3]
+        result["stability"] = stability(features, labels, k, seeds=seeds, spherical=spherical)
         result["silhouette"] = silhouette(features, labels, sample=silhouette_sample, seed=seed, spherical=spherical)
     return result

@@ -34,7 +34,8 @@ def test_objective_matches_scikit_learn_kmeans_plus_plus(blobs):
     # the objective is the sum of squared distances to the returned centroids
     recomputed = ((x - ours.centroids[ours.labels]) ** 2).sum(dtype=np.float64)
     assert ours.objective == pytest.approx(recomputed, rel=1e-4)
-    assert 1 <= ours.n_iter <= 100 and len(ours.history) == ours.n_iter
+    assert 2 <= ours.n_iter <= 100 and len(ours.history) == ours.n_iter
+    assert all(a >= b for a, b in zip(ours.history, ours.history[1:]))  # Lloyd never makes it worse
 
 
 def test_nredo_keeps_the_best_of_differently_seeded_runs(monkeypatch):
@@ -42,15 +43,15 @@ def test_nredo_keeps_the_best_of_differently_seeded_runs(monkeypatch):
 
     x = np.random.default_rng(0).uniform(size=(2000, 8)).astype(np.float32)  # no structure: many local optima
     seen = []
-    real_assign = clustering.assign
+    real_lloyd = clustering._lloyd
 
-    def recording_assign(points, centroids):
-        labels, distances = real_assign(points, centroids)
-        seen.append(float(distances.sum(dtype=np.float64)))
-        return labels, distances
+    def recording_lloyd(*args, **kwargs):
+        result = real_lloyd(*args, **kwargs)
+        seen.append(result[2][-1])
+        return result
 
-    monkeypatch.setattr(clustering, "assign", recording_assign)
-    best = kmeans(x, 30, seed=0, niter=1, nredo=3)
+    monkeypatch.setattr(clustering, "_lloyd", recording_lloyd)
+    best = kmeans(x, 30, seed=0, niter=2, nredo=3)
     assert len(seen) == 3 and len(set(seen)) == 3  # three runs from three different seedings
     assert best.objective == min(seen)
 
@@ -84,6 +85,17 @@ def test_nonfinite_features_are_named():
     features = Features(array=x, paths=[f"/data/img{i}.png" for i in range(20)], labels=None, class_names=[])
     with pytest.raises(DataError, match=r"/data/img4\.png, /data/img9\.png"):
         kmeans(features, 3)
+
+
+def test_an_empty_cluster_is_restarted_at_the_worst_served_point():
+    from unsupervised.clustering import _Assigner, _lloyd
+
+    rng = np.random.default_rng(0)
+    x = np.concatenate([rng.normal(0, 0.1, (50, 2)), rng.normal(5, 0.1, (50, 2)), [[20.0, 20.0]]]).astype(np.float32)
+    init = np.array([[0, 0], [5, 5], [-100, -100]], np.float32)  # the third centroid attracts no point
+    centroids, labels, history = _lloyd(x, init, _Assigner(2, gpu=False), niter=10, tol=0.0, spherical=False)
+    assert np.bincount(labels).tolist() == [50, 50, 1] and np.allclose(centroids[2], [20, 20])
+    assert history[-1] < 3.0 < 400.0 < history[0]  # the lone far point first costs |(20,20)-(5,5)|^2 = 450
 
 
 def test_too_few_distinct_vectors():

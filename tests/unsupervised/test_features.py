@@ -74,6 +74,18 @@ def test_cache_misses_on_other_backbone_files_or_transform(backbone, labelled_fo
     assert not np.allclose(changed[1], base[1]) and np.array_equal(changed[0], base[0])
 
 
+def test_damaged_cache_entry_is_recomputed_not_used(backbone, labelled_folder, tmp_path):
+    cache = tmp_path / "cache"
+    first = extract_features(backbone, ImageFolderData(labelled_folder), cache_dir=cache)
+    reference = np.array(first.array)
+    stored = cache / first.key / "features.npy"
+    stored.write_bytes(stored.read_bytes()[:-512])  # cut short, as by a full disk outside our control
+    calls = backbone.forward_calls
+    again = extract_features(backbone, ImageFolderData(labelled_folder), cache_dir=cache)
+    assert backbone.forward_calls == calls + 1 and again.key == first.key
+    np.testing.assert_array_equal(np.asarray(again), reference)
+
+
 def test_interrupted_extraction_resumes_without_recomputing(labelled_folder, tmp_path):
     cache = tmp_path / "cache"
     data = ImageFolderData(labelled_folder)
