@@ -27,6 +27,8 @@ from tqdm import tqdm
 from . import distributed
 from .cache import CacheEntry, EntryLock, Partial, key_fields, key_of
 from .data import ImageFolderData
+from probe.errors import ProbeError
+
 from .errors import DataError, name_some
 from .images import UnreadableImage, open_rgb
 
@@ -171,38 +173,36 @@ def _run_batches(backbone: nn.Module, dataset: ImageFolderData, transform: Calla
 def _extract_into(entry: CacheEntry, backbone: nn.Module, dataset: ImageFolderData, transform: Callable, *,
                   batch_size: int, num_workers: int, device: torch.device, group: distributed.Group,
                   progress: bool | None) -> None:
+    """Fill (or resume) the entry's work area, this rank's share of it, then publish it from rank 0."""
     dim = _feature_dim(backbone, lambda: transform(dataset.load_image(0)).unsqueeze(0).to(device))
-    lock = EntryLock(entry) if group.is_main else None
-    if lock is not None:
-        lock.__enter__()
-    try:
-        resumed = entry.prepare_partial(len(dataset), dim) if group.is_main else False
-        group.barrier()
+    with contextlib.ExitStack() as held:
+        problem: BaseException | None = None
+        resumed = False
+        if group.is_main:
+            try:
+                held.enter_context(EntryLock(entry))
+                resumed = entry.prepare_partial(len(dataset), dim)
+            except (ProbeError, OSError) as exc:
+                problem = exc
+        if not group.all_true(problem is None):  # every rank stops, none waits at a barrier
+            raise problem or DataError("rank 0 could not prepare the feature cache; see its log")
         partial = Partial(entry.partial_dir, group.rank)
         batches = partial.pending_batches(batch_size)
         if resumed and group.is_main:
             done = len(dataset) - sum(len(b) for b in batches)
             log.info("resuming feature extraction in %s: %d of %d images already done", entry.partial_dir,
                      done, len(dataset))
-        error: BaseException | None = None
         try:
             _run_batches(backbone, dataset, transform, partial, batches[group.rank::group.world_size],
                          num_workers=num_workers, device=device, show=_progress_enabled(progress, group))
         except BaseException as exc:  # noqa: BLE001 - re-raised below, after telling the other ranks
-            error = exc
-        everyone_ok = group.all_true(error is None)
-        if error is not None:
-            raise error
-        if not everyone_ok:
-            raise DataError("feature extraction failed on another rank; see that rank's log")
-        group.barrier()
+            problem = exc
+        if not group.all_true(problem is None):
+            raise problem or DataError("feature extraction failed on another rank; see that rank's log")
         if group.is_main:
             entry.finalise(partial, dataset.rel_paths, dataset.labels, dataset.class_names)
         del partial
         group.barrier()
-    finally:
-        if lock is not None:
-            lock.__exit__(None, None, None)
 
 
 def _as_features(entry: CacheEntry, dataset: ImageFolderData) -> Features:
@@ -254,7 +254,7 @@ def extract_features(
     try:
         fields = key_fields(backbone, dataset.fingerprint(), transform)
         key = key_of(fields)
-        if group.broadcast(key) != key:
+        if not group.all_true(group.broadcast(key) == key):
             raise DataError(f"ranks see different data in {dataset.root} (files changed while starting?)")
         if cache_dir is None:
             temporary = group.broadcast(tempfile.mkdtemp(prefix="ssl-probe-features-") if group.is_main else None)

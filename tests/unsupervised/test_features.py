@@ -74,6 +74,19 @@ def test_cache_misses_on_other_backbone_files_or_transform(backbone, labelled_fo
     assert not np.allclose(changed[1], base[1]) and np.array_equal(changed[0], base[0])
 
 
+def test_an_entry_being_written_by_another_process_is_refused(backbone, labelled_folder, tmp_path):
+    from probe.errors import OutputError
+    from unsupervised.cache import CacheEntry, EntryLock, key_fields, key_of
+
+    data = ImageFolderData(labelled_folder)
+    fields = key_fields(backbone, data.fingerprint(), backbone.preprocess)
+    with EntryLock(CacheEntry(tmp_path / "cache", key_of(fields), fields)):  # as another writer would hold it
+        with pytest.raises(OutputError, match="being written by another process"):
+            extract_features(backbone, data, cache_dir=tmp_path / "cache")
+    assert backbone.forward_calls == 0
+    extract_features(backbone, data, cache_dir=tmp_path / "cache")  # free again
+
+
 def test_damaged_cache_entry_is_recomputed_not_used(backbone, labelled_folder, tmp_path):
     cache = tmp_path / "cache"
     first = extract_features(backbone, ImageFolderData(labelled_folder), cache_dir=cache)
