@@ -1,8 +1,10 @@
 """Image folders as datasets: ImageFolder layout (sub-folder = label) or flat, unreadable files skipped.
 
-The folder is scanned once, cheaply (file sizes and image headers); files that are
-empty, not images, or too large are listed in ``skipped`` with a reason instead of
-failing later. Images are decoded to upright 8-bit RGB whatever their mode.
+The folder is scanned once, cheaply: names and sizes, plus image headers when masks are
+given (their sizes are checked against the images) or ``check_headers=True``. Files that
+are empty, not images or too large are listed in ``skipped`` with a reason; those only
+decoding can unmask are listed by feature extraction. Images are decoded to upright 8-bit
+RGB whatever their mode.
 """
 
 from __future__ import annotations
@@ -30,24 +32,32 @@ LAYOUTS = ("auto", "imagefolder", "flat")
 
 @dataclass(frozen=True)
 class ImageRecord:
-    """One usable image: path relative to the root (POSIX), file size and mtime, label, upright size."""
+    """One image: path relative to the root (POSIX), file size and mtime, label, upright size if read."""
 
     rel_path: str
     size: int
     mtime_ns: int
     label: int
-    width: int
-    height: int
+    width: int | None = None
+    height: int | None = None
 
 
-def _visible_walk(root: Path, skip: Path | None) -> list[Path]:
-    """Every non-hidden file under ``root`` (sorted, deterministic), leaving out the ``skip`` folder."""
-    files = []
-    for dirpath, dirnames, filenames in os.walk(root):
-        here = Path(dirpath)
-        dirnames[:] = sorted(d for d in dirnames if not d.startswith(".") and (skip is None or here / d != skip))
-        files.extend(here / name for name in sorted(filenames) if not name.startswith("."))
-    return files
+def _visible_files(root: Path, skip: Path | None) -> list[tuple[str, os.DirEntry]]:
+    """(POSIX path relative to ``root``, directory entry) of every non-hidden file, sorted; ``skip`` left out."""
+    found: list[tuple[str, os.DirEntry]] = []
+    pending = [("", str(root))]
+    while pending:
+        prefix, directory = pending.pop()
+        with os.scandir(directory) as entries:
+            for entry in sorted(entries, key=lambda e: e.name, reverse=True):
+                if entry.name.startswith("."):
+                    continue
+                if entry.is_dir():
+                    if skip is None or Path(entry.path) != skip:
+                        pending.append((f"{prefix}{entry.name}/", entry.path))
+                elif entry.is_file():
+                    found.append((f"{prefix}{entry.name}", entry))
+    return sorted(found, key=lambda item: item[0])
 
 
 class ImageFolderData(torch.utils.data.Dataset):
@@ -57,6 +67,8 @@ class ImageFolderData(torch.utils.data.Dataset):
     directly under the root are skipped (they have no label). ``dataset[i]`` returns
     ``(image, label)`` with ``transform`` applied (a PIL image without one) and label -1
     for flat folders. ``masks`` is a folder mirroring the images (see :mod:`.masks`).
+    ``check_headers=True`` reads every image header now, to list undecodable files before
+    extraction (it is done anyway when masks are given).
     """
 
     def __init__(
@@ -67,6 +79,7 @@ class ImageFolderData(torch.utils.data.Dataset):
         transform: Callable | None = None,
         layout: str = "auto",
         extensions: Sequence[str] = IMAGE_EXTENSIONS,
+        check_headers: bool = False,
     ) -> None:
         self.root = Path(root).expanduser().resolve()
         if not self.root.is_dir():
@@ -78,44 +91,50 @@ class ImageFolderData(torch.utils.data.Dataset):
         self._mask_index = MaskIndex(self.masks_root) if self.masks_root is not None else None
         self.skipped: list[tuple[str, str]] = []
         self.mask_issues: list[tuple[str, str]] = []
-        self._scan(layout, tuple(e.lower() for e in extensions))
+        self._scan(layout, tuple(e.lower() for e in extensions), check_headers or masks is not None)
 
     # ----------------------------------------------------------------- scanning
-    def _scan(self, layout: str, extensions: tuple[str, ...]) -> None:
-        candidates: list[Path] = []
-        for file in _visible_walk(self.root, self.masks_root):
-            if file.suffix.lower() in extensions:
-                candidates.append(file)
+    def _scan(self, layout: str, extensions: tuple[str, ...], check_headers: bool) -> None:
+        candidates: list[tuple[str, os.DirEntry]] = []
+        for rel, entry in _visible_files(self.root, self.masks_root):
+            suffix = os.path.splitext(rel)[1].lower()
+            if suffix in extensions:
+                candidates.append((rel, entry))
             else:
-                self.skipped.append((str(file), f"not an image file extension ({file.suffix or 'none'})"))
-        nested = [f for f in candidates if f.parent != self.root]
+                self.skipped.append((entry.path, f"not an image file extension ({suffix or 'none'})"))
+        nested = [item for item in candidates if "/" in item[0]]
         if layout == "auto":
             layout = "imagefolder" if nested else "flat"
         self.layout = layout
         if layout == "imagefolder":
-            for file in candidates:
-                if file.parent == self.root:
-                    self.skipped.append((str(file), "outside any class folder (ImageFolder layout)"))
+            self.skipped.extend((entry.path, "outside any class folder (ImageFolder layout)")
+                                for rel, entry in candidates if "/" not in rel)
             candidates = nested
-            self.class_names = sorted({f.relative_to(self.root).parts[0] for f in candidates})
+            self.class_names = sorted({rel.split("/", 1)[0] for rel, _ in candidates})
         else:
             self.class_names = []
         class_index = {name: i for i, name in enumerate(self.class_names)}
 
-        def inspect(file: Path) -> ImageRecord | tuple[str, str]:
+        def inspect(item: tuple[str, os.DirEntry]) -> ImageRecord | tuple[str, str]:
+            rel, entry = item
             try:
-                stat = file.stat()
-                header = read_header(file)
+                stat = entry.stat()
+                header = read_header(entry.path) if check_headers else None
             except UnreadableImage as exc:
-                return (str(file), str(exc))
+                return (entry.path, str(exc))
             except OSError as exc:
-                return (str(file), f"cannot read: {exc.strerror or exc}")
-            rel = file.relative_to(self.root).as_posix()
+                return (entry.path, f"cannot read: {exc.strerror or exc}")
+            if stat.st_size == 0:
+                return (entry.path, "empty file (0 bytes)")
             label = class_index[rel.split("/", 1)[0]] if layout == "imagefolder" else -1
-            return ImageRecord(rel, stat.st_size, stat.st_mtime_ns, label, header.width, header.height)
+            size = (header.width, header.height) if header is not None else (None, None)
+            return ImageRecord(rel, stat.st_size, stat.st_mtime_ns, label, *size)
 
-        with ThreadPoolExecutor(max_workers=min(8, (os.cpu_count() or 1) * 2)) as pool:
-            results = list(pool.map(inspect, candidates))
+        if check_headers:
+            with ThreadPoolExecutor(max_workers=min(8, (os.cpu_count() or 1) * 2)) as pool:
+                results = list(pool.map(inspect, candidates))
+        else:
+            results = [inspect(item) for item in candidates]
         self._records = [r for r in results if isinstance(r, ImageRecord)]
         self.skipped.extend(r for r in results if not isinstance(r, ImageRecord))
         self.skipped.sort()
@@ -126,7 +145,7 @@ class ImageFolderData(torch.utils.data.Dataset):
         if not self._records:
             detail = f"; {len(self.skipped)} files skipped: " + name_some([f"{p} ({w})" for p, w in self.skipped]) \
                 if self.skipped else ""
-            raise DataError(f"no readable images in {self.root}{detail}")
+            raise DataError(f"no usable images in {self.root}{detail}")
         if self._mask_index is not None:
             for record in self._records:
                 note = self._mask_index.check(record.rel_path, (record.width, record.height))

@@ -199,6 +199,11 @@ def _extract_into(entry: CacheEntry, backbone: nn.Module, dataset: ImageFolderDa
             problem = exc
         if not group.all_true(problem is None):
             raise problem or DataError("feature extraction failed on another rank; see that rank's log")
+        failures = partial.failures()
+        if len(failures) == len(dataset):
+            rel_paths = dataset.rel_paths
+            raise DataError(f"no readable images in {dataset.root}: all {len(dataset)} failed to decode: "
+                            + name_some([f"{rel_paths[row]} ({why})" for row, why in sorted(failures.items())]))
         if group.is_main:
             entry.finalise(partial, dataset.rel_paths, dataset.labels, dataset.class_names)
         del partial

@@ -11,7 +11,7 @@ import torchvision.transforms as T
 from PIL import Image
 
 from unsup_helpers import make_folder
-from unsupervised import DataError, ImageFolderData
+from unsupervised import DataError, ImageFolderData, extract_features
 
 
 def test_imagefolder_layout_labels_and_order(labelled_folder):
@@ -41,22 +41,29 @@ def test_bad_files_are_skipped_and_listed(labelled_folder):
     (labelled_folder / "banana" / "fake.png").write_text("not a png")
     (labelled_folder / "stray.png").write_bytes((labelled_folder / "apple" / "img000.png").read_bytes())
     (labelled_folder / ".hidden.png").write_bytes(b"")
-    data = ImageFolderData(labelled_folder)
-    assert len(data) == 15
+    data = ImageFolderData(labelled_folder)  # names and sizes only: fake.png is found when decoded
+    assert len(data) == 16 and "banana/fake.png" in data.rel_paths
     reasons = {p.split("/")[-1]: why for p, why in data.skipped}
-    assert set(reasons) == {"zero.jpg", "notes.txt", "fake.png", "stray.png"}
+    assert set(reasons) == {"zero.jpg", "notes.txt", "stray.png"}
     assert "empty" in reasons["zero.jpg"] and "extension" in reasons["notes.txt"]
-    assert "not an image" in reasons["fake.png"] and "class folder" in reasons["stray.png"]
+    assert "class folder" in reasons["stray.png"]
+    checked = ImageFolderData(labelled_folder, check_headers=True)
+    assert len(checked) == 15 and checked.records[0].width is not None
+    reasons = {p.split("/")[-1]: why for p, why in checked.skipped}
+    assert set(reasons) == {"zero.jpg", "notes.txt", "fake.png", "stray.png"} and "not an image" in reasons["fake.png"]
 
 
-def test_empty_or_unusable_folder_is_an_error(tmp_path):
+def test_empty_or_unusable_folder_is_an_error(backbone, tmp_path):
     (tmp_path / "empty").mkdir()
-    with pytest.raises(DataError, match="no readable images"):
+    with pytest.raises(DataError, match="no usable images"):
         ImageFolderData(tmp_path / "empty")
     (tmp_path / "broken").mkdir()
     (tmp_path / "broken" / "a.jpg").write_bytes(b"xx")
-    with pytest.raises(DataError, match=r"no readable images.*a\.jpg"):
-        ImageFolderData(tmp_path / "broken")
+    (tmp_path / "broken" / "b.png").write_bytes(b"")
+    with pytest.raises(DataError, match=r"no usable images.*a\.jpg \(not an image"):
+        ImageFolderData(tmp_path / "broken", check_headers=True)
+    with pytest.raises(DataError, match=r"no readable images.*all 1 failed to decode: a\.jpg \(not an image"):
+        extract_features(backbone, ImageFolderData(tmp_path / "broken"))
     with pytest.raises(DataError, match="does not exist"):
         ImageFolderData(tmp_path / "missing")
     with pytest.raises(DataError, match="unknown layout"):

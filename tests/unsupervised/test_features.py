@@ -147,16 +147,19 @@ def _truncated_jpeg(path):
     path.write_bytes(buffer.getvalue()[: len(buffer.getvalue()) // 2])
 
 
-def test_image_failing_at_decode_is_skipped_not_fatal(backbone, labelled_folder, tmp_path):
+def test_images_failing_at_decode_are_skipped_not_fatal(backbone, labelled_folder, tmp_path):
     _truncated_jpeg(labelled_folder / "banana" / "cut.jpg")
-    data = ImageFolderData(labelled_folder)
-    assert len(data) == 16 and data.skipped == []  # its header passed the scan
+    (labelled_folder / "cherry" / "page.jpg").write_text("<html>not a picture</html>")
+    data = ImageFolderData(labelled_folder, check_headers=True)
+    assert len(data) == 16 and data.skipped[0][0].endswith("page.jpg")  # cut.jpg's header looks fine
     cache = tmp_path / "cache"
-    features = extract_features(backbone, data, batch_size=4, cache_dir=cache, num_workers=1)
-    assert len(features) == 15 and all("cut.jpg" not in p for p in features.paths)
-    assert [(p.split("/")[-1], why.split(":")[0]) for p, why in features.skipped] == [("cut.jpg", "cannot decode")]
+    features = extract_features(backbone, ImageFolderData(labelled_folder), batch_size=4, cache_dir=cache,
+                                num_workers=1)
+    assert len(features) == 15 and all("cut.jpg" not in p and "page.jpg" not in p for p in features.paths)
+    assert [(p.split("/")[-1], why.split(":")[0].split(" (")[0]) for p, why in features.skipped] == [
+        ("cut.jpg", "cannot decode"), ("page.jpg", "not an image")]
     assert features.labels.tolist() == [0] * 5 + [1] * 5 + [2] * 5
-    good = ImageFolderData(labelled_folder).subset([i for i, p in enumerate(data.rel_paths) if "cut" not in p])
+    good = data.subset([i for i, p in enumerate(data.rel_paths) if "cut" not in p])
     np.testing.assert_allclose(np.asarray(features), _direct(backbone, good), rtol=1e-4, atol=1e-5)
     again = extract_features(backbone, ImageFolderData(labelled_folder), cache_dir=cache)
     assert again.skipped == features.skipped and np.array_equal(np.asarray(again), np.asarray(features))
