@@ -157,8 +157,10 @@ def main(argv: list[str] | None = None) -> int:
     best_share = max(r[2] for r in rows[1:])
     speedup = cold / warm
     print(f"cache (folder scan included): cold {cold:.2f}s, warm {warm:.3f}s: {speedup:.0f}x", flush=True)
-    print(f"{'PASS' if best_share >= 0.9 else 'FAIL'}: best pipeline at {best_share:.0%} of bare forward (bar 90%)")
-    print(f"{'PASS' if speedup >= 20 else 'FAIL'}: warm cache {speedup:.0f}x faster than extraction (bar 20x)")
+    verdicts = [(best_share >= 0.9, f"best pipeline at {best_share:.0%} of bare forward (bar 90%)"),
+                (speedup >= 20, f"warm cache {speedup:.0f}x faster than extraction (bar 20x)")]
+    for ok, text in verdicts:
+        print(f"quick run, not the bar: {text}" if quick else f"{'PASS' if ok else 'FAIL'}: {text}")
     if args.json:
         Path(args.json).write_text(json.dumps({
             "arch": arch, "images": count, "image_size": [width, height], "input_size": input_size,
