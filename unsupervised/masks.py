@@ -28,9 +28,10 @@ CATEGORIES_FILE = "categories.json"
 MASK_EXTENSION = ".png"
 MaskKey = Union[int, str]
 
-# transform steps that change pixel values only, never geometry (torchvision v1 and v2 names)
+# transform steps that change pixel values only, never geometry (torchvision v1 and v2, and timm names)
 _PHOTOMETRIC = {
     "ToTensor", "PILToTensor", "ToImage", "ToDtype", "ToPureTensor", "ConvertImageDtype", "Normalize",
+    "MaybeToTensor", "MaybePILToTensor", "ToNumpy",
     "Grayscale", "ColorJitter", "RandomGrayscale", "GaussianBlur", "RandomInvert", "RandomPosterize",
     "RandomSolarize", "RandomAdjustSharpness", "RandomAutocontrast", "RandomEqualize", "Identity",
 }
