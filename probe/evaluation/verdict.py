@@ -61,25 +61,30 @@ def _missing(*values: float | None) -> bool:
     return any(v is None for v in values)
 
 
+def _beats(value: float, baseline: float, margin: float) -> bool:
+    """``value - baseline >= margin``, with a 1e-9 allowance so that 0.35 − 0.25 counts as 0.10."""
+    return value - baseline >= margin - 1e-9
+
+
 def _agreement(e: Evidence) -> bool | None:
     if _missing(e.agreement, e.agreement_control):
         return None
-    return e.agreement - e.agreement_control >= AGREEMENT_MARGIN
+    return _beats(e.agreement, e.agreement_control, AGREEMENT_MARGIN)
 
 
 def _localisation(e: Evidence) -> bool | None:
     needed = (e.pointing, e.pointing_control, e.pointing_centre, e.energy, e.energy_control, e.energy_uniform)
     if _missing(*needed):
         return None
-    points = e.pointing - max(e.pointing_control, e.pointing_centre) >= POINTING_MARGIN
-    energy = e.energy - max(e.energy_control, e.energy_uniform) >= ENERGY_MARGIN
+    points = _beats(e.pointing, max(e.pointing_control, e.pointing_centre), POINTING_MARGIN)
+    energy = _beats(e.energy, max(e.energy_control, e.energy_uniform), ENERGY_MARGIN)
     return points and energy
 
 
 def _faithfulness(e: Evidence) -> bool | None:
     if _missing(e.faithfulness_gap, e.faithfulness_gap_control):
         return None
-    return e.faithfulness_gap > 0 and e.faithfulness_gap - e.faithfulness_gap_control >= FAITHFULNESS_MARGIN
+    return e.faithfulness_gap > 0 and _beats(e.faithfulness_gap, e.faithfulness_gap_control, FAITHFULNESS_MARGIN)
 
 
 def _fmt(value: float | None) -> str:

@@ -60,8 +60,22 @@ class SpecificitySummary:
     images: int
 
 
+class _PerturbationGap:
+    """Mixin for results with ``positive_perturbation_auc`` / ``negative_perturbation_auc`` fields."""
+
+    positive_perturbation_auc: float | None
+    negative_perturbation_auc: float | None
+
+    @property
+    def faithfulness_gap(self) -> float | None:
+        """Negative minus positive perturbation AUC (None if either is missing)."""
+        if self.positive_perturbation_auc is None or self.negative_perturbation_auc is None:
+            return None
+        return self.negative_perturbation_auc - self.positive_perturbation_auc
+
+
 @dataclass
-class MethodResults:
+class MethodResults(_PerturbationGap):
     """Every figure of one attribution method on one backbone."""
 
     positive_perturbation_auc: float | None = None
@@ -75,13 +89,6 @@ class MethodResults:
     average_precision: float | None = None
     sanity: SanityCurve | None = None
     specificity: SpecificitySummary | None = None
-
-    @property
-    def faithfulness_gap(self) -> float | None:
-        """Negative minus positive perturbation AUC."""
-        if self.positive_perturbation_auc is None or self.negative_perturbation_auc is None:
-            return None
-        return self.negative_perturbation_auc - self.positive_perturbation_auc
 
 
 @dataclass
@@ -107,7 +114,7 @@ class Member:
 
 
 @dataclass
-class PseudoClass:
+class PseudoClass(_PerturbationGap):
     """One pseudo-class: its size and label agreement, the primary method's figures on its images."""
 
     id: int
@@ -121,12 +128,6 @@ class PseudoClass:
     positive_perturbation_auc: float | None = None
     negative_perturbation_auc: float | None = None
     members: list[Member] = field(default_factory=list)
-
-    @property
-    def faithfulness_gap(self) -> float | None:
-        if self.positive_perturbation_auc is None or self.negative_perturbation_auc is None:
-            return None
-        return self.negative_perturbation_auc - self.positive_perturbation_auc
 
 
 @dataclass

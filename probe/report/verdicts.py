@@ -6,7 +6,7 @@ from dataclasses import dataclass
 
 from probe.evaluation.verdict import Evidence, Verdict, judge
 
-from .results import BackboneResults, PseudoClass, RunResults
+from .results import BackboneResults, MethodResults, PseudoClass, RunResults
 
 CONTROL_STATEMENT = "Random-init control: the baseline every figure of its backbone is compared with."
 
@@ -19,48 +19,42 @@ class BackboneVerdicts:
     pseudo_classes: list[Verdict]
 
 
-def _control_figures(control: BackboneResults | None, method: str) -> dict:
-    if control is None:
-        return {"pointing_control": None, "energy_control": None, "faithfulness_gap_control": None}
-    m = control.methods.get(method)
-    return {
-        "pointing_control": m.pointing_game if m else None,
-        "energy_control": m.mask_energy if m else None,
-        "faithfulness_gap_control": m.faithfulness_gap if m else None,
-    }
+def _evidence(
+    agreement: tuple[str, float | None, float | None],
+    figures: BackboneResults | PseudoClass,
+    method_figures: MethodResults | PseudoClass,
+    control: BackboneResults | None,
+    method: str,
+) -> Evidence:
+    """Evidence from (agreement name, value, control value), the baselines' holder, the primary method's figures."""
+    name, value, control_value = agreement
+    c = control.methods.get(method) if control is not None else None
+    return Evidence(
+        agreement=value,
+        agreement_control=control_value,
+        agreement_name=name,
+        pointing=method_figures.pointing_game,
+        pointing_control=c.pointing_game if c else None,
+        pointing_centre=figures.centre_pointing_game,
+        energy=method_figures.mask_energy,
+        energy_control=c.mask_energy if c else None,
+        energy_uniform=figures.mask_fraction,
+        faithfulness_gap=method_figures.faithfulness_gap,
+        faithfulness_gap_control=c.faithfulness_gap if c else None,
+        method=method,
+    )
 
 
 def backbone_evidence(backbone: BackboneResults, control: BackboneResults | None, method: str) -> Evidence:
     """Evidence for a whole backbone: NMI, the primary method's backbone-level figures, vs the control."""
-    m = backbone.methods[method]
-    return Evidence(
-        agreement=backbone.clustering.nmi,
-        agreement_control=control.clustering.nmi if control else None,
-        agreement_name="NMI",
-        pointing=m.pointing_game,
-        pointing_centre=backbone.centre_pointing_game,
-        energy=m.mask_energy,
-        energy_uniform=backbone.mask_fraction,
-        faithfulness_gap=m.faithfulness_gap,
-        method=method,
-        **_control_figures(control, method),
-    )
+    agreement = ("NMI", backbone.clustering.nmi, control.clustering.nmi if control else None)
+    return _evidence(agreement, backbone, backbone.methods[method], control, method)
 
 
 def class_evidence(pc: PseudoClass, control: BackboneResults | None, method: str) -> Evidence:
     """Evidence for one pseudo-class: its purity and figures vs the control's backbone-level ones."""
-    return Evidence(
-        agreement=pc.purity,
-        agreement_control=control.clustering.purity if control else None,
-        agreement_name="purity",
-        pointing=pc.pointing_game,
-        pointing_centre=pc.centre_pointing_game,
-        energy=pc.mask_energy,
-        energy_uniform=pc.mask_fraction,
-        faithfulness_gap=pc.faithfulness_gap,
-        method=method,
-        **_control_figures(control, method),
-    )
+    agreement = ("purity", pc.purity, control.clustering.purity if control else None)
+    return _evidence(agreement, pc, pc, control, method)
 
 
 def _control_verdict() -> Verdict:

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import numpy as np
-import pytest
 
 from probe.report import (
     BackboneResults,
@@ -97,8 +96,3 @@ def make_results(*, labels: bool = True, masks: bool = True, control_maps: bool 
         skipped=[SkippedImage(HOSTILE_SKIP, "cannot identify image file <bad>")],
         settings={"k": 2, "seed": 0, "weights": "ckpt <v1>.pth"}, timings={"extract": 1.5, "explain": 3.25},
     )
-
-
-@pytest.fixture
-def results() -> RunResults:
-    return make_results()
