@@ -27,6 +27,7 @@ from .localization import (
 )
 from .sanity import SANITY_MAX_FINAL_SIMILARITY, SanityResult, cascading_randomization, parameter_layers
 from .specificity import SpecificityResult, TwoObjectPairs, class_specificity, two_object_pairs
+from .summary import MapEvaluation, evaluate_maps
 from .verdict import (
     AGREEMENT_MARGIN,
     ENERGY_MARGIN,
@@ -48,6 +49,7 @@ __all__ = [
     "Evidence",
     "ExplainFn",
     "FaithfulnessResult",
+    "MapEvaluation",
     "PerturbationCurve",
     "SanityResult",
     "SegmentationCounts",
@@ -60,6 +62,7 @@ __all__ = [
     "cascading_randomization",
     "centre_pointing_game",
     "class_specificity",
+    "evaluate_maps",
     "explain_in_batches",
     "explainer",
     "faithfulness",

@@ -31,9 +31,8 @@ from .results import (
     SpecificityExample,
     SpecificitySummary,
     curve,
-    faithfulness_fields,
+    method_results,
     sanity_curve,
-    segmentation_fields,
     specificity_summary,
 )
 from .verdicts import assess
@@ -54,9 +53,8 @@ __all__ = [
     "assess",
     "build_metrics",
     "curve",
-    "faithfulness_fields",
+    "method_results",
     "sanity_curve",
-    "segmentation_fields",
     "specificity_summary",
     "validate_metrics",
     "write_report",

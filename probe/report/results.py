@@ -28,7 +28,7 @@ from typing import Sequence
 import numpy as np
 
 from probe.errors import ProbeValueError
-from probe.evaluation import FaithfulnessResult, SanityResult, SegmentationCounts, SpecificityResult
+from probe.evaluation import MapEvaluation, SanityResult, SpecificityResult
 
 ROLES = ("probe", "control")
 
@@ -215,19 +215,25 @@ def curve(fractions: Sequence[float], values: Sequence[float | None]) -> Curve:
     return Curve([float(x) for x in fractions], [None if v is None else float(v) for v in values])
 
 
-def faithfulness_fields(result: FaithfulnessResult) -> dict:
-    """``MethodResults`` keyword arguments from a :class:`~probe.evaluation.FaithfulnessResult`."""
-    return {
-        "positive_perturbation_auc": result.positive.auc,
-        "negative_perturbation_auc": result.negative.auc,
-        "positive_curve": curve(result.positive.fractions, result.positive.survival.tolist()),
-        "negative_curve": curve(result.negative.fractions, result.negative.survival.tolist()),
-    }
-
-
-def segmentation_fields(counts: SegmentationCounts) -> dict:
-    """``MethodResults`` keyword arguments (mIoU, pixel accuracy, AP) from segmentation counts."""
-    return {"miou": counts.miou, "pixel_accuracy": counts.pixel_accuracy, "average_precision": counts.average_precision}
+def method_results(
+    evaluation: MapEvaluation, *, sanity: SanityResult | None = None, specificity: SpecificityResult | None = None
+) -> MethodResults:
+    """A :class:`MethodResults` from :func:`probe.evaluation.evaluate_maps` and, if run, the sanity and specificity tests."""
+    figures = evaluation.overall()
+    f = evaluation.faithfulness
+    return MethodResults(
+        positive_perturbation_auc=figures["positive_perturbation_auc"],
+        negative_perturbation_auc=figures["negative_perturbation_auc"],
+        positive_curve=curve(f.positive.fractions, f.positive.survival.tolist()),
+        negative_curve=curve(f.negative.fractions, f.negative.survival.tolist()),
+        pointing_game=figures["pointing_game"],
+        mask_energy=figures["mask_energy"],
+        miou=figures["miou"],
+        pixel_accuracy=figures["pixel_accuracy"],
+        average_precision=figures["average_precision"],
+        sanity=sanity_curve(sanity) if sanity is not None else None,
+        specificity=specificity_summary(specificity) if specificity is not None else None,
+    )
 
 
 def sanity_curve(result: SanityResult) -> SanityCurve:
