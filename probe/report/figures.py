@@ -192,17 +192,18 @@ def metric_bars(backbone: BackboneResults, control: BackboneResults | None, meth
     return _save_figure(fig, path)
 
 
-def sanity_figure(backbone: BackboneResults, path: Path) -> Path | None:
+def sanity_figure(backbone: BackboneResults, control: BackboneResults | None, method: str, path: Path) -> Path | None:
     """Spearman similarity to the original maps per cascading-randomisation step; None if not measured."""
-    curves = [(name, m.sanity) for name, m in backbone.methods.items() if m.sanity is not None]
+    curves = [(label, m.sanity, colour, style) for label, m, colour, style in _series(backbone, control, method)
+              if m.sanity is not None]
     if not curves:
         return None
     fig = Figure(figsize=(9, 3.6), layout="constrained")
     ax = fig.subplots()
-    for i, (name, c) in enumerate(curves):
+    for label, c, colour, style in curves:
         y = [np.nan if v is None else v for v in c.similarity]
-        ax.plot(range(len(y)), y, "-o", color=PALETTE[i % len(PALETTE)], markersize=3, label=name)
-    steps = curves[0][1].steps
+        ax.plot(range(len(y)), y, style, marker="o", color=colour, markersize=3, label=label)
+    steps = max((c.steps for _, c, _, _ in curves), key=len)
     ax.set_xticks(range(len(steps)), [s if len(s) <= 22 else s[:20] + "…" for s in steps], rotation=30, ha="right", fontsize=8)
     ax.set_ylabel("Spearman similarity to original")
     ax.set_xlabel("randomised down to (cumulative, from the top layer)")
@@ -241,7 +242,7 @@ def write_figures(results: RunResults, report_dir: Path) -> dict[str, BackboneFi
         for attr, stem, draw in (
             ("perturbation", "perturbation", lambda p: perturbation_figure(b, control, results.method, p)),
             ("bars", "metrics", lambda p: metric_bars(b, control, results.method, p)),
-            ("sanity", "sanity", lambda p: sanity_figure(b, p)),
+            ("sanity", "sanity", lambda p: sanity_figure(b, control, results.method, p)),
         ):
             if draw(report_dir / rel(stem)) is not None:
                 setattr(done, attr, rel(stem))
