@@ -29,13 +29,17 @@ def model_device(model: torch.nn.Module) -> torch.device:
 
 
 def check_maps(maps: torch.Tensor, name: str = "maps") -> torch.Tensor:
-    """Return ``maps`` as a floating tensor ``[N, H, W]``; a clear error otherwise."""
+    """Return ``maps`` as a finite floating tensor ``[N, H, W]``; a clear error otherwise."""
     if not isinstance(maps, torch.Tensor):
         raise ProbeTypeError(f"{name} must be a torch.Tensor [N, H, W], got {type(maps).__name__}")
     if maps.dim() != 3:
         raise ProbeValueError(f"{name} must have shape [N, H, W], got {tuple(maps.shape)}")
     if not maps.is_floating_point():
         maps = maps.float()
+    finite = torch.isfinite(maps).flatten(1).all(dim=1)
+    if not bool(finite.all()):
+        bad = torch.nonzero(~finite).flatten()[:5].tolist()
+        raise ProbeValueError(f"{name} contain NaN or infinite values (images {bad}{', …' if (~finite).sum() > 5 else ''})")
     return maps.detach()
 
 

@@ -26,6 +26,7 @@ from .results import BackboneResults, Member, RunResults, SpecificityExample
 OVERLAY_CMAP = "RdBu_r"
 OVERLAY_ALPHA = 0.75
 TILE = 128  # smallest tile side in strips: small images are enlarged (nearest neighbour) to at least this
+TILE_MAX = 160  # largest tile side: big images are shrunk, so a report with many classes stays small
 GAP = 4
 PALETTE = ("#d62728", "#1f77b4", "#2ca02c", "#9467bd", "#ff7f0e", "#8c564b", "#e377c2", "#17becf")
 CONTROL_COLOUR = "#7f7f7f"
@@ -73,14 +74,20 @@ def overlay(image: np.ndarray, relevance: np.ndarray, alpha: float = OVERLAY_ALP
     return np.round((rgb * (1 - weight) + colour * weight) * 255).astype(np.uint8)
 
 
-def _enlarge(tile: np.ndarray, min_side: int) -> np.ndarray:
-    factor = max(1, -(-min_side // min(tile.shape[:2])))
+def _fit(tile: np.ndarray, min_side: int = TILE, max_side: int = TILE_MAX) -> np.ndarray:
+    """Enlarge small tiles by an integer factor (crisp pixels), shrink big ones to ``max_side``."""
+    longest = max(tile.shape[:2])
+    if longest > max_side:
+        scale = max_side / longest
+        size = (max(1, round(tile.shape[1] * scale)), max(1, round(tile.shape[0] * scale)))
+        return np.asarray(Image.fromarray(tile).resize(size, Image.LANCZOS))
+    factor = max(1, min(-(-min_side // min(tile.shape[:2])), max_side // longest))
     return tile.repeat(factor, axis=0).repeat(factor, axis=1) if factor > 1 else tile
 
 
-def _grid(rows: Sequence[Sequence[np.ndarray | None]], min_side: int = TILE) -> np.ndarray:
+def _grid(rows: Sequence[Sequence[np.ndarray | None]]) -> np.ndarray:
     """Tiles (uint8 HWC, or None for an empty cell) laid out in rows on a white background."""
-    tiles = [[None if t is None else _enlarge(t, min_side) for t in row] for row in rows]
+    tiles = [[None if t is None else _fit(t) for t in row] for row in rows]
     present = [t for row in tiles for t in row if t is not None]
     if not present:
         raise ProbeValueError("nothing to draw in an image strip")

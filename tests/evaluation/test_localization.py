@@ -141,3 +141,10 @@ def test_shape_errors_name_the_argument():
     with pytest.raises(ProbeValueError, match=r"maps must have shape \[N, H, W\]"):
         pointing_game(torch.zeros(4, 4), torch.zeros(4, 4, dtype=torch.bool))
     assert np.isfinite(pointing_game(torch.zeros(1, 4, 4), torch.ones(1, 4, 4)).numpy()).all()
+
+
+def test_non_finite_maps_are_refused_with_the_image_index():
+    maps = torch.zeros(3, 4, 4)
+    maps[2, 1, 1] = float("nan")
+    with pytest.raises(ProbeValueError, match=r"NaN or infinite values \(images \[2\]\)"):
+        mask_energy(maps, torch.ones(3, 4, 4, dtype=torch.bool))

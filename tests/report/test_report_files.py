@@ -135,3 +135,12 @@ def test_rewrite_replaces_old_figures(tmp_path):
     names = {p.name for p in (tmp_path / "figures").iterdir()}
     assert "stale.png" not in names and "b0_specificity0.png" not in names
     assert not [p for p in tmp_path.iterdir() if p.name.startswith(".")]
+
+
+def test_strip_tiles_are_enlarged_or_shrunk_to_a_readable_size(tmp_path):
+    from probe.report.figures import TILE, TILE_MAX, _fit
+
+    assert _fit(np.zeros((32, 32, 3), np.uint8)).shape == (128, 128, 3)  # 32 px x4, pixels kept crisp
+    assert _fit(np.zeros((224, 300, 3), np.uint8)).shape == (round(224 * TILE_MAX / 300), TILE_MAX, 3)
+    assert _fit(np.zeros((150, 150, 3), np.uint8)).shape == (150, 150, 3)
+    assert TILE <= TILE_MAX
