@@ -39,7 +39,8 @@ def check_maps(maps: torch.Tensor, name: str = "maps") -> torch.Tensor:
     finite = torch.isfinite(maps).flatten(1).all(dim=1)
     if not bool(finite.all()):
         bad = torch.nonzero(~finite).flatten()[:5].tolist()
-        raise ProbeValueError(f"{name} contain NaN or infinite values (images {bad}{', …' if (~finite).sum() > 5 else ''})")
+        more = ", …" if int((~finite).sum()) > 5 else ""
+        raise ProbeValueError(f"{name} contain NaN or infinite values (images {bad}{more})")
     return maps.detach()
 
 
@@ -78,10 +79,10 @@ def average_ranks(x: torch.Tensor) -> torch.Tensor:
     new_group[:, 1:] = values[:, 1:] != values[:, :-1]
     group = torch.cumsum(new_group.long(), dim=1) - 1 + torch.arange(n, device=x.device).unsqueeze(1) * m
     positions = torch.arange(1, m + 1, device=x.device, dtype=torch.float64).expand(n, m)
-    total = torch.zeros(n * m, device=x.device, dtype=torch.float64).index_add_(0, group.reshape(-1), positions.reshape(-1))
-    count = torch.zeros(n * m, device=x.device, dtype=torch.float64).index_add_(
-        0, group.reshape(-1), torch.ones(n * m, device=x.device, dtype=torch.float64)
-    )
+    flat_group = group.reshape(-1)
+    zeros = torch.zeros(n * m, device=x.device, dtype=torch.float64)
+    total = zeros.clone().index_add_(0, flat_group, positions.reshape(-1))
+    count = zeros.index_add_(0, flat_group, torch.ones_like(zeros))
     mean_rank = (total / count.clamp(min=1))[group]
     ranks = torch.empty_like(mean_rank)
     ranks.scatter_(1, order, mean_rank)

@@ -82,7 +82,9 @@ def perturbation_auc(fractions: Sequence[float], survival: Sequence[float] | tor
     x = torch.as_tensor(list(fractions), dtype=torch.float64)
     y = torch.as_tensor(survival, dtype=torch.float64).reshape(-1)
     if x.numel() < 2 or x.numel() != y.numel():
-        raise ProbeValueError(f"perturbation_auc needs >= 2 matching points, got {x.numel()} fractions, {y.numel()} values")
+        raise ProbeValueError(
+            f"perturbation_auc needs >= 2 matching points, got {x.numel()} fractions, {y.numel()} values"
+        )
     width = float(x[-1] - x[0])
     if width <= 0:
         raise ProbeValueError("perturbation_auc: fractions must increase")
@@ -119,7 +121,9 @@ def removal_masks(maps: torch.Tensor, fraction: float, mode: str) -> torch.Tenso
     return (ranks < k).reshape(maps.shape)
 
 
-def _black(mean: Sequence[float] | None, std: Sequence[float] | None, channels: int, like: torch.Tensor) -> torch.Tensor:
+def _black(
+    mean: Sequence[float] | None, std: Sequence[float] | None, channels: int, like: torch.Tensor
+) -> torch.Tensor:
     """Value of an unnormalised-black pixel in the normalised input space, ``[1, C, 1, 1]``."""
     if mean is None and std is None:
         return torch.zeros(1, channels, 1, 1, dtype=like.dtype, device=like.device)
@@ -156,7 +160,9 @@ def perturbation_hits(
     """
     maps = check_maps(maps)
     if images.dim() != 4 or images.shape[0] != maps.shape[0] or tuple(images.shape[2:]) != tuple(maps.shape[1:]):
-        raise ProbeValueError(f"images {tuple(images.shape)} do not match maps {tuple(maps.shape)} ([N, C, H, W] vs [N, H, W])")
+        raise ProbeValueError(
+            f"images {tuple(images.shape)} do not match maps {tuple(maps.shape)} ([N, C, H, W] vs [N, H, W])"
+        )
     for mode in modes:
         if mode not in MODES:
             raise ProbeValueError(f"unknown perturbation mode {mode!r}; valid: {', '.join(MODES)}")

@@ -165,7 +165,7 @@ def segmentation_counts(maps: torch.Tensor, masks: torch.Tensor, *, rule: str = 
 
 
 def _hits_within(points: torch.Tensor, masks: torch.Tensor, tolerance: float) -> torch.Tensor:
-    """1.0 where some mask pixel lies within ``tolerance`` (Euclidean) of the point ``(y, x)``, else 0; NaN for empty masks."""
+    """1 where a mask pixel lies within ``tolerance`` (Euclidean) of the point ``(y, x)``, else 0; NaN: empty mask."""
     n, h, w = masks.shape
     ys = torch.arange(h, device=masks.device, dtype=torch.float64).reshape(1, h, 1)
     xs = torch.arange(w, device=masks.device, dtype=torch.float64).reshape(1, 1, w)

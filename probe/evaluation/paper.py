@@ -104,7 +104,9 @@ def load_probe_run(run_dir: str | Path, device: torch.device) -> Classifier:
     try:
         from probe.pipeline import load_probe_model
     except ImportError as exc:
-        raise ProbeError(f"{run_dir}: reading a probe run directory needs probe.pipeline.load_probe_model ({exc})") from exc
+        raise ProbeError(
+            f"{run_dir}: reading a probe run directory needs probe.pipeline.load_probe_model ({exc})"
+        ) from exc
     model, mean, std, num_classes = load_probe_model(run_dir, device=device)
     return Classifier(model.eval(), mean, std, num_classes, f"probe run {run_dir}")
 
@@ -152,7 +154,9 @@ def read_class_index(path: str | Path) -> dict[str, int]:
 class ValFolder(torch.utils.data.Dataset):
     """An ImageFolder-style validation set: ``root/<class folder>/<image>``, sorted, first ``limit`` images."""
 
-    def __init__(self, root: str | Path, class_index: dict[str, int] | None, num_classes: int, transform, limit: int | None):
+    def __init__(
+        self, root: str | Path, class_index: dict[str, int] | None, num_classes: int, transform, limit: int | None
+    ):
         self.root = Path(root)
         if not self.root.is_dir():
             raise ProbeValueError(f"--imagenet-val {self.root}: not a folder")
@@ -229,7 +233,9 @@ def run_perturbation(
             with torch.no_grad():
                 targets = clf.model(x).argmax(dim=1)
         maps = explain_fn(clf.model, x, targets)
-        curves = perturbation_hits(clf.model, x, maps, labels, mean=clf.mean, std=clf.std, batch_size=batch_size, device=device)
+        curves = perturbation_hits(
+            clf.model, x, maps, labels, mean=clf.mean, std=clf.std, batch_size=batch_size, device=device
+        )
         for mode in hits:
             hits[mode].append(curves[mode].hits)
     if not hits["positive"]:
@@ -295,7 +301,8 @@ def _seg_batches(seg: GtSegs, clf: Classifier, image_size: int, limit: int | Non
         for i in range(start, min(start + batch_size, count)):
             images.append(transform(Image.fromarray(seg.image(i))))
             mask = Image.fromarray(seg.mask(i).astype(np.uint8))
-            masks.append(torch.from_numpy(np.array(TF.resize(mask, [image_size, image_size], InterpolationMode.NEAREST))) != 0)
+            resized = TF.resize(mask, [image_size, image_size], InterpolationMode.NEAREST)
+            masks.append(torch.from_numpy(np.array(resized)) != 0)
         yield torch.stack(images), torch.stack(masks)
 
 
@@ -317,7 +324,8 @@ def run_segmentation(
     counts = SegmentationCounts()
     try:
         total = -(-min(len(seg), limit or len(seg)) // batch_size)
-        for x, masks in progress(_seg_batches(seg, clf, image_size, limit, batch_size), desc="segmentation", total=total, unit="batch"):
+        batches = _seg_batches(seg, clf, image_size, limit, batch_size)
+        for x, masks in progress(batches, desc="segmentation", total=total, unit="batch"):
             x = x.to(device)
             with torch.no_grad():
                 top1 = clf.model(x).argmax(dim=1)
@@ -333,10 +341,13 @@ def format_table(results: dict) -> str:
     lines = [f"model {results['model']} · method {results['method']}"]
     if "perturbation" in results:
         p = results["perturbation"]
-        lines.append(f"perturbation on {p['images']} images (maps for the {p['explained_class']} class), top-1 accuracy per step:")
+        lines.append(
+            f"perturbation on {p['images']} images (maps for the {p['explained_class']} class), top-1 accuracy per step:"
+        )
         lines.append("  removed   " + " ".join(f"{f:>5.0%}" for f in p["fractions"]))
         for mode in ("positive", "negative"):
-            lines.append(f"  {mode:<9} " + " ".join(f"{a:5.3f}" for a in p[mode]["accuracy"]) + f"   AUC {p[mode]['auc']:.4f}")
+            steps = " ".join(f"{a:5.3f}" for a in p[mode]["accuracy"])
+            lines.append(f"  {mode:<9} {steps}   AUC {p[mode]['auc']:.4f}")
     if "segmentation" in results:
         s = results["segmentation"]
         fmt = lambda v: "n/a" if v is None else f"{v:.4f}"  # noqa: E731
@@ -349,7 +360,8 @@ def format_table(results: dict) -> str:
 
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="paper_benchmarks.py", description=__doc__.split("\n\n")[0])
-    p.add_argument("--model", required=True, help="torchvision classifier name (with --weights) or a `probe run` output directory")
+    p.add_argument("--model", required=True,
+                   help="torchvision classifier name (with --weights) or a `probe run` output directory")
     p.add_argument("--weights", help="local state-dict file of the torchvision classifier")
     p.add_argument("--imagenet-val", help="ImageNet-style validation folder (one sub-folder per class)")
     p.add_argument("--class-index", help="folder -> output index mapping (JSON or text); default: sorted folders")
@@ -381,7 +393,8 @@ def main(argv: Sequence[str] | None = None, *, explain_fn: ExplainFn | None = No
                               "cpu" if args.device == "auto" else args.device)
         clf = resolve_model(args.model, args.weights, device)
         explain_fn = explain_fn or explainer(args.method)
-        common = dict(explain_fn=explain_fn, image_size=args.image_size, limit=args.limit, batch_size=args.batch_size, device=device)
+        common = dict(explain_fn=explain_fn, image_size=args.image_size, limit=args.limit,
+                      batch_size=args.batch_size, device=device)
         results: dict = {"model": clf.name, "method": args.method, "image_size": args.image_size}
         if args.imagenet_val:
             index = read_class_index(args.class_index) if args.class_index else None

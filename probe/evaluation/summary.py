@@ -93,7 +93,8 @@ def evaluate_maps(
     columns: dict[str, list[torch.Tensor]] = {"pointing": [], "energy": [], "centre": [], "area": []}
     segmentation = SegmentationCounts()
     for start in range(0, maps.shape[0], batch_size):  # chunks keep the [N, H, W] temporaries small
-        m, k, obj = maps[start : start + batch_size], masks[start : start + batch_size], has_object[start : start + batch_size]
+        chunk = slice(start, start + batch_size)
+        m, k, obj = maps[chunk], masks[chunk], has_object[chunk]
         columns["pointing"].append(pointing_game(m, k, tolerance))
         columns["energy"].append(mask_energy(m, k))
         columns["centre"].append(centre_pointing_game(k, tolerance))

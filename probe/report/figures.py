@@ -21,7 +21,7 @@ from PIL import Image
 
 from probe.errors import ProbeValueError
 
-from .results import BackboneResults, Member, RunResults, SpecificityExample
+from .results import BackboneResults, Member, MethodResults, RunResults, SpecificityExample
 
 OVERLAY_CMAP = "RdBu_r"
 OVERLAY_ALPHA = 0.75
@@ -123,7 +123,8 @@ def member_strip(members: Sequence[Member], path: Path) -> Path:
 def specificity_strip(example: SpecificityExample, path: Path) -> Path:
     """PNG: the two-object image, the map of object a's pseudo-class, the map of object b's."""
     image = np.round(as_rgb(example.image) * 255).astype(np.uint8)
-    return _save_png(path, _grid([[image, overlay(example.image, example.maps[0]), overlay(example.image, example.maps[1])]]))
+    maps = [overlay(example.image, m) for m in example.maps]
+    return _save_png(path, _grid([[image, *maps]]))
 
 
 def _save_figure(fig: Figure, path: Path) -> Path:
@@ -133,7 +134,9 @@ def _save_figure(fig: Figure, path: Path) -> Path:
     return path
 
 
-def _series(backbone: BackboneResults, control: BackboneResults | None, method: str) -> list[tuple[str, object, str, str]]:
+def _series(
+    backbone: BackboneResults, control: BackboneResults | None, method: str
+) -> list[tuple[str, MethodResults, str, str]]:
     """(legend label, MethodResults, colour, line style) for every method, then the control's primary method."""
     series = [(name, m, PALETTE[i % len(PALETTE)], "-") for i, (name, m) in enumerate(backbone.methods.items())]
     if control is not None and method in control.methods:
@@ -187,7 +190,10 @@ def metric_bars(backbone: BackboneResults, control: BackboneResults | None, meth
                 ys.append(value)
         hatch = "//" if label.startswith("control") else None
         ax.bar(xs, ys, width=width, color=colour, hatch=hatch, edgecolor="white", label=label)
-    baselines = {"pointing_game": (backbone.centre_pointing_game, "centre point"), "mask_energy": (backbone.mask_fraction, "mask area")}
+    baselines = {
+        "pointing_game": (backbone.centre_pointing_game, "centre point"),
+        "mask_energy": (backbone.mask_fraction, "mask area"),
+    }
     for i, (key, _) in enumerate(metrics):
         value, label = baselines.get(key, (None, ""))
         if value is not None:
@@ -211,7 +217,8 @@ def sanity_figure(backbone: BackboneResults, control: BackboneResults | None, me
         y = [np.nan if v is None else v for v in c.similarity]
         ax.plot(range(len(y)), y, style, marker="o", color=colour, markersize=3, label=label)
     steps = max((c.steps for _, c, _, _ in curves), key=len)
-    ax.set_xticks(range(len(steps)), [s if len(s) <= 22 else s[:20] + "…" for s in steps], rotation=30, ha="right", fontsize=8)
+    labels = [s if len(s) <= 22 else s[:20] + "…" for s in steps]
+    ax.set_xticks(range(len(steps)), labels, rotation=30, ha="right", fontsize=8)
     ax.set_ylabel("Spearman similarity to original")
     ax.set_xlabel("randomised down to (cumulative, from the top layer)")
     ax.set_ylim(-0.25, 1.05)
