@@ -12,7 +12,8 @@ an explicit margin (absolute difference, all figures in [0, 1]):
 - faithfulness: the perturbation gap (negative AUC − positive AUC) is positive and exceeds
   the control's by :data:`FAITHFULNESS_MARGIN`.
 
-A test with a missing figure or baseline is ``None`` (not measured). Localisation only
+A pseudo-class with fewer than :data:`MIN_CLASS_SIZE` members is not judged at all (its
+purity and means are too noisy). A test with a missing figure or baseline is ``None`` (not measured). Localisation only
 counts as evidence when the maps are faithful (otherwise it is treated as not measured).
 ``semantic`` is then False if agreement or (counted) localisation fails, True if at least
 one of them passes and none fails, and None when neither could be judged.
@@ -26,6 +27,7 @@ AGREEMENT_MARGIN = 0.10
 POINTING_MARGIN = 0.10
 ENERGY_MARGIN = 0.05
 FAITHFULNESS_MARGIN = 0.05
+MIN_CLASS_SIZE = 5
 
 
 @dataclass(frozen=True)
@@ -44,6 +46,7 @@ class Evidence:
     faithfulness_gap: float | None = None
     faithfulness_gap_control: float | None = None
     method: str = "agf"
+    size: int | None = None  # members of a pseudo-class (None for a whole backbone)
 
 
 @dataclass(frozen=True)
@@ -97,6 +100,9 @@ def _word(result: bool | None) -> str:
 
 def judge(evidence: Evidence, subject: str) -> Verdict:
     """Apply the rule of this module to ``evidence``; ``subject`` starts the statement (e.g. "Pseudo-class 3")."""
+    if evidence.size is not None and evidence.size < MIN_CLASS_SIZE:
+        return Verdict(None, None, None, None, f"{subject}: too small to judge ({evidence.size} members; "
+                                               f"the verdict needs at least {MIN_CLASS_SIZE}).")
     agreement = _agreement(evidence)
     localisation = _localisation(evidence)
     faithfulness = _faithfulness(evidence)

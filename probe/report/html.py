@@ -13,7 +13,14 @@ from typing import Iterable
 
 from probe import __version__
 from probe.evaluation.sanity import SANITY_MAX_FINAL_SIMILARITY
-from probe.evaluation.verdict import AGREEMENT_MARGIN, ENERGY_MARGIN, FAITHFULNESS_MARGIN, POINTING_MARGIN, Verdict
+from probe.evaluation.verdict import (
+    AGREEMENT_MARGIN,
+    ENERGY_MARGIN,
+    FAITHFULNESS_MARGIN,
+    MIN_CLASS_SIZE,
+    POINTING_MARGIN,
+    Verdict,
+)
 
 from .figures import BackboneFigures
 from .results import BackboneResults, MethodResults, PseudoClass, RunResults
@@ -285,7 +292,7 @@ def _definitions() -> str:
          f"energy beats the control and the mask area by ≥ {ENERGY_MARGIN:.2f}. Faithfulness passes when the perturbation gap "
          f"(negative − positive AUC) is positive and beats the control's by ≥ {FAITHFULNESS_MARGIN:.2f}. Object evidence "
          "only counts with faithful maps. Semantic: no test fails and labels or objects pass; not judged when neither "
-         "could be measured."),
+         f"could be measured, or for pseudo-classes with fewer than {MIN_CLASS_SIZE} members."),
     )
     body = "".join(f"<dt>{esc(t)}</dt><dd>{esc(d)}</dd>" for t, d in items)
     return f'<section id="definitions"><h2>Definitions</h2><dl class="defs">{body}</dl></section>'

@@ -25,6 +25,7 @@ def _evidence(
     method_figures: MethodResults | PseudoClass,
     control: BackboneResults | None,
     method: str,
+    size: int | None = None,
 ) -> Evidence:
     """Evidence from (agreement name, value, control value), the baselines' holder, the primary method's figures."""
     name, value, control_value = agreement
@@ -42,6 +43,7 @@ def _evidence(
         faithfulness_gap=method_figures.faithfulness_gap,
         faithfulness_gap_control=c.faithfulness_gap if c else None,
         method=method,
+        size=size,
     )
 
 
@@ -54,7 +56,7 @@ def backbone_evidence(backbone: BackboneResults, control: BackboneResults | None
 def class_evidence(pc: PseudoClass, control: BackboneResults | None, method: str) -> Evidence:
     """Evidence for one pseudo-class: its purity and figures vs the control's backbone-level ones."""
     agreement = ("purity", pc.purity, control.clustering.purity if control else None)
-    return _evidence(agreement, pc, pc, control, method)
+    return _evidence(agreement, pc, pc, control, method, size=pc.size)
 
 
 def _control_verdict() -> Verdict:

@@ -71,3 +71,10 @@ def test_a_negative_gap_never_passes_faithfulness():
 def test_missing_control_means_not_judged():
     v = judge(replace(GOOD, agreement_control=None, pointing_control=None), "x")
     assert v.agreement is None and v.localisation is None and v.semantic is None
+
+
+def test_tiny_pseudo_classes_are_not_judged():
+    v = judge(replace(GOOD, size=4), "Pseudo-class 9")
+    assert (v.semantic, v.agreement, v.localisation, v.faithfulness) == (None, None, None, None)
+    assert v.statement == "Pseudo-class 9: too small to judge (4 members; the verdict needs at least 5)."
+    assert judge(replace(GOOD, size=5), "x").semantic is True
