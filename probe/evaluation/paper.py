@@ -49,6 +49,7 @@ class Classifier:
     std: tuple[float, float, float] | None
     num_classes: int
     name: str
+    labelled: bool = True  # its outputs are the data set's classes (False: pseudo-classes of a probe)
 
 
 def _torchvision_names() -> list[str]:
@@ -108,7 +109,7 @@ def load_probe_run(run_dir: str | Path, device: torch.device) -> Classifier:
             f"{run_dir}: reading a probe run directory needs probe.pipeline.load_probe_model ({exc})"
         ) from exc
     model, mean, std, num_classes = load_probe_model(run_dir, device=device)
-    return Classifier(model.eval(), mean, std, num_classes, f"probe run {run_dir}")
+    return Classifier(model.eval(), mean, std, num_classes, f"probe run {run_dir}", labelled=False)
 
 
 def resolve_model(model: str, weights: str | None, device: torch.device) -> Classifier:
@@ -152,10 +153,13 @@ def read_class_index(path: str | Path) -> dict[str, int]:
 
 
 class ValFolder(torch.utils.data.Dataset):
-    """An ImageFolder-style validation set: ``root/<class folder>/<image>``, sorted, first ``limit`` images."""
+    """An ImageFolder-style validation set: ``root/<class folder>/<image>``, sorted, first ``limit`` images.
+
+    ``num_classes=None``: the labels are not used (a pseudo-class probe), folders are just numbered.
+    """
 
     def __init__(
-        self, root: str | Path, class_index: dict[str, int] | None, num_classes: int, transform, limit: int | None
+        self, root: str | Path, class_index: dict[str, int] | None, num_classes: int | None, transform, limit: int | None
     ):
         self.root = Path(root)
         if not self.root.is_dir():
@@ -164,7 +168,7 @@ class ValFolder(torch.utils.data.Dataset):
         if not folders:
             raise ProbeValueError(f"--imagenet-val {self.root}: no class sub-folders")
         if class_index is None:
-            if len(folders) != num_classes:
+            if num_classes is not None and len(folders) != num_classes:
                 raise ProbeValueError(
                     f"--imagenet-val {self.root} has {len(folders)} class folders but the model has {num_classes} "
                     "outputs; pass --class-index to map folders to output indices"
@@ -215,10 +219,18 @@ def run_perturbation(
     batch_size: int = 16,
     device: torch.device = torch.device("cpu"),
 ) -> dict:
-    """Positive and negative perturbation on an ImageNet-style folder; hits are counted against the labels."""
+    """Positive and negative perturbation on an ImageNet-style folder.
+
+    A classifier's hits are counted against the labels (as the published script); a pseudo-class
+    probe (``clf.labelled`` False) has no labels to match, so its maps explain the predicted
+    pseudo-class and a hit means that prediction survives.
+    """
     if explain_class not in ("label", "predicted"):
         raise ProbeValueError(f"explain_class must be 'label' or 'predicted', got {explain_class!r}")
-    data = ValFolder(folder, class_index, clf.num_classes, _transform(image_size, clf.mean, clf.std), limit)
+    if not clf.labelled:
+        explain_class = "predicted"
+    num_classes = clf.num_classes if clf.labelled else None
+    data = ValFolder(folder, class_index, num_classes, _transform(image_size, clf.mean, clf.std), limit)
     loader = torch.utils.data.DataLoader(data, batch_size=batch_size, shuffle=False, collate_fn=_collate)
     hits = {"positive": [], "negative": []}
     skipped: list[str] = []
@@ -233,15 +245,16 @@ def run_perturbation(
             with torch.no_grad():
                 targets = clf.model(x).argmax(dim=1)
         maps = explain_fn(clf.model, x, targets)
+        hit_target = labels if clf.labelled else targets
         curves = perturbation_hits(
-            clf.model, x, maps, labels, mean=clf.mean, std=clf.std, batch_size=batch_size, device=device
+            clf.model, x, maps, hit_target, mean=clf.mean, std=clf.std, batch_size=batch_size, device=device
         )
         for mode in hits:
             hits[mode].append(curves[mode].hits)
     if not hits["positive"]:
         raise ProbeValueError(f"--imagenet-val {folder}: no readable image")
     out = {"images": int(sum(h.shape[0] for h in hits["positive"])), "explained_class": explain_class,
-           "fractions": list(STEPS), "skipped": skipped}
+           "hits_against": "label" if clf.labelled else "prediction", "fractions": list(STEPS), "skipped": skipped}
     for mode, chunks in hits.items():
         survival = torch.cat(chunks).double().mean(dim=0)
         out[mode] = {"accuracy": survival.tolist(), "auc": perturbation_auc(STEPS, survival)}
@@ -341,9 +354,8 @@ def format_table(results: dict) -> str:
     lines = [f"model {results['model']} · method {results['method']}"]
     if "perturbation" in results:
         p = results["perturbation"]
-        lines.append(
-            f"perturbation on {p['images']} images (maps for the {p['explained_class']} class), top-1 accuracy per step:"
-        )
+        measure = "top-1 accuracy" if p["hits_against"] == "label" else "share of predictions kept"
+        lines.append(f"perturbation on {p['images']} images (maps for the {p['explained_class']} class), {measure}:")
         lines.append("  removed   " + " ".join(f"{f:>5.0%}" for f in p["fractions"]))
         for mode in ("positive", "negative"):
             steps = " ".join(f"{a:5.3f}" for a in p[mode]["accuracy"])

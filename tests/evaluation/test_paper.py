@@ -174,3 +174,15 @@ def test_command_line_errors(tmp_path, capsys):
         f.create_dataset("images", data=np.zeros(3))
     with pytest.raises(ProbeValueError, match=r"missing \['value/img', 'value/gt'\]; top-level keys: \['images'\]"):
         GtSegs(other)
+
+
+def test_a_pseudo_class_probe_tracks_its_own_prediction(tmp_path):
+    _folder(tmp_path / "val", {"x": 2, "y": 1, "z": 1})  # folder names mean nothing to a probe
+    region = torch.zeros(10, 10)
+    region[:3] = 1
+    probe = Classifier(RegionModel(region, offset=0.5).eval(), None, None, 2, "probe", labelled=False)
+    explain = lambda model, x, target: region.expand(x.shape[0], 10, 10)  # noqa: E731
+    out = run_perturbation(probe, tmp_path / "val", explain_fn=explain, image_size=10, explain_class="label")
+    assert out["hits_against"] == "prediction" and out["explained_class"] == "predicted"
+    assert out["positive"]["accuracy"] == pytest.approx([1.0, 1.0] + [0.0] * 8)  # every image starts as class 0
+    assert out["negative"]["accuracy"] == pytest.approx([1.0] * 9 + [0.0])
