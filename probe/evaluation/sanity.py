@@ -62,18 +62,40 @@ def parameter_layers(model: nn.Module) -> list[str]:
     return [name for name, module in model.named_modules() if any(True for _ in module.parameters(recurse=False))]
 
 
-def layer_groups(top_down: Sequence[str], max_steps: int) -> list[list[str]]:
-    """Split the top-down layer list into at most ``max_steps`` contiguous groups of near-equal size."""
+def _runs(top_down: Sequence[str], depth: int) -> list[tuple[str, list[str]]]:
+    """Contiguous runs of layers sharing their first ``depth`` name components, labelled by that prefix."""
+    runs: list[tuple[str, list[str]]] = []
+    for name in top_down:
+        prefix = ".".join(name.split(".")[:depth])
+        if runs and runs[-1][0] == prefix:
+            runs[-1][1].append(name)
+        else:
+            runs.append((prefix, [name]))
+    return runs
+
+
+def layer_groups(top_down: Sequence[str], max_steps: int) -> list[tuple[str, list[str]]]:
+    """Randomisation steps as (label, layer names), at most ``max_steps``, following the model's structure.
+
+    Layers are grouped by their module-name prefix at the deepest level that still gives at most
+    ``max_steps`` contiguous groups (e.g. ``fc``, ``layer4``, …, ``conv1`` for a torchvision ResNet).
+    A model too flat for that (a long Sequential) is cut into ``max_steps`` near-equal runs.
+    """
     if max_steps < 1:
         raise ProbeValueError(f"max_steps must be >= 1, got {max_steps}")
-    count = min(max_steps, len(top_down))
+    deepest = max(len(name.split(".")) for name in top_down)
+    best = None
+    for depth in range(1, deepest + 1):
+        runs = _runs(top_down, depth)
+        if len(runs) > max_steps:
+            break
+        best = runs
+    if best is not None:
+        return best
+    count = max_steps
     bounds = [round(i * len(top_down) / count) for i in range(count + 1)]
-    return [list(top_down[bounds[i] : bounds[i + 1]]) for i in range(count)]
-
-
-def group_label(names: Sequence[str]) -> str:
-    """A short label for a group of layers: the name itself, or ``first … last``."""
-    return names[0] if len(names) == 1 else f"{names[0]} … {names[-1]}"
+    chunks = [list(top_down[bounds[i] : bounds[i + 1]]) for i in range(count)]
+    return [(c[0] if len(c) == 1 else f"{c[0]} … {c[-1]}", c) for c in chunks]
 
 
 @torch.no_grad()
@@ -107,7 +129,7 @@ def cascading_randomization(
     """Cascading randomisation test of an explainer on ``images`` for fixed ``target`` classes.
 
     ``layers`` (bottom-up module names) defaults to :func:`parameter_layers`; they are
-    randomised from the last one backwards in at most ``max_steps`` groups. Layer j of the
+    randomised from the last one backwards in at most ``max_steps`` groups (:func:`layer_groups`). Layer j of the
     top-down order is redrawn with seed ``seed · 1_000_003 + j``. A randomised map that became
     constant keeps no ordering of the original: its similarity counts as 0.
     """
@@ -130,12 +152,12 @@ def cascading_randomization(
     columns = [torch.ones(original.shape[0], dtype=torch.float64)]
     position = 0
     for group in progress(groups, desc="sanity", total=len(groups), unit="step"):
-        for name in group:
+        for name in group[1]:
             randomize_layer(modules[name], seed * 1_000_003 + position)
             position += 1
         maps = explain_in_batches(explain_fn, randomized, images, targets, batch_size=batch_size, device=device)
         similarity = spearman_rows(original, maps.flatten(1))
         columns.append(torch.where(torch.isnan(similarity) & original_varies, torch.zeros_like(similarity), similarity))
     columns[0] = torch.where(original_varies, columns[0], torch.full_like(columns[0], float("nan")))
-    steps = ("original",) + tuple(group_label(g) for g in groups)
+    steps = ("original",) + tuple(label for label, _ in groups)
     return SanityResult(steps=steps, similarity=torch.stack(columns, dim=1))
