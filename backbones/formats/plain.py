@@ -1,0 +1,57 @@
+"""Plain torchvision/timm state dicts (also the layout of many backbone-only releases).
+
+Barlow Twins', VICReg's and DINO ResNet-50's backbone files, timm ``model.safetensors`` and DeiT
+``{"model": ...}`` files all look like this and load the same way: strip a DDP ``module.`` that
+every key carries, drop a classifier (``fc.*`` / ``head.*``), normalise with the architecture's
+default statistics.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from .base import ANY, GENERIC, Extraction, FormatSpec, Match, register_format
+from .keys import classifier_prefixes, find_state_dict, looks_like_resnet, looks_like_vit, make_meta, require_state_dict, strip_common, take
+
+_WRAPPERS = ("state_dict", "model")
+
+
+def detect(obj: Any) -> Match | None:
+    found = find_state_dict(obj, *_WRAPPERS)
+    if found is None:
+        return None
+    container, sd = found
+    keys = strip_common(sd, "module.")
+    where = f"under {container!r}" if container else "at the top level"
+    if looks_like_resnet(keys):
+        return Match(GENERIC, (f"torchvision ResNet keys {where}",))
+    if looks_like_vit(keys):
+        return Match(GENERIC, (f"timm ViT keys {where}",))
+    return Match(ANY, (f"a dict of {len(sd)} tensors {where} (architecture not recognised from key names)",))
+
+
+def extract(obj: Any) -> Extraction:
+    container, sd = require_state_dict(obj, *_WRAPPERS, what="plain")
+    module = "module." if all(k.startswith("module.") for k in sd) else ""
+    kept, dropped = take(sd, module, head=classifier_prefixes(strip_common(sd, module)))
+    meta = make_meta(container, sd, obj)
+    if looks_like_resnet(kept) and not dropped:
+        meta.notes.append("Barlow Twins, VICReg and DINO ResNet-50 backbone files share this layout and load the same way")
+    if isinstance(obj, dict) and container == "model" and looks_like_vit(kept):
+        meta.notes.append("a {'model': ...} ViT file may be DeiT (6 heads) or MoCo v3 convert_to_deit output (ViT-S: 12 heads, pass arch=vit_small_patch16_mocov3)")
+    return Extraction(kept, dropped, meta)
+
+
+SPEC = register_format(
+    FormatSpec(
+        name="plain",
+        title="plain torchvision/timm state dict",
+        detect=detect,
+        extract=extract,
+        signal="a state dict (optionally under 'state_dict'/'model', optionally module.-prefixed) of torchvision ResNet or timm ViT keys; any other tensor dict needs --arch",
+        prefix="module. (only if every key has it)",
+        drops="fc.* (ResNet classifier) / head.* (ViT classifier)",
+        archs="every registered architecture, plugins included",
+        normalization="the architecture's default (ImageNet mean/std)",
+    )
+)
