@@ -13,7 +13,7 @@ from pathlib import Path
 
 import torch
 
-from .archmatch import ArchChoice, KeyDiff, Profile, choose_arch, compare, profile, shapes_of
+from .archmatch import ArchChoice, KeyDiff, choose_arch, compare, profile, shapes_of, signature
 from .backbone import Backbone, Source, build_preprocess
 from .errors import ArchitectureError, BackboneWarning, CheckpointError
 from .formats import FormatChoice, Normalization, choose_format
@@ -35,7 +35,7 @@ class _Plan:
     state_dict: dict[str, torch.Tensor]
     arch: ArchChoice | None
     arch_error: str | None
-    profile: Profile | None
+    expected: dict[str, tuple] | None  # the architecture's {key: shape}
     diff: KeyDiff | None
     nonfinite: list[str]
 
@@ -84,18 +84,18 @@ def _plan(path: str | os.PathLike, format: str | None, arch: str | None) -> _Pla
         extraction.meta.notes.append(f"weights stored as {', '.join(sorted(dtypes))}; converted to float32")
     nonfinite = [k for k, v in state_dict.items() if v.is_floating_point() and not _finite(v)]
     shapes = shapes_of(state_dict)
-    arch_choice, arch_error, prof, diff = None, None, None, None
+    arch_choice, arch_error, expected, diff = None, None, None, None
     try:
         arch_choice = choose_arch(shapes, str(raw.path), forced=arch, hint=extraction.meta.arch_hint)
-        prof = profile(arch_choice.spec, arch_choice.kwargs)
-        diff = compare(prof.shapes, shapes)
+        expected = signature(arch_choice.spec, arch_choice.kwargs)
+        diff = compare(expected, shapes)
     except ArchitectureError as exc:
         arch_error = str(exc)
     except CheckpointError:
         raise
     except Exception as exc:  # a constructor rejecting the arguments read from the shapes
         arch_error = f"{raw.path}: cannot build architecture {arch!r} for these weights: {exc}"
-    return _Plan(raw, file_sha256(raw.path), choice, extraction, state_dict, arch_choice, arch_error, prof, diff, nonfinite)
+    return _Plan(raw, file_sha256(raw.path), choice, extraction, state_dict, arch_choice, arch_error, expected, diff, nonfinite)
 
 
 def _problems(plan: _Plan) -> list[str]:
@@ -130,6 +130,7 @@ def inspect(path: str | os.PathLike, *, format: str | None = None, arch: str | N
         preprocess = " -> ".join(repr(t) for t in transform.transforms)
     diff = plan.diff or KeyDiff()
     match = plan.format.match
+    prof = profile(spec, plan.arch.kwargs) if spec is not None else None
     return CheckpointReport(
         path=str(plan.path),
         sha256=plan.sha256,
@@ -145,9 +146,9 @@ def inspect(path: str | os.PathLike, *, format: str | None = None, arch: str | N
         arch=spec.name if spec else None,
         arch_kwargs=dict(plan.arch.kwargs) if plan.arch else {},
         arch_evidence=list(plan.arch.reasons) if plan.arch else [],
-        parameter_count=plan.profile.parameter_count if plan.profile else None,
+        parameter_count=prof.parameter_count if prof else None,
         tensor_count=len(plan.state_dict),
-        feature_dim=plan.profile.feature_dim if plan.profile else None,
+        feature_dim=prof.feature_dim if prof else None,
         input_size=plan.input_size,
         mean=norm.mean if norm else None,
         std=norm.std if norm else None,
@@ -235,7 +236,7 @@ def load(
         error = ArchitectureError if (plan.arch_error or (plan.diff and not plan.diff.ok)) else CheckpointError
         raise error(" | ".join(problems))
     choice, meta, norm = plan.arch, plan.extraction.meta, plan.normalization
-    model = _instantiate(choice, plan.state_dict, plan.profile.shapes)
+    model = _instantiate(choice, plan.state_dict, plan.expected)
     backbone = Backbone(
         model,
         arch=choice.spec.name,

@@ -66,6 +66,22 @@ class ScaledResNet(nn.Module):
         return self.fc(torch.flatten(self.avgpool(x), 1))
 
 
+def block_counts(shapes: Mapping[str, tuple], prefix: str = "layer", depth: int = 1) -> tuple[int, ...]:
+    """Blocks per stage from key names (``layer{i}.{block}.``, or another numbering at ``depth``)."""
+    return tuple(
+        len({k.split(".")[depth] for k in shapes if k.startswith(f"{prefix}{i}.")}) for i in range(1, 5)
+    )
+
+
+def with_blocks(layers: tuple[int, ...]) -> Callable[[Mapping[str, tuple]], dict | None]:
+    """An ``infer_kwargs`` hook that rules an architecture out cheaply when the block counts differ."""
+
+    def infer(shapes: Mapping[str, tuple]) -> dict | None:
+        return {} if block_counts(shapes) == layers else None
+
+    return infer
+
+
 def _torchvision(name: str, summary: str) -> Callable[..., nn.Module]:
     def build(**kwargs) -> nn.Module:
         model = getattr(tvm, name)(weights=None, **kwargs)
@@ -77,19 +93,20 @@ def _torchvision(name: str, summary: str) -> Callable[..., nn.Module]:
     return build
 
 
+_R50, _R101 = (3, 4, 6, 3), (3, 4, 23, 3)
 _TORCHVISION = {
-    "resnet18": "BasicBlock [2,2,2,2], 512-d",
-    "resnet34": "BasicBlock [3,4,6,3], 512-d",
-    "resnet50": "Bottleneck [3,4,6,3], 2048-d",
-    "resnet101": "Bottleneck [3,4,23,3], 2048-d",
-    "resnet152": "Bottleneck [3,8,36,3], 2048-d",
-    "wide_resnet50_2": "bottleneck interior x2, 2048-d",
-    "wide_resnet101_2": "bottleneck interior x2, 2048-d",
-    "resnext50_32x4d": "32 groups x 4, 2048-d",
-    "resnext101_32x8d": "32 groups x 8, 2048-d",
+    "resnet18": ((2, 2, 2, 2), "BasicBlock [2,2,2,2], 512-d"),
+    "resnet34": (_R50, "BasicBlock [3,4,6,3], 512-d"),
+    "resnet50": (_R50, "Bottleneck [3,4,6,3], 2048-d"),
+    "resnet101": (_R101, "Bottleneck [3,4,23,3], 2048-d"),
+    "resnet152": ((3, 8, 36, 3), "Bottleneck [3,8,36,3], 2048-d"),
+    "wide_resnet50_2": (_R50, "bottleneck interior x2, 2048-d"),
+    "wide_resnet101_2": (_R101, "bottleneck interior x2, 2048-d"),
+    "resnext50_32x4d": (_R50, "32 groups x 4, 2048-d"),
+    "resnext101_32x8d": (_R101, "32 groups x 8, 2048-d"),
 }
-for _name, _summary in _TORCHVISION.items():
-    register(_name, family="resnet")(_torchvision(_name, _summary))
+for _name, (_layers, _summary) in _TORCHVISION.items():
+    register(_name, family="resnet", infer_kwargs=with_blocks(_layers))(_torchvision(_name, _summary))
 
 
 def _scaled(block: type[nn.Module], layers: list[int], width: int, stem: str, doc: str) -> Callable[..., nn.Module]:
@@ -101,22 +118,24 @@ def _scaled(block: type[nn.Module], layers: list[int], width: int, stem: str, do
 
 
 _SCALED = {
-    "resnet50w2": (Bottleneck, [3, 4, 6, 3], 2, "every width x2 incl. stem, 4096-d (SimCLR 2x, SwAV w2, VICReg x2)"),
-    "resnet50w4": (Bottleneck, [3, 4, 6, 3], 4, "every width x4 incl. stem, 8192-d (SimCLR 4x, SwAV w4)"),
-    "resnet50w5": (Bottleneck, [3, 4, 6, 3], 5, "every width x5 incl. stem, 10240-d (SwAV w5)"),
-    "resnet200w2": (Bottleneck, [3, 24, 36, 3], 2, "every width x2 incl. stem, 4096-d (VICReg 200x2, BYOL 200x2)"),
+    "resnet50w2": (_R50, 2, "every width x2 incl. stem, 4096-d (SimCLR 2x, SwAV w2, VICReg x2)"),
+    "resnet50w4": (_R50, 4, "every width x4 incl. stem, 8192-d (SimCLR 4x, SwAV w4)"),
+    "resnet50w5": (_R50, 5, "every width x5 incl. stem, 10240-d (SwAV w5)"),
+    "resnet200w2": ((3, 24, 36, 3), 2, "every width x2 incl. stem, 4096-d (VICReg 200x2, BYOL 200x2)"),
 }
-for _name, (_block, _layers, _width, _doc) in _SCALED.items():
-    register(_name, family="resnet")(_scaled(_block, _layers, _width, "imagenet", f"ResNet-{sum(_layers) * 3 + 2}, {_doc}"))
+for _name, (_layers, _width, _doc) in _SCALED.items():
+    register(_name, family="resnet", infer_kwargs=with_blocks(_layers))(
+        _scaled(Bottleneck, list(_layers), _width, "imagenet", f"ResNet-{sum(_layers) * 3 + 2}, {_doc}")
+    )
 
 _CIFAR_NOTE = (
     "a 3x3 stem is taken to be solo-learn's (padding 2); CIFAR ResNets from other code use padding 1: "
     "for BasicBlock models pass arch=resnet_small"
 )
-for _name, _block, _layers in (("resnet18_cifar", BasicBlock, [2, 2, 2, 2]), ("resnet50_cifar", Bottleneck, [3, 4, 6, 3])):
-    register(_name, family="resnet", input_size=32, mean=CIFAR_MEAN, std=CIFAR_STD, detect_note=_CIFAR_NOTE)(
-        _scaled(_block, _layers, 1, "cifar", f"ResNet-{_name[6:8]} with solo-learn's CIFAR stem (3x3 conv, padding 2, no max-pool).")
-    )
+for _name, _block, _layers in (("resnet18_cifar", BasicBlock, (2, 2, 2, 2)), ("resnet50_cifar", Bottleneck, _R50)):
+    register(
+        _name, family="resnet", input_size=32, mean=CIFAR_MEAN, std=CIFAR_STD, detect_note=_CIFAR_NOTE, infer_kwargs=with_blocks(_layers)
+    )(_scaled(_block, list(_layers), 1, "cifar", f"ResNet-{_name[6:8]} with solo-learn's CIFAR stem (3x3 conv, padding 2, no max-pool)."))
 
 
 def small_resnet_kwargs(shapes: Mapping[str, tuple]) -> dict | None:
@@ -124,14 +143,11 @@ def small_resnet_kwargs(shapes: Mapping[str, tuple]) -> dict | None:
     conv1 = shapes.get("conv1.weight")
     if conv1 is None or len(conv1) != 4 or conv1[-1] not in (3, 7) or any(k.endswith(".conv3.weight") for k in shapes):
         return None
-    widths, layers = [], []
-    for index in range(1, 5):
-        first = shapes.get(f"layer{index}.0.conv1.weight")
-        if first is None:
-            return None
-        widths.append(first[0])
-        layers.append(len({k.split(".")[1] for k in shapes if k.startswith(f"layer{index}.")}))
-    found = {"widths": tuple(widths), "layers": tuple(layers), "stem": "cifar" if conv1[-1] == 3 else "imagenet"}
+    firsts = [shapes.get(f"layer{index}.0.conv1.weight") for index in range(1, 5)]
+    if any(first is None for first in firsts):
+        return None
+    widths = tuple(first[0] for first in firsts)
+    found = {"widths": widths, "layers": block_counts(shapes), "stem": "cifar" if conv1[-1] == 3 else "imagenet"}
     defaults = {"widths": (16, 32, 64, 128), "layers": (1, 1, 1, 1), "stem": "cifar"}
     return {k: v for k, v in found.items() if defaults[k] != v}
 

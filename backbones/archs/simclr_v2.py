@@ -11,6 +11,9 @@ from __future__ import annotations
 import torch
 import torch.nn as nn
 
+from ..registry import register
+from .resnets import block_counts
+
 SK_RATIO = 0.0625  # selective-kernel squeeze ratio of the sk1 models
 SK_MIN_DIM = 32
 DEPTHS = {50: (3, 4, 6, 3), 101: (3, 4, 23, 3), 152: (3, 8, 36, 3)}
@@ -118,9 +121,22 @@ class SimCLRv2ResNet(nn.Module):
         return self.flatten(self.pool(self.net(x)))
 
 
-def _register_all() -> None:
-    from ..registry import register
+def _fits(depth: int, width: int, sk: int):
+    """``infer_kwargs`` hook: {} when the converter keys show this depth, width and sk, else None (cheap)."""
 
+    def infer(shapes) -> dict | None:
+        stem = shapes.get("net.0.0.weight")
+        if stem is None:
+            return None
+        found_sk = int("net.0.2.weight" in shapes)
+        found_width = stem[0] * (2 if found_sk else 1) // 64
+        counts = block_counts(shapes, prefix="net.", depth=3)
+        return {} if (counts, found_width, found_sk) == (DEPTHS[depth], width, sk) else None
+
+    return infer
+
+
+def _register_all() -> None:
     for depth in DEPTHS:
         for width in (1, 2, 3):
             for sk in (0, 1):
@@ -135,6 +151,7 @@ def _register_all() -> None:
                     mean=None,
                     std=None,
                     agf_supported=not sk,
+                    infer_kwargs=_fits(depth, width, sk),
                     description=f"SimCLR v2 ResNet-{depth} {width}x, sk{sk} ({kind}), {2048 * width}-d; converter key names",
                 )(build)
 

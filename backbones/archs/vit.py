@@ -32,10 +32,20 @@ def vit_kwargs(shapes: Mapping[str, tuple]) -> dict | None:
 
 def _vit(patch: int, dim: int, heads: int) -> Callable[..., nn.Module]:
     def build(img_size: int = 224) -> nn.Module:
+        import torch
         from timm.models.vision_transformer import VisionTransformer  # timm is slow to import; only ViTs need it
 
+        # On the meta device (shape signatures, loading with assign=True) random initialisation is wasted work.
+        init = "skip" if torch.get_default_device().type == "meta" else ""
         return VisionTransformer(
-            img_size=img_size, patch_size=patch, embed_dim=dim, depth=12, num_heads=heads, num_classes=0, global_pool="token"
+            img_size=img_size,
+            patch_size=patch,
+            embed_dim=dim,
+            depth=12,
+            num_heads=heads,
+            num_classes=0,
+            global_pool="token",
+            weight_init=init,
         )
 
     return build

@@ -8,7 +8,7 @@ from __future__ import annotations
 from typing import Any
 
 from .base import SWAV, UNIQUE, Extraction, FormatSpec, Match, register_format
-from .keys import count_prefix, find_state_dict, make_meta, require_state_dict, take
+from .keys import count_prefix, find_state_dict, looks_like_resnet, make_meta, require_state_dict, strip_common, take
 
 _HEADS = ("projection_head.", "prototypes.")
 
@@ -23,7 +23,8 @@ def detect(obj: Any) -> Match | None:
         return None
     sd = found[1]
     prefix = _module(sd)
-    if not (count_prefix(sd, prefix + "prototypes") or count_prefix(sd, prefix + "projection_head.")):
+    has_heads = count_prefix(sd, prefix + "prototypes") or count_prefix(sd, prefix + "projection_head.")
+    if not (has_heads and looks_like_resnet(strip_common(sd, prefix))):
         return None
     heads = [h.rstrip(".") for h in _HEADS if count_prefix(sd, prefix + h.rstrip("."))]
     return Match(UNIQUE, (f"{prefix or 'unprefixed '}torchvision ResNet keys with {' and '.join(heads)}",))
