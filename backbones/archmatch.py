@@ -184,13 +184,16 @@ def choose_arch(
     if hinted:
         spec, kwargs, _ = hinted[0]
         return ArchChoice(spec, kwargs, ("every key and shape matches", "preferred by the checkpoint format"))
-    pool = [f for f in fits if f[0].detection == "auto"] or [f for f in fits if f[0].detection == "fallback"]
+    candidates = [f for f in fits if f[0].detection != "hint"]
+    # A fallback family counts as specific when it fits with its defaults; with inferred arguments only if nothing else fits.
+    specific = [f for f in candidates if f[0].detection == "auto" or not f[1]]
+    pool = specific or candidates
     if len(pool) > 1:
         builtin = [f for f in pool if f[0].origin == "builtin"]
         pool = builtin if len(builtin) == 1 else pool
     if len(pool) == 1:
         spec, kwargs, _ = pool[0]
-        others = [f[0].name for f in fits if f[0] is not spec]
+        others = [f[0].name for f in specific if f[0] is not spec]
         notes = [spec.detect_note] if spec.detect_note else []
         if others:
             notes.append(f"the shapes also fit {', '.join(others)} (pass arch= to use one)")

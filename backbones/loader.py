@@ -13,12 +13,15 @@ from pathlib import Path
 
 import torch
 
+from probe.errors import ProbeError
+
 from .archmatch import ArchChoice, KeyDiff, choose_arch, compare, profile, shapes_of, signature
 from .backbone import Backbone, Source, build_preprocess
 from .errors import ArchitectureError, BackboneWarning, CheckpointError
-from .formats import FormatChoice, Normalization, choose_format
+from .formats import FormatChoice, Normalization, choose_format, get_format
 from .formats.base import Extraction
 from .reading import RawCheckpoint, file_sha256, read_checkpoint
+from .registry import get_arch
 from .report import CheckpointReport, summarize_dropped
 
 _PROBE_BATCH = 3
@@ -73,6 +76,10 @@ def _finite(tensor: torch.Tensor) -> bool:
 
 
 def _plan(path: str | os.PathLike, format: str | None, arch: str | None) -> _Plan:
+    if arch is not None:
+        get_arch(arch)  # an unknown name fails before the file is read, listing the known ones
+    if format is not None:
+        get_format(format)
     raw = read_checkpoint(path)
     choice = choose_format(raw.obj, str(raw.path), forced=format, arch_given=arch is not None)
     try:
@@ -91,7 +98,7 @@ def _plan(path: str | os.PathLike, format: str | None, arch: str | None) -> _Pla
         diff = compare(expected, shapes)
     except ArchitectureError as exc:
         arch_error = str(exc)
-    except CheckpointError:
+    except ProbeError:
         raise
     except Exception as exc:  # a constructor rejecting the arguments read from the shapes
         arch_error = f"{raw.path}: cannot build architecture {arch!r} for these weights: {exc}"

@@ -116,16 +116,19 @@ def register(
 def load_plugins() -> list[str]:
     """Import every ``probe.backbones`` entry point once; return the names found.
 
-    An entry point may name a module (importing it runs its ``@register`` calls) or
-    a constructor, which is then registered under the entry point's name.
+    An entry point may name a module (importing it runs its ``@register`` and
+    ``register_format`` calls) or a constructor, which is then registered under the
+    entry point's name. Whatever a plugin registers is labelled ``plugin:<distribution>``.
     """
+    from .formats import base as formats  # late: the format registry imports this module
+
     global _plugins_loaded
     if _plugins_loaded:
         return []
     _plugins_loaded = True
     found = []
     for ep in importlib.metadata.entry_points(group=ENTRY_POINT_GROUP):
-        before = set(_ARCHS)
+        before, formats_before = set(_ARCHS), set(formats._FORMATS)
         try:
             obj = ep.load()
         except Exception as exc:  # a broken plugin must not break the toolkit
@@ -135,6 +138,8 @@ def load_plugins() -> list[str]:
         origin = f"plugin:{dist.name}" if dist is not None else f"plugin:{ep.value}"
         for name in set(_ARCHS) - before:  # registered by the plugin module's decorators
             _ARCHS[name] = replace(_ARCHS[name], origin=origin)
+        for name in set(formats._FORMATS) - formats_before:
+            formats._FORMATS[name] = replace(formats._FORMATS[name], origin=origin)
         if callable(obj) and not isinstance(obj, type(importlib)) and ep.name not in _ARCHS:
             register(ep.name, origin=origin)(obj)
         found.append(ep.name)
@@ -142,8 +147,13 @@ def load_plugins() -> list[str]:
 
 
 def update_arch(name: str, **changes) -> ArchSpec:
-    """Change metadata of a registered architecture (e.g. attach ``infer_kwargs`` to a family defined elsewhere)."""
-    spec = replace(get_arch(name), **changes)
+    """Change metadata of a registered architecture (e.g. attach ``infer_kwargs`` to a family defined elsewhere).
+
+    Does not load plugins: it runs while ``backbones`` itself is being imported.
+    """
+    if name not in _ARCHS:
+        raise ProbeValueError(f"cannot update unknown backbone architecture {name!r}")
+    spec = replace(_ARCHS[name], **changes)
     _ARCHS[name] = spec
     return spec
 

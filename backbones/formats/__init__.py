@@ -99,19 +99,17 @@ def choose_format(obj: Any, path: str, *, forced: str | None = None, arch_given:
 
 def _unknown_message(obj: Any, path: str, claims: list[tuple[FormatSpec, Match]]) -> str:
     found = find_state_dict(obj, "state_dict", "model")
-    evidence = f"top level {describe_top(obj)}"
+    evidence = f"top level: {describe_top(obj)}"
     if found is not None:
         keys = list(found[1])
-        evidence += f"; {len(keys)} tensors{' under ' + repr(found[0]) if found[0] else ''}, first keys: {', '.join(keys[:4])}"
-        shared = _shared_prefix(keys)
-        if shared:
-            evidence += f"; every key starts with {shared!r}"
+        where = f"; {len(keys)} tensors under {found[0]!r}" if found[0] else ""
+        evidence += f"{where}; first keys: {', '.join(keys[:4])}"
+        hidden = plain.wrapper_prefix(found[1])
+        if hidden:
+            evidence += f"; every key starts with {hidden!r}, behind which are ResNet/ViT keys (format='plain' strips it)"
     hint = " A dict of tensors can be loaded with format='plain' and an explicit arch=." if claims else ""
-    signals = "; ".join(f"{s.name}: {s.signal}" for s in list_formats())
-    return f"{path}: could not detect the checkpoint format ({evidence}).{hint} Known formats and their signals: {signals}"
-
-
-def _shared_prefix(keys: list[str]) -> str:
-    """The dotted prefix (first component) every key shares, or ''."""
-    firsts = {k.split(".", 1)[0] for k in keys if "." in k}
-    return f"{firsts.pop()}." if len(firsts) == 1 and all("." in k for k in keys) else ""
+    names = ", ".join(s.name for s in list_formats())
+    return (
+        f"{path}: could not detect the checkpoint format ({evidence}).{hint} Known formats: {names} "
+        "(their detection signals: `probe backbones list`)"
+    )

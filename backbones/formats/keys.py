@@ -114,6 +114,8 @@ def classifier_prefixes(keys: Iterable[str]) -> tuple[str, ...]:
 
 def describe_top(obj: Any) -> str:
     """A one-line description of a checkpoint's top level, for error messages."""
+    if is_state_dict(obj):
+        return f"a flat dict of {len(obj)} tensors"
     if isinstance(obj, Mapping):
         names = [str(k) for k in list(obj)[:8]]
         more = f" ... ({len(obj)} entries)" if len(obj) > 8 else ""

@@ -20,7 +20,7 @@ def detect(obj: Any) -> Match | None:
         return None
     sd = found[1]
     prefix = _prefix(sd)
-    reasons = [f"{count_prefix(sd, prefix)} keys start with {prefix!r}"]
+    reasons = [f"{count_prefix(sd, prefix)} key(s) start with {prefix!r}"]
     if count_prefix(sd, prefix.replace("encoder_q", "encoder_k")):
         reasons.append("momentum encoder_k present")
     if any(k.endswith("queue") for k in sd):

@@ -39,7 +39,7 @@ def detect(obj: Any) -> Match | None:
     if found is not None and _prefix(found[1]):
         sd = found[1]
         prefix = _prefix(sd)
-        reasons = [f"{count_prefix(sd, prefix)} keys start with {prefix!r}"]
+        reasons = [f"{count_prefix(sd, prefix)} key(s) start with {prefix!r}"]
         for part in ("momentum_encoder.", "predictor."):
             if count_prefix(sd, prefix.replace("base_encoder.", part)):
                 reasons.append(f"{part.rstrip('.')} present")
