@@ -130,6 +130,7 @@ class ArchChoice:
     kwargs: dict = field(default_factory=dict)
     reasons: tuple[str, ...] = ()
     notes: tuple[str, ...] = ()
+    caveats: tuple[str, ...] = ()  # what the shapes could not tell (e.g. a ViT-S head count)
 
     @property
     def label(self) -> str:
@@ -194,10 +195,9 @@ def choose_arch(
     if len(pool) == 1:
         spec, kwargs, _ = pool[0]
         others = [f[0].name for f in specific if f[0] is not spec]
-        notes = [spec.detect_note] if spec.detect_note else []
-        if others:
-            notes.append(f"the shapes also fit {', '.join(others)} (pass arch= to use one)")
-        return ArchChoice(spec, kwargs, ("every key and shape matches",), tuple(notes))
+        notes = (f"the shapes also fit {', '.join(others)} (pass arch= to use one)",) if others else ()
+        caveats = (spec.detect_note,) if spec.detect_note else ()
+        return ArchChoice(spec, kwargs, ("every key and shape matches",), notes, caveats)
     if pool:
         names = ", ".join(f[0].name for f in pool)
         raise ArchitectureError(f"{path}: the weights fit several architectures ({names}); pass arch= to choose")

@@ -105,6 +105,10 @@ def _plan(path: str | os.PathLike, format: str | None, arch: str | None) -> _Pla
     return _Plan(raw, file_sha256(raw.path), choice, extraction, state_dict, arch_choice, arch_error, expected, diff, nonfinite)
 
 
+def _caveats(plan: _Plan) -> list[str]:
+    return list(plan.extraction.meta.caveats) + (list(plan.arch.caveats) if plan.arch else [])
+
+
 def _problems(plan: _Plan) -> list[str]:
     problems = []
     if plan.arch_error:
@@ -168,6 +172,7 @@ def inspect(path: str | os.PathLike, *, format: str | None = None, arch: str | N
         unexpected=list(diff.unexpected),
         mismatched=[f"{k} (checkpoint {list(a)}, model {list(b)})" for k, a, b in diff.mismatched],
         notes=notes,
+        caveats=_caveats(plan),
         problems=_problems(plan),
     )
 
@@ -258,4 +263,6 @@ def load(
         interpolation=meta.interpolation,
     )
     backbone.feature_dim = _check_features(backbone, plan.path)
+    for caveat in _caveats(plan):
+        warnings.warn(f"{plan.path}: {caveat}", BackboneWarning, stacklevel=2)
     return backbone.to(resolve_device(device))

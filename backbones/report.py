@@ -39,6 +39,7 @@ class CheckpointReport:
     unexpected: list[str] = field(default_factory=list)
     mismatched: list[str] = field(default_factory=list)
     notes: list[str] = field(default_factory=list)
+    caveats: list[str] = field(default_factory=list)
     problems: list[str] = field(default_factory=list)
 
     @property
@@ -75,6 +76,7 @@ class CheckpointReport:
         ]
         lines = [f"{name + ':':<17}{value}" for name, value in rows]
         lines += [f"{'note:':<17}{note}" for note in self.notes]
+        lines += [f"{'caveat:':<17}{caveat}" for caveat in self.caveats]
         lines += [f"{'PROBLEM:':<17}{problem}" for problem in self.problems]
         lines.append(f"{'loadable:':<17}{'yes' if self.loadable else 'no'}")
         return "\n".join(lines)

@@ -56,7 +56,8 @@ class FormatMeta:
     interpolation: str = "bilinear"
     arch_hint: str | None = None  # preferred when its shapes match (e.g. MoCo v3 ViT-S has 12 heads)
     ignored: list[str] = field(default_factory=list)  # top-level entries not used (optimizer, epoch...)
-    notes: list[str] = field(default_factory=list)
+    notes: list[str] = field(default_factory=list)  # facts worth knowing (normalisation, variant details)
+    caveats: list[str] = field(default_factory=list)  # assumptions that may be wrong; `load` warns about them
 
 
 class Extraction(NamedTuple):

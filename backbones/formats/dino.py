@@ -35,6 +35,9 @@ def extract(obj: Any) -> Extraction:
     else:
         raise CheckpointError("not a DINO checkpoint: neither a 'teacher' entry nor a plain state dict")
     meta.interpolation = "bicubic"
+    proj = kept.get("patch_embed.proj.weight")
+    if proj is not None and proj.shape[0] == 384:  # DINO's ViT-S has timm's 6 heads
+        meta.arch_hint = f"vit_small_patch{proj.shape[-1]}"
     return Extraction(kept, dropped, meta)
 
 

@@ -54,11 +54,9 @@ def extract(obj: Any) -> Extraction:
     kept, dropped = take(sd, prefix, head=classifier_prefixes(strip_common(sd, prefix)))
     meta = make_meta(container, sd, obj)
     if prefix not in ("", "module."):
-        meta.notes.append(f"the shared key prefix {prefix!r} was stripped; normalisation is the architecture's default")
+        meta.caveats.append(f"the unknown key prefix {prefix!r} was stripped; normalisation is the architecture's default")
     if looks_like_resnet(kept) and not dropped:
         meta.notes.append("Barlow Twins, VICReg and DINO ResNet-50 backbone files share this layout and load the same way")
-    if isinstance(obj, dict) and container == "model" and looks_like_vit(kept):
-        meta.notes.append("a {'model': ...} ViT file may be DeiT (6 heads) or MoCo v3 convert_to_deit output (ViT-S: 12 heads, pass arch=vit_small_patch16_mocov3)")
     return Extraction(kept, dropped, meta)
 
 

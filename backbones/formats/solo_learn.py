@@ -9,7 +9,7 @@ from __future__ import annotations
 from typing import Any
 
 from .base import CIFAR, IMAGENET, UNIQUE, Extraction, FormatSpec, Match, register_format
-from .keys import count_prefix, find_state_dict, has_prefix, looks_like_vit, make_meta, require_state_dict, take
+from .keys import count_prefix, find_state_dict, has_prefix, make_meta, require_state_dict, take
 
 _METHOD_PARTS = ("momentum_backbone.", "projector.", "momentum_projector.", "predictor.", "classifier.", "momentum_classifier.")
 LIGHTLY_PARTS = ("backbone_momentum.", "projection_head.", "prediction_head.", "online_classifier.")
@@ -48,9 +48,8 @@ def extract(obj: Any) -> Extraction:
     cifar = conv1 is not None and tuple(conv1.shape[-2:]) == (3, 3)
     meta = make_meta(container, sd, obj, normalization=CIFAR if cifar else IMAGENET, variant="CIFAR stem" if cifar else None)
     if cifar:
+        meta.arch_hint = "resnet50_cifar" if "layer1.0.conv3.weight" in kept else "resnet18_cifar"
         meta.notes.append("CIFAR stem (3x3 conv, padding 2, no max-pool) and CIFAR mean/std; STL-10 runs use their own statistics")
-    if looks_like_vit(kept):
-        meta.notes.append("ViT-S assumed to have 6 heads; solo-learn MoCo v3 runs use 12: pass arch=vit_small_patch16_mocov3")
     return Extraction(kept, dropped, meta)
 
 

@@ -32,7 +32,7 @@ def test_every_architecture_is_recognised_from_its_shapes(name):
 def test_mocov3_vit_small_is_chosen_only_by_hint():
     shapes = meta_shapes("vit_small_patch16_mocov3")
     plain = choose_arch(shapes, "test")
-    assert plain.spec.name == "vit_small_patch16" and any("12 heads" in n for n in plain.notes)
+    assert plain.spec.name == "vit_small_patch16" and any("12 heads" in n for n in plain.caveats)
     assert choose_arch(shapes, "test", hint="vit_small_patch16_mocov3").spec.name == "vit_small_patch16_mocov3"
 
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import warnings
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable
@@ -40,6 +41,7 @@ class Case:
     size: int  # input size of the feature comparison
     input_size: int = 224
     interpolation: str = "bilinear"
+    caveat: str | None = None  # the one BackboneWarning this file should raise, if any
 
 
 def moco_v2(ref, tmp):
@@ -250,7 +252,7 @@ CASES = {
     "lightly_benchmark": Case("small_ref", lightly_benchmark, "lightly", "resnet_small", IMAGENET, 64, input_size=64),
     "vissl": Case("small_ref", vissl, "vissl", "resnet_small", IMAGENET, 64, input_size=64),
     "torchvision": Case("resnet18_ref", torchvision_plain, "plain", "resnet18", IMAGENET, 64),
-    "timm_safetensors": Case("vit6_ref", timm_safetensors, "plain", "vit_small_patch16", IMAGENET, 32, input_size=32),
+    "timm_safetensors": Case("vit6_ref", timm_safetensors, "plain", "vit_small_patch16", IMAGENET, 32, input_size=32, caveat="head count"),
     "legacy_torch_file": Case("small_ref", legacy_moco, "moco", "resnet_small", IMAGENET, 64, input_size=64),
 }
 
@@ -270,7 +272,10 @@ def test_family_round_trip(name, request, tmp_path):
     case = CASES[name]
     reference = request.getfixturevalue(case.ref)
     path = case.write(reference, tmp_path)
-    backbone = backbones.load(path)
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        backbone = backbones.load(path)
+    assert [str(w.message) for w in caught if case.caveat is None or case.caveat not in str(w.message)] == []
     assert (backbone.format, backbone.arch) == (case.format, case.arch)
     assert not backbone.training and isinstance(backbone, nn.Module)
     assert_same_features(backbone, reference, case.size)
@@ -297,6 +302,14 @@ def test_moco_v3_vit_needs_its_twelve_heads(vit12_ref, tmp_path):
     twelve = backbones.load(path)
     x = torch.randn(2, 3, 32, 32)
     assert not torch.allclose(six(x), twelve(x), atol=1e-3)
+
+
+def test_vit_small_head_count_is_a_warned_assumption_only_without_a_family(vit6_ref, tmp_path):
+    with pytest.warns(backbones.BackboneWarning, match="6 assumed"):
+        backbones.load(timm_safetensors(vit6_ref, tmp_path))
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        backbones.load(dino_vit_backbone(vit6_ref, tmp_path))
 
 
 def test_dino_full_checkpoint_uses_the_teacher(vit6_ref, tmp_path):
