@@ -70,7 +70,12 @@ _stubbing_pickle = types.SimpleNamespace(
 
 
 def sanitize(value: Any, *, top: bool = False) -> Any:
-    """Tensors and plain values inside dicts/lists; everything else becomes None (and is left out)."""
+    """Tensors and plain values inside dicts/lists; everything else becomes None (and is left out).
+
+    A whole pickled ``nn.Module`` becomes its state dict.
+    """
+    if isinstance(value, torch.nn.Module):
+        value = value.state_dict()
     if isinstance(value, torch.Tensor):
         return value.detach().cpu().contiguous().clone()
     if isinstance(value, PLAIN):
