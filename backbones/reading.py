@@ -69,12 +69,16 @@ class RawCheckpoint:
 
 
 def sniff(path: Path) -> str:
-    """Classify a file from its first bytes: torch-zip, torch-legacy, safetensors, zip, pickle, hdf5, empty, unknown."""
+    """Classify a file from its first bytes: zip, torch-legacy, safetensors, pickle, hdf5, tar, gzip, empty, unknown."""
     size = path.stat().st_size
     with open(path, "rb") as handle:
-        head = handle.read(64)
+        head = handle.read(512)
     if not head:
         return "empty"
+    if head[257:262] == b"ustar":
+        return "tar"
+    if head.startswith(b"\x1f\x8b"):
+        return "gzip"
     if head.startswith(_ZIP_MAGIC):
         return "zip"
     if head.startswith(_LEGACY_TORCH_MAGIC):
@@ -111,6 +115,8 @@ def read_checkpoint(path: str | os.PathLike) -> RawCheckpoint:
         raise UnsafeCheckpointError(_plain_pickle_message(p))
     if kind == "hdf5":
         raise CheckpointError(f"{p} is an HDF5 file (Keras/TensorFlow weights); only PyTorch and .safetensors checkpoints are supported")
+    if kind in ("tar", "gzip"):
+        raise CheckpointError(f"{p} is a {kind} archive, not a checkpoint: extract the checkpoint file from it first")
     with open(p, "rb") as handle:
         head = handle.read(8)
     raise CheckpointError(

@@ -19,11 +19,6 @@ class Normalization:
     mean: tuple[float, float, float] | None
     std: tuple[float, float, float] | None
 
-    def describe(self) -> str:
-        if self.mean is None:
-            return "none: RGB in [0, 1]"
-        return f"mean {self.mean}, std {self.std}"
-
 
 IMAGENET = Normalization(IMAGENET_MEAN, IMAGENET_STD)
 RAW = Normalization(None, None)

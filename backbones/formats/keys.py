@@ -13,7 +13,6 @@ import torch
 from ..errors import CheckpointError
 from .base import FormatMeta, Normalization
 
-TRAINING_STATE = ("optimizer", "optimizer_states", "lr_schedulers", "scaler", "fp16_scaler", "amp", "callbacks", "loops")
 
 
 def is_state_dict(obj: Any) -> bool:

@@ -8,7 +8,6 @@ import torch
 import torch.nn as nn
 import torchvision
 
-from backbones.small_resnet import SmallResNet
 
 IMAGENET = ((0.485, 0.456, 0.406), (0.229, 0.224, 0.225))
 

@@ -207,8 +207,9 @@ def test_truncated_files_are_a_clear_error(tmp_path, kind):
         (b"", "is empty"),
         (b"\x00" + random.Random(0).randbytes(4000), "not a checkpoint ssl-probe can read"),
         (b"\x89HDF\r\n\x1a\n" + bytes(100), "HDF5"),
+        (b"\x1f\x8b\x08" + bytes(100), "gzip archive"),
     ],
-    ids=["empty", "random-bytes", "hdf5"],
+    ids=["empty", "random-bytes", "hdf5", "gzip"],
 )
 def test_files_that_are_not_checkpoints(tmp_path, content, expected):
     path = tmp_path / "weights.pth"
@@ -216,6 +217,17 @@ def test_files_that_are_not_checkpoints(tmp_path, content, expected):
     with pytest.raises(CheckpointError, match=expected) as info:
         backbones.inspect(path)
     assert str(path) in str(info.value)
+
+
+def test_a_tar_archive(tmp_path):
+    import tarfile
+
+    inner = good_file(tmp_path)
+    path = tmp_path / "weights.pth.tar"
+    with tarfile.open(path, "w") as archive:
+        archive.add(inner, arcname="checkpoint.pth")
+    with pytest.raises(CheckpointError, match="tar archive, not a checkpoint: extract"):
+        backbones.load(path)
 
 
 def test_a_zip_that_is_not_a_torch_file(tmp_path):
