@@ -140,7 +140,7 @@ def load_plugins() -> list[str]:
             _ARCHS[name] = replace(_ARCHS[name], origin=origin)
         for name in set(formats._FORMATS) - formats_before:
             formats._FORMATS[name] = replace(formats._FORMATS[name], origin=origin)
-        if callable(obj) and not isinstance(obj, type(importlib)) and ep.name not in _ARCHS:
+        if callable(obj) and ep.name not in _ARCHS:  # modules are not callable
             register(ep.name, origin=origin)(obj)
         found.append(ep.name)
     return found
