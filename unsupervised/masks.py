@@ -31,7 +31,7 @@ MaskKey = Union[int, str]
 # transform steps that change pixel values only, never geometry (torchvision v1 and v2, and timm names)
 _PHOTOMETRIC = {
     "ToTensor", "PILToTensor", "ToImage", "ToDtype", "ToPureTensor", "ConvertImageDtype", "Normalize",
-    "MaybeToTensor", "MaybePILToTensor", "ToNumpy",
+    "MaybeToTensor", "MaybePILToTensor", "ToNumpy", "ConvertRGB",
     "Grayscale", "ColorJitter", "RandomGrayscale", "GaussianBlur", "RandomInvert", "RandomPosterize",
     "RandomSolarize", "RandomAdjustSharpness", "RandomAutocontrast", "RandomEqualize", "Identity",
 }
