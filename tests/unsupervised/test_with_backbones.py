@@ -42,3 +42,14 @@ def test_loaded_checkpoint_through_extraction_clustering_head_and_masks(tmp_path
     assert model.preprocess is backbone.preprocess
     metrics = cluster_metrics(pseudo.labels, features.labels, class_names=features.class_names)
     assert sum(metrics["sizes"]) == 12 and 0.0 <= metrics["nmi"] <= 1.0
+
+
+def test_random_init_controls_get_their_own_cache_entries(tmp_path):
+    torch.save(backbones.create("resnet_small").state_dict(), tmp_path / "trained.pth")
+    trained = backbones.load(tmp_path / "trained.pth", arch="resnet_small")
+    data = ImageFolderData(make_folder(tmp_path / "images", None, flat_count=3))
+    cache = tmp_path / "cache"
+    keys = [extract_features(b, data, cache_dir=cache).key
+            for b in (trained, backbones.random_like(trained, 0), backbones.random_like(trained, 1),
+                      backbones.random_like(trained, 0))]
+    assert keys[0] != keys[1] != keys[2] and keys[3] == keys[1]  # no source file: keyed by the weights
