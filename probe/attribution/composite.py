@@ -147,6 +147,16 @@ def conv_rules(model: nn.Module, composite: Mapping[str, str] | None = None) -> 
     return {graph.steps[i].where: mode for i, mode in sorted(modes.items())}
 
 
+def nonnegative_values(graph: Graph) -> set[str]:
+    """Values that are >= 0 by construction: ReLU outputs, and pools/reshapes/sums of such values."""
+    found: set[str] = set()
+    keeps_sign = ("maxpool", "avgpool", "adaptive_avgpool", "mean", "identity", "reshape", "add")
+    for step in graph.steps:
+        if step.kind == "relu" or (step.kind in keeps_sign and step.inputs and all(v in found for v in step.inputs)):
+            found.add(step.output)
+    return found
+
+
 def _unflattened_source(graph: Graph, step: Step) -> str | None:
     """For a Linear fed by a flatten/view (through identity steps): the value that was flattened."""
     source = _source(graph, step.inputs[0])
@@ -174,12 +184,13 @@ def agf_rules(
     """One AGF rule per step, and the index of the classifier step where propagation starts."""
     start = classifier_step(graph)
     modes = conv_modes(graph, overrides)
+    nonneg = nonnegative_values(graph)
     built: dict[int, rules.Rule] = {}
     for step in graph.steps:
         if step.index == start.index:
             built[step.index] = rules.AgfStartRule(step, dtype)
         elif step.kind == "conv":
-            built[step.index] = _AGF_CONV[modes[step.index]](step, dtype)
+            built[step.index] = _AGF_CONV[modes[step.index]](step, dtype, nonneg=step.inputs[0] in nonneg)
         elif step.kind == "linear":
             built[step.index] = rules.AgfLinearRule(step, dtype, _unflattened_source(graph, step), shapes)
         else:

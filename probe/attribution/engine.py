@@ -13,7 +13,7 @@ from typing import Callable
 import torch
 
 from .graph import Graph, Step
-from .numerics import sdiv
+from .numerics import div_eps
 from .rules import Rule
 
 Observer = Callable[[Step, torch.Tensor, list], None]
@@ -107,7 +107,8 @@ class Engine:
         if len(parts) == 1:
             return parts[0]
         x = self.forks.pop(value)
-        total = sdiv(parts[0], x)
+        # The result is multiplied by x, so the zero mask of sdiv (where x == 0) is not needed.
+        total = div_eps(parts[0], x)
         for part in parts[1:]:
-            total.add_(sdiv(part, x))
+            total.add_(div_eps(part, x))
         return total.mul_(x)

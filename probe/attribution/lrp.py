@@ -46,15 +46,16 @@ class ZPlusConvRule(_ConvRule):
     def backward(self, r, g, want_grad):
         x = self.ctx.pop("x")
         x_pos = x.clamp(min=0)
-        z = self.conv(x_pos, self.w_pos)
+        geom = self.geom
+        z = geom.conv(x_pos, self.w_pos)
         negative = bool((x < 0).any())
         if negative:
             x_neg = x.clamp(max=0)
-            z = z + self.conv(x_neg, self.w_neg)
+            z = z + geom.conv(x_neg, self.w_neg)
         s = sdiv(r, z)
-        r_in = self.conv_t(s, self.w_pos, x.shape).mul_(x_pos)
+        r_in = geom.conv_t(s, self.w_pos, x.shape).mul_(x_pos)
         if negative:
-            r_in += self.conv_t(s, self.w_neg, x.shape).mul_(x_neg)
+            r_in += geom.conv_t(s, self.w_neg, x.shape).mul_(x_neg)
         return [r_in], [None]
 
 

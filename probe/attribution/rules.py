@@ -14,9 +14,10 @@ from typing import Any
 import torch
 import torch.nn.functional as F
 
+from .convops import ConvGeometry, numeric_padding
 from .factorization import factorize, regions
 from .graph import Step, evaluate_node
-from .numerics import EPS, delta_shift, max_per_sample, sdiv
+from .numerics import EPS, delta_shift, div_eps, max_per_sample, sdiv
 
 Tensors = list  # list[Tensor | None]
 Values = dict  # value name -> tensor or size
@@ -99,17 +100,19 @@ class ReluRule(Rule):
 
     def backward(self, r, g, want_grad):
         y = self.ctx.pop("y")
-        r_in = sdiv(r, y).mul_(y)
-        return [r_in], [g * (y > 0) if want_grad[0] else None]
+        r_in = r.mul_(y).div_(y + EPS)  # = y * sdiv(r, y): both are 0 where y == 0
+        return [r_in], [torch.ops.aten.threshold_backward(g, y, 0) if want_grad[0] else None]
 
 
 class _PoolRule(Rule):
     """z-rule through a linear or max pool (5.2): R_in = X * VJP(R / pool(X))."""
 
+    divide = staticmethod(sdiv)
+
     def backward(self, r, g, want_grad):
         x = self.ctx.pop("x")
         y, vjp = self.pool_with_vjp(x)
-        r_in = vjp(sdiv(r, y.view(r.shape))).mul_(x)
+        r_in = vjp(self.divide(r, y.view(r.shape))).mul_(x)
         return [r_in], [vjp(g) if want_grad[0] else None]
 
     def forward(self, values):
@@ -122,6 +125,9 @@ class _PoolRule(Rule):
 
 
 class MaxPoolRule(_PoolRule):
+    # The VJP routes each output to its argmax input, where x == y: x * sdiv(r, y) is 0 there when y == 0.
+    divide = staticmethod(div_eps)
+
     def pool_with_vjp(self, x):
         m = self.step.module
         y, idx = F.max_pool2d(x, m.kernel_size, m.stride, m.padding, m.dilation, m.ceil_mode, return_indices=True)
@@ -200,42 +206,31 @@ class AddRule(Rule):
 
 
 class _ConvRule(Rule):
-    """Shared Conv2d machinery: forward, conv and transposed conv with the module's geometry."""
+    """Shared Conv2d machinery: the forward, and the |x||w| z-rule used by every AGF conv rule."""
 
-    def __init__(self, step: Step, dtype: torch.dtype) -> None:
+    def __init__(self, step: Step, dtype: torch.dtype, nonneg: bool = False) -> None:
         super().__init__(step, dtype)
+        self.nonneg = nonneg  # the input is known to be >= 0 (it comes from a ReLU), so |x| = x
         m = step.module
         self.weight = self.param(m.weight)
         self.bias = self.param(m.bias)
-        self.stride, self.dilation, self.groups = m.stride, m.dilation, m.groups
-        self.padding = _numeric_padding(step.where, m)
+        self.geom = ConvGeometry(m, numeric_padding(step.where, m))
 
     def forward(self, values):
         x = self.inputs(values)[0]
         self.ctx["x"] = x
-        return self.conv(x, self.weight, self.bias)
-
-    def conv(self, x, w, bias=None, groups=None):
-        return F.conv2d(x, w, bias, self.stride, self.padding, self.dilation, self.groups if groups is None else groups)
-
-    def conv_t(self, s, w, in_shape):
-        """VJP of ``conv(., w)`` w.r.t. an input of shape ``in_shape`` (any batch size)."""
-        out_pad = [
-            in_shape[2 + i] - ((s.shape[2 + i] - 1) * self.stride[i] - 2 * self.padding[i] + self.dilation[i] * (w.shape[2 + i] - 1) + 1)
-            for i in range(2)
-        ]
-        return F.conv_transpose2d(s, w, None, self.stride, self.padding, out_pad, self.groups, self.dilation)
-
-    def ones_conv(self, w_summed, in_shape):
-        """conv(ones(1, C, H, W), w) for every sample at once, from the input-channel sum of ``w`` [K,1,kh,kw]."""
-        ones = torch.ones((1, 1) + tuple(in_shape[2:]), dtype=w_summed.dtype, device=w_summed.device)
-        return self.conv(ones, w_summed, groups=1)
+        return self.geom.conv(x, self.weight, self.bias)
 
     def c_rule(self, x, r, abs_w):
-        """The |x||w| z-rule: C = |X| * convT(R / conv(|X|, |W|), |W|) (5.5 step 3)."""
-        abs_x = x.abs()
-        s = sdiv(r, self.conv(abs_x, abs_w))
-        return self.conv_t(s, abs_w, x.shape).mul_(abs_x)
+        """The |x||w| z-rule: C = |X| * convT(R / conv(|X|, |W|), |W|) (5.5 step 3).
+
+        Z = conv(|X|, |W|) is 0 only where every product |x||w| of the window is 0, and each such
+        product multiplies S in C, so dividing without the zero mask gives the same C.
+        """
+        abs_x = x if self.nonneg else x.abs()
+        z = self.geom.conv(abs_x, abs_w)
+        s = torch.div(r, z.add_(EPS), out=z)
+        return self.geom.conv_t(s, abs_w, x.shape).mul_(abs_x)
 
 
 class AgfConvRule(_ConvRule):
@@ -245,12 +240,15 @@ class AgfConvRule(_ConvRule):
 
     def backward(self, r, g, want_grad):
         x = self.ctx.pop("x")
-        w = self.weight
+        w, geom = self.weight, self.geom
         abs_w = w.abs()
-        grad_in = self.conv_t(g, w, x.shape)
+        grad_in = geom.conv_t(g, w, x.shape)
         m_map = F.relu((x * grad_in).mean(1, keepdim=True))
         m_map = sdiv(m_map, max_per_sample(m_map))
-        grad_masked = self.conv_t(g * (r != 0), w, x.shape)
+        g_masked = torch.where(r != 0, g, 0)
+        # Usually the gradient is already zero wherever R is (both die at the same ReLU): reuse grad_in.
+        grad_masked = grad_in if torch.equal(g_masked, g) else geom.conv_t(g_masked, w, x.shape)
+        del g_masked
 
         c = self.c_rule(x, r, abs_w)
         cols = regions(c.mean(1, keepdim=True))
@@ -258,15 +256,13 @@ class AgfConvRule(_ConvRule):
         del grad_masked
         f_x = factorize(x, cols)
 
-        s_ones = sdiv(r, self.ones_conv(abs_w.sum(1, keepdim=True), x.shape))
-        a_map = self.conv_t(s_ones, abs_w, x.shape)
-
-        denom = torch.exp(-c).add_(1 + EPS)  # sdiv(numer, 1 + exp(-C)); the denominator is never 0
-        residual = torch.div(f_x + m_map, denom, out=denom)
-        residual.add_(f_dx).add_(a_map)
-        support = (c != 0).to(c.dtype)
-        residual.mul_(support)
-        return [delta_shift(c, residual, support)], [grad_in if want_grad[0] else None]
+        # Z1 = conv(1, |W|) is 0 only for an all-zero kernel, whose A is 0 anyway.
+        residual = geom.conv_t(div_eps(r, geom.ones_conv(abs_w, x.shape)), abs_w, x.shape)  # A
+        # + sdiv(F_x + M, 1 + exp(-C)) = (F_x + M) * sigmoid(C): the 1e-9 is below float32 resolution there
+        residual.addcmul_(torch.sigmoid(c), f_x + m_map).add_(f_dx)
+        off_support = c == 0
+        residual.masked_fill_(off_support, 0)
+        return [delta_shift(c, residual, off_support)], [grad_in if want_grad[0] else None]
 
 
 class FlatConvRule(_ConvRule):
@@ -275,7 +271,7 @@ class FlatConvRule(_ConvRule):
     def backward(self, r, g, want_grad):
         x = self.ctx.pop("x")
         c = self.c_rule(x, r, self.weight.abs())
-        return [c], [self.conv_t(g, self.weight, x.shape) if want_grad[0] else None]
+        return [c], [self.geom.conv_t(g, self.weight, x.shape) if want_grad[0] else None]
 
 
 class BoundedConvRule(_ConvRule):
@@ -283,20 +279,20 @@ class BoundedConvRule(_ConvRule):
 
     def backward(self, r, g, want_grad):
         x = self.ctx.pop("x")
-        w = self.weight
+        w, geom = self.weight, self.geom
         w_pos, w_neg = w.clamp(min=0), w.clamp(max=0)
         lo = x.flatten(1).amin(1).view(-1, 1, 1, 1)
         hi = x.flatten(1).amax(1).view(-1, 1, 1, 1)
         k = w.shape[0]
-        bound = self.ones_conv(torch.cat((w_pos.sum(1, keepdim=True), w_neg.sum(1, keepdim=True))), x.shape)
-        z = self.conv(x, w) - lo * bound[:, :k] - hi * bound[:, k:]
+        bound = geom.ones_conv(torch.cat((w_pos, w_neg)), x.shape)
+        z = geom.conv(x, w) - lo * bound[:, :k] - hi * bound[:, k:]
         s = sdiv(r, z)
-        if self.groups == 1:
+        if geom.groups == 1:
             c = x.shape[1]
-            back = self.conv_t(s, torch.cat((w, w_pos, w_neg), dim=1), (x.shape[0], 3 * c) + tuple(x.shape[2:]))
+            back = geom.conv_t(s, torch.cat((w, w_pos, w_neg), dim=1), (x.shape[0], 3 * c) + tuple(x.shape[2:]))
             t_w, t_pos, t_neg = back[:, :c], back[:, c : 2 * c], back[:, 2 * c :]
         else:
-            t_w, t_pos, t_neg = (self.conv_t(s, v, x.shape) for v in (w, w_pos, w_neg))
+            t_w, t_pos, t_neg = (geom.conv_t(s, v, x.shape) for v in (w, w_pos, w_neg))
         r_in = x * t_w - lo * t_pos - hi * t_neg
         return [r_in], [None]
 
@@ -339,10 +335,10 @@ class AgfLinearRule(_LinearRule):
         if self.uses_grad:
             shape = self.unflattened
             m_map = (x.view(shape) * grad_in.view(shape)).mean(1, keepdim=True).expand(shape).reshape(x.shape)
-            support = (c != 0).to(c.dtype)
-            m_map = F.relu(m_map).mul_(support)
+            off_support = c == 0
+            m_map = F.relu(m_map).masked_fill_(off_support, 0)
             m_map = sdiv(m_map, max_per_sample(m_map))
-            c = delta_shift(c, m_map, support)
+            c = delta_shift(c, m_map, off_support)
         return [c], [grad_in if want_grad[0] else None]
 
 
@@ -362,17 +358,3 @@ class AgfStartRule(_LinearRule):
             p = F.softmax(y_t * torch.exp(-0.5 * (diff / sigma) ** 2), dim=1)
             (grad,) = torch.autograd.grad(p.gather(1, t).sum(), xr)
         return x * grad, (grad if want_grad else None)
-
-
-def _numeric_padding(where: str, module: torch.nn.Conv2d) -> tuple[int, int]:
-    pad = module.padding
-    if isinstance(pad, str):
-        if pad == "valid":
-            return (0, 0)
-        total = [d * (k - 1) for d, k in zip(module.dilation, module.kernel_size)]
-        if any(t % 2 for t in total):
-            from .graph import UnsupportedModelError
-
-            raise UnsupportedModelError(f"Conv2d '{where}' uses asymmetric padding='same'; attribution needs symmetric padding")
-        return tuple(t // 2 for t in total)  # type: ignore[return-value]
-    return tuple(pad)  # type: ignore[return-value]
