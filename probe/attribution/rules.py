@@ -225,22 +225,26 @@ class _ConvRule(Rule):
         self.ctx["x"] = x
         return self.geom.conv(x, self.weight, self.bias)
 
-    def c_rule(self, x, r, abs_w, extra=None):
+    def c_rule(self, x, r, abs_w, extra_denominator=None):
         """The |x||w| z-rule: C = |X| * convT(R / conv(|X|, |W|), |W|) (5.5 step 3).
 
         Z = conv(|X|, |W|) is 0 only where every product |x||w| of the window is 0, and each such
         product multiplies S in C, so dividing without the zero mask gives the same C.
-        ``extra`` (same shape as R) is sent through the same transposed conv in one call; its
-        result is returned second.
+        With ``extra_denominator`` D, convT(R / (D + 1e-9), |W|) is computed in the same call
+        (batched) and returned second.
         """
         abs_x = x if self.nonneg else x.abs()
         z = self.geom.conv(abs_x, abs_w)
-        s = torch.div(r, z.add_(EPS), out=z)
-        if extra is None:
+        if extra_denominator is None:
+            s = torch.div(r, z.add_(EPS), out=z)
             return self.geom.conv_t(s, abs_w, x.shape).mul_(abs_x), None
-        both = self.geom.conv_t(torch.cat((s, extra)), abs_w, x.shape)
-        del s
         n = x.shape[0]
+        quotients = r.new_empty((2 * n,) + tuple(r.shape[1:]))
+        torch.div(r, z.add_(EPS), out=quotients[:n])
+        del z
+        torch.div(r, extra_denominator + EPS, out=quotients[n:])
+        both = self.geom.conv_t(quotients, abs_w, x.shape)
+        del quotients
         return both[:n] * abs_x, both[n:]
 
 
@@ -256,14 +260,18 @@ class AgfConvRule(_ConvRule):
         grad_in = geom.conv_t(g, w, x.shape)
         m_map = F.relu((x * grad_in).mean(1, keepdim=True))
         m_map = sdiv(m_map, max_per_sample(m_map))
-        g_masked = torch.where(r != 0, g, 0)
-        # Usually the gradient is already zero wherever R is (both die at the same ReLU): reuse grad_in.
-        grad_masked = grad_in if torch.equal(g_masked, g) else geom.conv_t(g_masked, w, x.shape)
-        del g_masked
+        # The masked gradient convT(G * 1[R != 0], W): usually G is already zero wherever R is (both
+        # die at the same ReLU), and then it is grad_in.
+        r_zero = r == 0
+        if r_zero.logical_and_(g != 0).any():
+            grad_masked = geom.conv_t(torch.where(r != 0, g, 0), w, x.shape)
+        else:
+            grad_masked = grad_in
+        del r_zero
 
         # A = convT(R / conv(1, |W|), |W|) rides along with C's transposed conv. conv(1, |W|) is 0
         # only for an all-zero kernel, whose A is 0 anyway.
-        c, residual = self.c_rule(x, r, abs_w, extra=div_eps(r, geom.ones_conv(abs_w, x.shape)))
+        c, residual = self.c_rule(x, r, abs_w, extra_denominator=geom.ones_conv(abs_w, x.shape))
         cols = regions(c.mean(1, keepdim=True))
         f_dx = factorize(grad_masked, cols)
         del grad_masked
@@ -362,7 +370,7 @@ class AgfLinearRule(_LinearRule):
         abs_x = x.abs()
         total = torch.zeros_like(x)
         grad_in = torch.zeros_like(x) if g is not None else None
-        rows = max(1, (1 << 21) // x.shape[1])
+        rows = max(1, (1 << 24) // x.shape[1])  # blocks of 64 MiB in float32
         for start in range(0, self.weight.shape[0], rows):
             w = self.weight[start : start + rows]
             abs_w = w.abs()
