@@ -14,6 +14,8 @@ from typing import Any
 import torch
 import torch.nn.functional as F
 
+from probe.errors import ProbeValueError
+
 from .convops import ConvGeometry, numeric_padding
 from .factorization import factorize, regions
 from .graph import Step, evaluate_node
@@ -134,14 +136,11 @@ class MaxPoolRule(_PoolRule):
 
     def pool_with_vjp(self, x):
         m = self.step.module
-        y, idx = F.max_pool2d(x, m.kernel_size, m.stride, m.padding, m.dilation, m.ceil_mode, return_indices=True)
-        pair = torch.nn.modules.utils._pair
+        k, s, p, d = _pair(m.kernel_size), _pair(m.stride), _pair(m.padding), _pair(m.dilation)
+        y, idx = F.max_pool2d(x, k, s, p, d, m.ceil_mode, return_indices=True)
 
-        def vjp(s):
-            return torch.ops.aten.max_pool2d_with_indices_backward(
-                s, x, pair(m.kernel_size), pair(m.stride if m.stride is not None else m.kernel_size),
-                pair(m.padding), pair(m.dilation), m.ceil_mode, idx,
-            )
+        def vjp(grad):
+            return torch.ops.aten.max_pool2d_with_indices_backward(grad, x, k, s, p, d, m.ceil_mode, idx)
 
         return y, vjp
 
@@ -149,8 +148,7 @@ class MaxPoolRule(_PoolRule):
 class AvgPoolRule(_PoolRule):
     def pool_with_vjp(self, x):
         m = self.step.module
-        pair = torch.nn.modules.utils._pair
-        k, s, p = pair(m.kernel_size), pair(m.stride if m.stride is not None else m.kernel_size), pair(m.padding)
+        k, s, p = _pair(m.kernel_size), _pair(m.stride), _pair(m.padding)
         y = F.avg_pool2d(x, k, s, p, m.ceil_mode, m.count_include_pad, m.divisor_override)
 
         def vjp(grad):
@@ -167,13 +165,13 @@ class AdaptiveAvgPoolRule(_PoolRule):
     def forward(self, values):
         x = self.inputs(values)[0]
         if x.dim() != 4:
-            raise ValueError(f"{self.step.where}: expected a 4-D feature map, got shape {tuple(x.shape)}")
+            raise ProbeValueError(f"{self.step.where}: expected a 4-D feature map, got shape {tuple(x.shape)}")
         self.ctx["x"] = x
         if self.step.kind != "mean":
             return self.pool_with_vjp(x)[0]
         y = evaluate_node(self.step.node, values)
         if y.shape[:2] != x.shape[:2] or y.numel() != x.shape[0] * x.shape[1]:
-            raise ValueError(f"{self.step.where}: only a mean over the two spatial dims has a rule")
+            raise ProbeValueError(f"{self.step.where}: only a mean over the two spatial dims has a rule")
         return y
 
     def output_size(self):
@@ -193,13 +191,17 @@ class AdaptiveAvgPoolRule(_PoolRule):
         return y, vjp
 
 
+def _pair(value) -> tuple[int, int]:
+    return (value, value) if isinstance(value, int) else (int(value[0]), int(value[1]))
+
+
 class AddRule(Rule):
     """Residual addition (5.2): R split in proportion a/(a+b) and b/(a+b); both inputs get the gradient."""
 
     def forward(self, values):
         a, b = self.inputs(values)
         if a.shape != b.shape:
-            raise ValueError(f"{self.step.where}: attribution needs equal shapes, got {tuple(a.shape)} and {tuple(b.shape)}")
+            raise ProbeValueError(f"{self.step.where}: attribution needs equal shapes, got {tuple(a.shape)} and {tuple(b.shape)}")
         self.ctx["ab"] = (a, b)
         return a + b
 
@@ -325,7 +327,7 @@ class _LinearRule(Rule):
     def forward(self, values):
         x = self.inputs(values)[0]
         if x.dim() != 2:
-            raise ValueError(f"Linear '{self.step.where}': attribution needs a 2-D input [N, features], got shape {tuple(x.shape)}")
+            raise ProbeValueError(f"Linear '{self.step.where}': attribution needs a 2-D input [N, features], got shape {tuple(x.shape)}")
         self.ctx["x"] = x
         return F.linear(x, self.weight, self.bias)
 
@@ -358,7 +360,6 @@ class AgfLinearRule(_LinearRule):
             m_map = sdiv(m_map, max_per_sample(m_map))
             c = delta_shift(c, m_map, off_support)
         return [c], [grad_in if want_grad[0] else None]
-
 
     def _c_and_grad(self, x, r, g):
         """C = |x| * ((R / (|x| |W|^T)) |W|) and, if ``g`` is given, g W, in one pass over W by blocks of
