@@ -7,6 +7,7 @@ import math
 import numpy as np
 import torch
 import torch.nn as nn
+import torch.nn.functional as F
 import torchvision
 
 import backbones
@@ -89,6 +90,30 @@ class TinyVGG(nn.Module):
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         x = self.avgpool(self.features(x))
         return self.classifier(torch.flatten(x, 1))
+
+
+class FunctionalNet(nn.Module):
+    """Functional forms the engine supports: F.relu/torch.relu, torch.add, AvgPool2d, x.mean over
+    H×W, x.view(x.size(0), -1), F.dropout, and a Linear fed by a flattened 4-D map."""
+
+    def __init__(self, num_classes: int = 5) -> None:
+        super().__init__()
+        self.conv1, self.bn = nn.Conv2d(3, 8, 3, padding=1), nn.BatchNorm2d(8)
+        self.conv2 = nn.Conv2d(8, 8, 3, padding=1, bias=False)
+        self.pool = nn.AvgPool2d(2)
+        self.fc1, self.fc2 = nn.Linear(8, 6), nn.Linear(6, num_classes)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        x = F.relu(self.bn(self.conv1(x)))
+        x = self.pool(torch.add(x, torch.relu(self.conv2(x))))
+        x = x.mean((2, 3), keepdim=True)
+        x = F.dropout(x.view(x.size(0), -1), 0.5, self.training)
+        return self.fc2(F.relu(self.fc1(x)))
+
+
+def functional_net(seed: int = 0) -> nn.Module:
+    torch.manual_seed(seed)
+    return randomize_batchnorm(FunctionalNet(), seed).eval()
 
 
 def tiny_vgg(seed: int = 0, batchnorm: bool = False, num_classes: int = 5) -> nn.Module:

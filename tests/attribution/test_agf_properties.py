@@ -7,7 +7,7 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from agf_models import resnet_with_head, tiny_vgg
+from agf_models import functional_net, resnet_with_head, tiny_vgg
 from probe import explain
 from probe.attribution import input_relevance
 
@@ -17,7 +17,7 @@ def images():
     return torch.randn(3, 3, 32, 32, generator=torch.Generator().manual_seed(1))
 
 
-@pytest.mark.parametrize("build", [tiny_vgg, resnet_with_head])
+@pytest.mark.parametrize("build", [tiny_vgg, resnet_with_head, functional_net])
 def test_batch_gives_the_same_maps_as_one_by_one(build, images):
     model = build().double()
     x = images.double()
@@ -44,7 +44,7 @@ def test_explain_is_deterministic(images):
 CONSERVING = ("conv", "linear", "batchnorm", "relu", "maxpool", "avgpool", "adaptive_avgpool", "mean", "add", "reshape", "identity")
 
 
-@pytest.mark.parametrize("build", [tiny_vgg, lambda: tiny_vgg(batchnorm=True), resnet_with_head])
+@pytest.mark.parametrize("build", [tiny_vgg, lambda: tiny_vgg(batchnorm=True), resnet_with_head, functional_net])
 def test_each_layer_conserves_the_signed_relevance_sum(build, images):
     model = build().double()
     seen = []
