@@ -193,3 +193,15 @@ def test_cuda_matches_cpu(images):
     gpu = explain(model.cuda(), images.cuda())
     assert gpu.device.type == "cuda"
     torch.testing.assert_close(gpu.cpu(), cpu, rtol=1e-3, atol=1e-3)
+
+
+def test_normalize_map_modes():
+    from probe import normalize_map
+
+    maps = torch.tensor([[[-2.0, 0.0], [1.0, 2.0]], [[3.0, 3.0], [3.0, 3.0]]])
+    torch.testing.assert_close(normalize_map(maps), torch.tensor([[[0.0, 0.5], [0.75, 1.0]], [[0.0, 0.0], [0.0, 0.0]]]))
+    torch.testing.assert_close(normalize_map(maps, "positive")[0], torch.tensor([[0.0, 0.0], [0.5, 1.0]]))
+    torch.testing.assert_close(normalize_map(maps, "symmetric")[0], torch.tensor([[-1.0, 0.0], [0.5, 1.0]]))
+    torch.testing.assert_close(normalize_map(maps[0]), normalize_map(maps)[0])
+    with pytest.raises(ValueError, match="choose one of minmax, positive, symmetric"):
+        normalize_map(maps, "log")
