@@ -9,7 +9,6 @@ from typing import Iterator
 
 import torch
 import torch.nn as nn
-from captum.attr import InputXGradient, IntegratedGradients, LayerAttribution, LayerGradCam, Saliency
 
 from probe.errors import ProbeValueError
 
@@ -33,9 +32,12 @@ def inference_mode(model: nn.Module) -> Iterator[None]:
 
 
 def run(method: str, model: nn.Module, graph: Graph, x: torch.Tensor, targets: torch.Tensor, **options) -> torch.Tensor:
-    """The baseline ``method`` for images ``x`` and one class per image."""
+    """The baseline ``method`` for images ``x`` and one class per image (Captum is imported on first use)."""
+    from captum.attr import InputXGradient, Saliency
+
     if method == "gradcam":
         return gradcam(model, graph, x, targets, **options)
+    x = x.detach().requires_grad_(True)  # our own view of the images: Captum differentiates w.r.t. it
     if method == "integrated_gradients":
         return integrated_gradients(model, x, targets, **options)
     if method == "saliency":
@@ -51,6 +53,8 @@ def gradcam(model: nn.Module, graph: Graph, x: torch.Tensor, targets: torch.Tens
     Default layer: the last feature map before the classifier's global pooling (ResNet: the last
     block; VGG: the last max pool).
     """
+    from captum.attr import LayerAttribution, LayerGradCam
+
     path = gradcam_layer(graph) if layer is None else layer
     try:
         module = model.get_submodule(path)
@@ -71,6 +75,8 @@ def integrated_gradients(
     baseline: float = 0.0,
 ) -> torch.Tensor:
     """Integrated gradients from a constant ``baseline`` image (in the model's input space), summed over channels."""
+    from captum.attr import IntegratedGradients
+
     attr = IntegratedGradients(model).attribute(
         x, baselines=baseline, target=targets, n_steps=n_steps,
         internal_batch_size=internal_batch_size or x.shape[0],
