@@ -9,7 +9,7 @@ path and type. The user's modules are never called by the engine and never modif
 from __future__ import annotations
 
 import operator
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any, Callable
 
 import torch
@@ -69,8 +69,7 @@ class Step:
     inputs: tuple[str, ...]  # names of the tensor values it reads
     output: str  # name of the value it produces
     module: nn.Module | None = None
-    node: fx.Node | None = None  # kept for reshape/meta/mean steps, which are evaluated from their fx arguments
-    options: dict[str, Any] = field(default_factory=dict)
+    node: fx.Node | None = None  # its fx node: reshape/meta/mean steps are evaluated from its arguments
 
 
 @dataclass
@@ -224,7 +223,7 @@ def _make_step(node: fx.Node, model: nn.Module, kinds: dict[str, str], index: in
     if node.op == "call_method" and target in _META_METHODS or (
         node.op == "call_function" and target is getattr and node.args[1] == "shape"
     ):
-        return Step(index, "meta", where, (), node.name, node=node, options={"reads": names})
+        return Step(index, "meta", where, (), node.name, node=node)
     if node.op == "call_function" and target in _ADD_FUNCS or (node.op == "call_method" and target in ("add", "add_")):
         args = list(node.args)
         if len(args) != 2 or not all(isinstance(a, fx.Node) and kinds.get(a.name) == "tensor" for a in args):
@@ -269,6 +268,8 @@ def _is_inplace(node: fx.Node, model: nn.Module) -> bool:
     if node.op == "call_method":
         return str(node.target).endswith("_")
     if node.op == "call_function":
+        if node.target is F.relu and len(node.args) > 1:  # F.relu(x, True)
+            return node.args[1] is True
         return node.kwargs.get("inplace", False) is True or node.target in (torch.relu_, F.relu_, operator.iadd)
     return False
 
