@@ -6,7 +6,7 @@ import argparse
 
 from .explain_image import explain_image
 from .run import run_probe
-from .summary import summary_table
+from .summary import closing_summary
 
 
 def run_from_args(args: argparse.Namespace) -> None:
@@ -18,9 +18,7 @@ def run_from_args(args: argparse.Namespace) -> None:
         method=args.method, baselines=tuple(args.baselines), max_images=args.max_images, device=args.device,
         batch_size=args.batch_size, num_workers=args.num_workers, cache_dir=args.cache_dir, seed=args.seed, **optional,
     )
-    print(summary_table(results))
-    timings = ", ".join(f"{stage} {seconds:.1f} s" for stage, seconds in results.timings.items())
-    print(f"\nreport: {out}/report.html  (metrics: {out}/metrics.json; {timings})")
+    print(closing_summary(results, out))
 
 
 def explain_from_args(args: argparse.Namespace) -> None:

@@ -84,12 +84,17 @@ def resolve_run_dir(run_dir: str | Path) -> Path:
 
 def load_backbone(directory: Path, *, weights: str | Path | None = None, format: str | None = None,
                   arch: str | None = None, device: str | torch.device = "cpu") -> backbones.Backbone:
-    """The backbone a run folder was made with (``weights`` overrides the recorded checkpoint path)."""
+    """The backbone a run folder was made with.
+
+    ``weights`` replaces the recorded checkpoint path (its format and architecture are then detected
+    unless given); the pseudo-classes check later that it is the same checkpoint.
+    """
     meta = read_meta(directory)
-    path = weights if weights is not None else meta["weights"]
-    if path is None or not Path(path).is_file():
-        raise ProbeValueError(f"{directory / META_FILE}: checkpoint {path} not found; pass --weights FILE")
-    backbone = backbones.load(path, format=format or meta["format"], arch=arch or meta["arch"], device=device)
+    if weights is None:
+        weights, format, arch = meta["weights"], format or meta["format"], arch or meta["arch"]
+        if weights is None or not Path(weights).is_file():
+            raise ProbeValueError(f"{directory / META_FILE}: checkpoint {weights} not found; pass --weights FILE")
+    backbone = backbones.load(weights, format=format, arch=arch, device=device)
     if meta["control_seed"] is not None:
         backbone = backbones.random_like(backbone, int(meta["control_seed"]))
     return backbone

@@ -31,3 +31,9 @@ def summary_table(results: RunResults) -> str:
                        for i, (cell, w) in enumerate(zip(row, widths))).rstrip() for row in rows]
     lines.insert(1, "  ".join("-" * w for w in widths))
     return "\n".join(lines)
+
+
+def closing_summary(results: RunResults, out: str) -> str:
+    """What a command prints at the end: the summary table, where the report is, the stage timings."""
+    timings = ", ".join(f"{stage} {seconds:.1f} s" for stage, seconds in results.timings.items())
+    return f"{summary_table(results)}\n\nreport: {out}/report.html  (metrics: {out}/metrics.json; {timings})"
