@@ -39,12 +39,16 @@ def shipped_checkpoints() -> list[tuple[str, Path]]:
     """``(name, path)`` of every reference checkpoint shipped in ``probe/demo/checkpoints``."""
     from probe.demo.checkpoints import FILES, checkpoint_path
 
-    found = [(name, checkpoint_path(name)) for name in FILES]
-    missing = [str(path) for _, path in found if not path.is_file()]
+    return present([(name, checkpoint_path(name)) for name in FILES])
+
+
+def present(checkpoints: list[tuple[str, Path]]) -> list[tuple[str, Path]]:
+    """``checkpoints`` unchanged if every file exists; else an error naming the missing ones."""
+    missing = [str(path) for _, path in checkpoints if not Path(path).is_file()]
     if missing:
         raise ProbeValueError(f"shipped demo checkpoint(s) missing: {', '.join(missing)} "
                               "(rebuild them with scripts/build_demo_checkpoints.py)")
-    return found
+    return checkpoints
 
 
 def build_world(directory: Path, *, images: int, seed: int) -> tuple[Path, Path]:
