@@ -3,59 +3,21 @@ layouts the demo ships (SimCLR tonylins, MoCo v2, BYOL chigur, plain torchvision
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 
-import numpy as np
 import torch
-from PIL import Image, ImageDraw
 
 import backbones
+from probe.bench.pipeline import write_shapes
 
 CATEGORIES = ("circle", "square", "triangle")
 SIZE = 64
 
 
-def _draw(draw: ImageDraw.ImageDraw, category: str, box: tuple[int, int, int, int], fill) -> None:
-    x0, y0, x1, y1 = box
-    if category == "circle":
-        draw.ellipse(box, fill=fill)
-    elif category == "square":
-        draw.rectangle(box, fill=fill)
-    else:
-        draw.polygon([((x0 + x1) // 2, y0), (x1, y1), (x0, y1)], fill=fill)
-
-
 def make_world(root: Path, per_category: int = 16, two_object: int = 2, seed: int = 0) -> tuple[Path, Path]:
-    """``root/images/<category>/<name>.png`` and ``root/masks/...`` label images (0 = background, 1 + category
-    index in sorted order) with ``categories.json``; each category folder also holds ``two_object`` images
-    with a second, different shape. Returns (images, masks)."""
-    rng = np.random.default_rng(seed)
-    images, masks = root / "images", root / "masks"
-    names = sorted(CATEGORIES)
-    for category in names:
-        (images / category).mkdir(parents=True, exist_ok=True)
-        (masks / category).mkdir(parents=True, exist_ok=True)
-        for i in range(per_category + two_object):
-            background = tuple(int(v) for v in rng.integers(0, 90, 3))
-            image = Image.new("RGB", (SIZE, SIZE), background)
-            label = Image.new("L", (SIZE, SIZE), 0)
-            objects = [category]
-            if i >= per_category:
-                objects.append(names[(names.index(category) + 1) % len(names)])
-            for j, obj in enumerate(objects):
-                side = int(rng.integers(18, 26))
-                x0 = int(rng.integers(2, SIZE // 2 - side // 2)) + (SIZE // 2 - 4) * j
-                y0 = int(rng.integers(2, SIZE - side - 2))
-                box = (x0, y0, min(SIZE - 2, x0 + side), y0 + side)
-                colour = tuple(int(v) for v in rng.integers(150, 256, 3))
-                _draw(ImageDraw.Draw(image), obj, box, colour)
-                _draw(ImageDraw.Draw(label), obj, box, 1 + names.index(obj))
-            stem = f"{category}_{i:03d}"
-            image.save(images / category / f"{stem}.png")
-            label.save(masks / category / f"{stem}.png")
-    (masks / "categories.json").write_text(json.dumps({str(1 + i): n for i, n in enumerate(names)}))
-    return images, masks
+    """``root/images/<category>/<category>_NNN.png`` + label masks with ``categories.json``; the last
+    ``two_object`` images of each category hold a second, different shape. Returns (images, masks)."""
+    return write_shapes(root, {c: per_category for c in CATEGORIES}, size=SIZE, seed=seed, two_object=two_object)
 
 
 def small_state(seed: int) -> dict[str, torch.Tensor]:
