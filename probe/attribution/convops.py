@@ -21,6 +21,7 @@ class ConvGeometry:
         self.groups = module.groups
         self.kernel = tuple(module.kernel_size)
         self.pointwise = self.kernel == (1, 1) and padding == (0, 0) and self.groups == 1
+        self._flipped: dict[int, tuple[torch.Tensor, torch.Tensor]] = {}  # id(w) -> (w, flipped w)
 
     def conv(self, x: torch.Tensor, w: torch.Tensor, bias: torch.Tensor | None = None) -> torch.Tensor:
         """conv2d(x, w) with this geometry."""
@@ -43,13 +44,19 @@ class ConvGeometry:
         flip_pad = [self.dilation[i] * (self.kernel[i] - 1) - self.padding[i] for i in range(2)]
         if self.stride == (1, 1) and self.groups == 1 and min(flip_pad) >= 0:
             # stride 1: the VJP is a plain convolution with the flipped, transposed kernel (faster on CPU)
-            return F.conv2d(s, w.flip(2, 3).transpose(0, 1), None, 1, flip_pad, self.dilation)
+            return F.conv2d(s, self._flip(w), None, 1, flip_pad, self.dilation)
         out_pad = [
             in_shape[2 + i]
             - ((s.shape[2 + i] - 1) * self.stride[i] - 2 * self.padding[i] + self.dilation[i] * (self.kernel[i] - 1) + 1)
             for i in range(2)
         ]
         return F.conv_transpose2d(s, w, None, self.stride, self.padding, out_pad, self.groups, self.dilation)
+
+    def _flip(self, w: torch.Tensor) -> torch.Tensor:
+        """The kernel flipped in space with in/out channels swapped, made once per weight tensor."""
+        if id(w) not in self._flipped:
+            self._flipped[id(w)] = (w, w.flip(2, 3).transpose(0, 1).contiguous())
+        return self._flipped[id(w)][1]
 
     def ones_conv(self, w: torch.Tensor, in_shape: tuple[int, ...]) -> torch.Tensor:
         """conv(ones(1, C, H, W), w) -> [1, K, H', W'], the same for every sample.

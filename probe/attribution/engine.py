@@ -16,7 +16,8 @@ from .graph import Graph, Step
 from .numerics import div_eps
 from .rules import Rule
 
-Observer = Callable[[Step, torch.Tensor, list], None]
+# observer(step, relevance at its output, gradient at its output or None, relevances at its inputs)
+Observer = Callable[[Step, "torch.Tensor | None", "torch.Tensor | None", list], None]
 
 
 class Engine:
@@ -80,7 +81,7 @@ class Engine:
             r_in, g_in = self.rules[start.index].start(targets, need[start.inputs[0]])
             self._deliver(start, [r_in], [g_in], relevance, grads, need)
             if observer is not None:
-                observer(start, None, [r_in])
+                observer(start, None, None, [r_in])
             for step in reversed(graph.steps[: self.start]):
                 if step.kind == "meta":
                     continue
@@ -89,9 +90,10 @@ class Engine:
                 rule = self.rules[step.index]
                 if rule.uses_grad and g_out is None:
                     g_out = torch.zeros_like(r_out)
+                seen = r_out.clone() if observer is not None else None  # rules may overwrite r_out
                 r_ins, g_ins = rule.backward(r_out, g_out, [need[v] for v in step.inputs])
                 if observer is not None:
-                    observer(step, r_out, r_ins)
+                    observer(step, seen, g_out, r_ins)
                 self._deliver(step, r_ins, g_ins, relevance, grads, need)
                 del r_out, g_out, r_ins, g_ins
             return self._combine(graph.input, relevance.pop(graph.input))

@@ -24,7 +24,11 @@ Values = dict  # value name -> tensor or size
 
 
 class Rule:
-    """Base rule: relevance and gradient pass through unchanged (Identity, Dropout at inference)."""
+    """Base rule: relevance and gradient pass through unchanged (Identity, Dropout at inference).
+
+    ``backward`` may overwrite the relevance it receives (each relevance has one reader), never
+    the gradient (an addition hands the same gradient to both of its inputs).
+    """
 
     uses_grad = False  # True when backward needs the gradient at the step's output
 
@@ -221,16 +225,23 @@ class _ConvRule(Rule):
         self.ctx["x"] = x
         return self.geom.conv(x, self.weight, self.bias)
 
-    def c_rule(self, x, r, abs_w):
+    def c_rule(self, x, r, abs_w, extra=None):
         """The |x||w| z-rule: C = |X| * convT(R / conv(|X|, |W|), |W|) (5.5 step 3).
 
         Z = conv(|X|, |W|) is 0 only where every product |x||w| of the window is 0, and each such
         product multiplies S in C, so dividing without the zero mask gives the same C.
+        ``extra`` (same shape as R) is sent through the same transposed conv in one call; its
+        result is returned second.
         """
         abs_x = x if self.nonneg else x.abs()
         z = self.geom.conv(abs_x, abs_w)
         s = torch.div(r, z.add_(EPS), out=z)
-        return self.geom.conv_t(s, abs_w, x.shape).mul_(abs_x)
+        if extra is None:
+            return self.geom.conv_t(s, abs_w, x.shape).mul_(abs_x), None
+        both = self.geom.conv_t(torch.cat((s, extra)), abs_w, x.shape)
+        del s
+        n = x.shape[0]
+        return both[:n] * abs_x, both[n:]
 
 
 class AgfConvRule(_ConvRule):
@@ -250,15 +261,15 @@ class AgfConvRule(_ConvRule):
         grad_masked = grad_in if torch.equal(g_masked, g) else geom.conv_t(g_masked, w, x.shape)
         del g_masked
 
-        c = self.c_rule(x, r, abs_w)
+        # A = convT(R / conv(1, |W|), |W|) rides along with C's transposed conv. conv(1, |W|) is 0
+        # only for an all-zero kernel, whose A is 0 anyway.
+        c, residual = self.c_rule(x, r, abs_w, extra=div_eps(r, geom.ones_conv(abs_w, x.shape)))
         cols = regions(c.mean(1, keepdim=True))
         f_dx = factorize(grad_masked, cols)
         del grad_masked
         f_x = factorize(x, cols)
-
-        # Z1 = conv(1, |W|) is 0 only for an all-zero kernel, whose A is 0 anyway.
-        residual = geom.conv_t(div_eps(r, geom.ones_conv(abs_w, x.shape)), abs_w, x.shape)  # A
-        # + sdiv(F_x + M, 1 + exp(-C)) = (F_x + M) * sigmoid(C): the 1e-9 is below float32 resolution there
+        # residual = A + sdiv(F_x + M, 1 + exp(-C)) + F_dx; (F_x + M) * sigmoid(C) equals that sdiv
+        # up to its 1e-9, which is below float32 resolution there
         residual.addcmul_(torch.sigmoid(c), f_x + m_map).add_(f_dx)
         off_support = c == 0
         residual.masked_fill_(off_support, 0)
@@ -270,7 +281,7 @@ class FlatConvRule(_ConvRule):
 
     def backward(self, r, g, want_grad):
         x = self.ctx.pop("x")
-        c = self.c_rule(x, r, self.weight.abs())
+        c = self.c_rule(x, r, self.weight.abs())[0]
         return [c], [self.geom.conv_t(g, self.weight, x.shape) if want_grad[0] else None]
 
 
@@ -329,9 +340,8 @@ class AgfLinearRule(_LinearRule):
 
     def backward(self, r, g, want_grad):
         x = self.ctx.pop("x")
-        abs_x, abs_w = x.abs(), self.weight.abs()
-        c = torch.mm(sdiv(r, torch.mm(abs_x, abs_w.t())), abs_w).mul_(abs_x)
-        grad_in = torch.mm(g, self.weight) if g is not None and (want_grad[0] or self.uses_grad) else None
+        with_grad = g is not None and (want_grad[0] or self.uses_grad)
+        c, grad_in = self._c_and_grad(x, r, g if with_grad else None)
         if self.uses_grad:
             shape = self.unflattened
             m_map = (x.view(shape) * grad_in.view(shape)).mean(1, keepdim=True).expand(shape).reshape(x.shape)
@@ -340,6 +350,27 @@ class AgfLinearRule(_LinearRule):
             m_map = sdiv(m_map, max_per_sample(m_map))
             c = delta_shift(c, m_map, off_support)
         return [c], [grad_in if want_grad[0] else None]
+
+
+    def _c_and_grad(self, x, r, g):
+        """C = |x| * ((R / (|x| |W|^T)) |W|) and, if ``g`` is given, g W, in one pass over W by blocks of
+        rows: |W| is never materialised whole (VGG's first classifier layer has 100M weights).
+
+        A zero denominator means every product |x_i||w_ji| is zero, and each multiplies S_j in C,
+        so the quotient needs no zero mask.
+        """
+        abs_x = x.abs()
+        total = torch.zeros_like(x)
+        grad_in = torch.zeros_like(x) if g is not None else None
+        rows = max(1, (1 << 21) // x.shape[1])
+        for start in range(0, self.weight.shape[0], rows):
+            w = self.weight[start : start + rows]
+            abs_w = w.abs()
+            z = torch.mm(abs_x, abs_w.t())
+            total.addmm_(torch.div(r[:, start : start + rows], z.add_(EPS), out=z), abs_w)
+            if g is not None:
+                grad_in.addmm_(g[:, start : start + rows], w)
+        return total.mul_(abs_x), grad_in
 
 
 class AgfStartRule(_LinearRule):

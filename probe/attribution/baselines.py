@@ -1,0 +1,128 @@
+"""Baselines through Captum (Grad-CAM, integrated gradients, saliency, input x gradient) and a
+seeded random map. Each returns [N, H, W] for images [N, C, H, W]; LRP lives in ``lrp.py``."""
+
+from __future__ import annotations
+
+import hashlib
+from contextlib import contextmanager
+from typing import Iterator
+
+import torch
+import torch.nn as nn
+from captum.attr import InputXGradient, IntegratedGradients, LayerAttribution, LayerGradCam, Saliency
+
+from probe.errors import ProbeValueError
+
+from .composite import classifier_step
+from .graph import Graph, Step
+
+# steps between the last feature map and the classifier (a head may hold Linear/ReLU/Dropout layers)
+_HEAD_KINDS = ("identity", "linear", "relu")
+
+
+@contextmanager
+def inference_mode(model: nn.Module) -> Iterator[None]:
+    """Every module in eval mode for the duration; each module's own train/eval flag restored after."""
+    flags = [(m, m.training) for m in model.modules()]
+    model.eval()
+    try:
+        yield
+    finally:
+        for module, flag in flags:
+            module.training = flag
+
+
+def run(method: str, model: nn.Module, graph: Graph, x: torch.Tensor, targets: torch.Tensor, **options) -> torch.Tensor:
+    """The baseline ``method`` for images ``x`` and one class per image."""
+    if method == "gradcam":
+        return gradcam(model, graph, x, targets, **options)
+    if method == "integrated_gradients":
+        return integrated_gradients(model, x, targets, **options)
+    if method == "saliency":
+        return Saliency(model).attribute(x, target=targets, abs=True).amax(1)
+    if method == "input_x_gradient":
+        return InputXGradient(model).attribute(x, target=targets).sum(1)
+    raise ValueError(f"not a Captum baseline: {method}")
+
+
+def gradcam(model: nn.Module, graph: Graph, x: torch.Tensor, targets: torch.Tensor, layer: str | None = None) -> torch.Tensor:
+    """Grad-CAM (ReLU of the gradient-weighted channel sum) on ``layer``, bilinearly upsampled to the image.
+
+    Default layer: the last feature map before the classifier's global pooling (ResNet: the last
+    block; VGG: the last max pool).
+    """
+    path = gradcam_layer(graph) if layer is None else layer
+    try:
+        module = model.get_submodule(path)
+    except AttributeError:
+        raise ProbeValueError(f"gradcam: the model has no module {path!r}") from None
+    cam = LayerGradCam(model, module).attribute(x, target=targets, relu_attributions=True)
+    if cam.dim() != 4:
+        raise ProbeValueError(f"gradcam: layer {path!r} does not output a 4-D feature map")
+    return LayerAttribution.interpolate(cam, tuple(x.shape[2:]), interpolate_mode="bilinear")[:, 0]
+
+
+def integrated_gradients(
+    model: nn.Module,
+    x: torch.Tensor,
+    targets: torch.Tensor,
+    n_steps: int = 50,
+    internal_batch_size: int | None = None,
+    baseline: float = 0.0,
+) -> torch.Tensor:
+    """Integrated gradients from a constant ``baseline`` image (in the model's input space), summed over channels."""
+    attr = IntegratedGradients(model).attribute(
+        x, baselines=baseline, target=targets, n_steps=n_steps,
+        internal_batch_size=internal_batch_size or x.shape[0],
+    )
+    return attr.sum(1)
+
+
+def random_maps(x: torch.Tensor, seed: int = 0) -> torch.Tensor:
+    """Uniform [0, 1) maps, one per image, seeded by ``seed`` and the image's content.
+
+    The same image gives the same map with the same seed, alone or in any batch.
+    """
+    maps = []
+    for image in x:
+        digest = hashlib.blake2b(image.detach().to("cpu", torch.float32).contiguous().numpy().tobytes(), digest_size=8)
+        generator = torch.Generator().manual_seed((int.from_bytes(digest.digest(), "little") ^ int(seed)) & (2**63 - 1))
+        maps.append(torch.rand(tuple(image.shape[1:]), generator=generator))
+    return torch.stack(maps).to(x.device)
+
+
+def gradcam_layer(graph: Graph) -> str:
+    """Path of the module whose output is the last feature map before the classifier's pooling."""
+    value = classifier_step(graph).inputs[0]
+    while True:  # back through the head to the step that turned the map into vectors
+        step = graph.producer(value)
+        if step is None:
+            raise ProbeValueError("gradcam: found no 4-D feature map before the classifier; pass layer='module.path'")
+        value = step.inputs[0]
+        if step.kind in ("reshape", "mean"):
+            break
+        if step.kind not in _HEAD_KINDS:
+            raise ProbeValueError(f"gradcam: cannot find the feature map past {step.where}; pass layer='module.path'")
+    while graph.producer(value) is not None and graph.producer(value).kind in ("adaptive_avgpool", "identity"):
+        value = graph.producer(value).inputs[0]
+    step = graph.producer(value)
+    if step is None:
+        raise ProbeValueError("gradcam: the classifier reads the image itself; pass layer='module.path'")
+    return _module_returning(graph, step)
+
+
+def _module_returning(graph: Graph, step: Step) -> str:
+    """The innermost module, called once, whose forward returns ``step``'s output."""
+    if step.module is not None and sum(s.module is step.module for s in graph.steps) == 1:
+        return step.where
+    scopes = [_scope_paths(s) for s in graph.steps]
+    for path in reversed(_scope_paths(step)):
+        inside = [i for i, paths in enumerate(scopes) if path in paths]
+        if inside[-1] == step.index and inside == list(range(inside[0], inside[-1] + 1)) and path:
+            return path
+    raise ProbeValueError(f"gradcam: no module returns the feature map of {step.where}; pass layer='module.path'")
+
+
+def _scope_paths(step: Step) -> list[str]:
+    stack = (step.node.meta.get("nn_module_stack") if step.node is not None else None) or {}
+    return [path for path, _ in stack.values()]

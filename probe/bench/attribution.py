@@ -1,0 +1,171 @@
+"""Attribution benchmark: AGF and Grad-CAM against a plain forward+backward of the same model and batch.
+
+Times are medians of warm repeats, run round-robin in one process so that load changes hit all
+methods alike. Peak memory is measured per method in a fresh subprocess: the growth of the
+process's peak resident set (VmHWM, reset through /proc/self/clear_refs) over its resident set
+just before a second, warm call, with glibc told to return every allocation over 64 KiB to the
+OS at once (MALLOC_MMAP_THRESHOLD_), so that freed tensors leave the resident set.
+See docs/BENCHMARKS.md.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import statistics
+import subprocess
+import sys
+import time
+from typing import Callable, Sequence
+
+import torch
+import torchvision
+
+METHODS = ("forward_backward", "agf", "gradcam")
+LABELS = {"forward_backward": "fwd+bwd", "agf": "AGF", "gradcam": "Grad-CAM"}
+
+
+def build(arch: str, batch: int, size: int, seed: int = 0) -> tuple[torch.nn.Module, torch.Tensor]:
+    """A torchvision ``arch`` (1000 classes, default init, eval mode) and a seeded batch of images."""
+    torch.manual_seed(seed)
+    model = getattr(torchvision.models, arch)().eval()
+    images = torch.randn(batch, 3, size, size, generator=torch.Generator().manual_seed(seed))
+    return model, images
+
+
+def task(method: str, model: torch.nn.Module, images: torch.Tensor) -> Callable[[], object]:
+    """One call of ``method``. forward_backward: ``model(x)``, then backward of the sum of each
+    image's top-1 logit, with the parameters requiring grad as built (the gradients are dropped after)."""
+    import probe
+
+    if method == "forward_backward":
+
+        def forward_backward() -> None:
+            logits = model(images)
+            logits.gather(1, logits.argmax(1, keepdim=True)).sum().backward()
+            model.zero_grad(set_to_none=True)
+
+        return forward_backward
+    return lambda: probe.explain(model, images, method=method)
+
+
+def time_methods(model: torch.nn.Module, images: torch.Tensor, repeats: int) -> dict[str, list[float]]:
+    """Seconds per call of every method: one warm-up each, then ``repeats`` round-robin rounds."""
+    calls = {m: task(m, model, images) for m in METHODS}
+    for call in calls.values():
+        call()
+    seconds: dict[str, list[float]] = {m: [] for m in METHODS}
+    for _ in range(repeats):
+        for method, call in calls.items():
+            start = time.perf_counter()
+            call()
+            seconds[method].append(time.perf_counter() - start)
+    return seconds
+
+
+def _status_kib(field: str) -> int:
+    with open("/proc/self/status") as fh:
+        for line in fh:
+            if line.startswith(field + ":"):
+                return int(line.split()[1])
+    raise RuntimeError(f"{field} not in /proc/self/status")
+
+
+def peak_memory_child(arch: str, method: str, batch: int, size: int) -> int:
+    """(In the child process.) Bytes by which a warm call of ``method`` raises the peak resident set."""
+    model, images = build(arch, batch, size)
+    call = task(method, model, images)
+    call()
+    with open("/proc/self/clear_refs", "w") as fh:  # reset VmHWM to the current resident set
+        fh.write("5")
+    before = _status_kib("VmRSS")
+    call()
+    return (_status_kib("VmHWM") - before) * 1024
+
+
+def peak_memory(arch: str, method: str, batch: int, size: int) -> int | None:
+    """Peak-memory growth of one call, measured in a fresh subprocess (None if it failed)."""
+    env = dict(os.environ, MALLOC_MMAP_THRESHOLD_="65536", MALLOC_TRIM_THRESHOLD_="0", PROBE_NO_PROGRESS="1")
+    cmd = [sys.executable, "-m", "probe.bench.attribution", "--child", arch, method, str(batch), str(size)]
+    done = subprocess.run(cmd, env=env, capture_output=True, text=True)
+    if done.returncode != 0:
+        print(f"memory measurement of {method} on {arch} failed:\n{done.stderr.strip()}", file=sys.stderr)
+        return None
+    return int(done.stdout.strip().splitlines()[-1])
+
+
+def measure(arch: str, batch: int, size: int, repeats: int, memory: bool) -> dict:
+    model, images = build(arch, batch, size)
+    seconds = time_methods(model, images, repeats)
+    row = {"model": arch, "batch": batch, "size": size, "repeats": repeats}
+    for method in METHODS:
+        row[f"{method}_s"] = statistics.median(seconds[method])
+        row[f"{method}_all_s"] = seconds[method]
+        if memory:
+            row[f"{method}_peak_bytes"] = peak_memory(arch, method, batch, size)
+    return row
+
+
+def table(rows: Sequence[dict]) -> str:
+    """Markdown table: medians, and time/memory ratios to the forward+backward."""
+    head = (
+        "| model | batch×size | fwd+bwd | AGF | AGF / fwd+bwd | Grad-CAM | Grad-CAM / fwd+bwd "
+        "| peak fwd+bwd | peak AGF | AGF / fwd+bwd | peak Grad-CAM | Grad-CAM / fwd+bwd |\n"
+        "|---|---|---|---|---|---|---|---|---|---|---|---|"
+    )
+    lines = [head]
+    for r in rows:
+        base = r["forward_backward_s"]
+        cells = [
+            r["model"], f"{r['batch']}×{r['size']}", f"{base:.2f} s",
+            f"{r['agf_s']:.2f} s", f"**{r['agf_s'] / base:.2f}×**",
+            f"{r['gradcam_s']:.2f} s", f"{r['gradcam_s'] / base:.2f}×",
+        ]
+        peaks = [r.get(f"{m}_peak_bytes") for m in METHODS]
+        if None in peaks:
+            cells += ["n/a"] * 5
+        else:
+            mib = [p / 2**20 for p in peaks]
+            cells += [
+                f"{mib[0]:.0f} MiB", f"{mib[1]:.0f} MiB", f"**{mib[1] / mib[0]:.2f}×**",
+                f"{mib[2]:.0f} MiB", f"{mib[2] / mib[0]:.2f}×",
+            ]
+        lines.append("| " + " | ".join(cells) + " |")
+    return "\n".join(lines)
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="probe bench attribution", description=__doc__.splitlines()[0])
+    parser.add_argument("--quick", action="store_true", help="small sizes (resnet18/vgg11, batch 2, 64 px, 1 repeat)")
+    parser.add_argument("--models", default="resnet50,vgg16", help="torchvision architectures (default: %(default)s)")
+    parser.add_argument("--batch", type=int, default=8)
+    parser.add_argument("--size", type=int, default=224)
+    parser.add_argument("--repeats", type=int, default=3)
+    parser.add_argument("--no-memory", action="store_true", help="skip the peak-memory subprocesses")
+    parser.add_argument("--json", help="also write the measurements to this JSON file")
+    parser.add_argument("--child", nargs=4, metavar=("ARCH", "METHOD", "BATCH", "SIZE"), help=argparse.SUPPRESS)
+    args = parser.parse_args(argv)
+    if args.child:
+        arch, method, batch, size = args.child
+        print(peak_memory_child(arch, method, int(batch), int(size)))
+        return 0
+    if args.quick:
+        args.models, args.batch, args.size, args.repeats = "resnet18,vgg11", 2, 64, 1
+    load = os.getloadavg()
+    print(f"torch {torch.__version__}, {torch.get_num_threads()} threads, {os.cpu_count()} CPUs, "
+          f"load average {load[0]:.2f} at start", flush=True)
+    rows = []
+    for arch in args.models.split(","):
+        rows.append(measure(arch.strip(), args.batch, args.size, args.repeats, not args.no_memory))
+        print(f"measured {arch}", file=sys.stderr, flush=True)
+    print(table(rows))
+    print(f"load average {os.getloadavg()[0]:.2f} at end")
+    if args.json:
+        from probe.fileio import atomic_write_json
+
+        atomic_write_json(args.json, {"load_start": load[0], "rows": rows})
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
