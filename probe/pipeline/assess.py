@@ -18,6 +18,7 @@ from probe.evaluation import (
     cascading_randomization,
     class_specificity,
     evaluate_maps,
+    explainer,
     two_object_pairs,
 )
 from probe.evaluation._tensors import progress
@@ -42,7 +43,7 @@ def predict(model: torch.nn.Module, images: torch.Tensor, *, batch: int, device:
 
 
 def explain_maps(model: torch.nn.Module, images: torch.Tensor, target: torch.Tensor, method: str, *, batch: int,
-                 device: torch.device, desc: str) -> torch.Tensor:
+                 device: torch.device, desc: str, options: dict | None = None) -> torch.Tensor:
     """Maps ``[N, H, W]`` (CPU float32) of ``method`` for ``target``, in batches, with a progress bar."""
     from probe import explain
 
@@ -50,7 +51,8 @@ def explain_maps(model: torch.nn.Module, images: torch.Tensor, target: torch.Ten
     starts = range(0, images.shape[0], batch)
     for start in progress(starts, desc=desc, total=len(starts), unit="batch"):
         x = images[start : start + batch].to(device)
-        chunks.append(explain(model, x, target[start : start + batch].to(device), method=method).detach().float().cpu())
+        maps = explain(model, x, target[start : start + batch].to(device), method=method, **(options or {}))
+        chunks.append(maps.detach().float().cpu())
     return torch.cat(chunks) if chunks else torch.zeros(0, *images.shape[2:])
 
 
@@ -75,7 +77,7 @@ def _explain(prep: Prepared, options: ProbeOptions, masks: MaskReader | None) ->
     object_masks = masks.union(indices.tolist(), tuple(images.shape[-2:])) if masks is not None else None
     target = predict(prep.model, images, batch=options.batch_size, device=options.device)
     maps = {m: explain_maps(prep.model, images, target, m, batch=options.explain_batch, device=options.device,
-                            desc=f"explain {prep.name} {m}") for m in options.methods}
+                            desc=f"explain {prep.name} {m}", options=options.options_of(m)) for m in options.methods}
     return _Evaluated(indices, images, object_masks, target, maps)
 
 
@@ -90,14 +92,15 @@ def _members(prep: Prepared, control: Prepared | None, options: ProbeOptions) ->
     images = load_batch(prep.data, indices)
     target = torch.tensor([c for c, group in enumerate(per_class) for _ in group])
     batch, device = options.explain_batch, options.device
+    primary = options.options_of(options.method)
     maps = explain_maps(prep.model, images, target, options.method, batch=batch, device=device,
-                        desc=f"explain {prep.name} cards")
+                        desc=f"explain {prep.name} cards", options=primary)
     control_maps = None
     if control is not None:
         control_images = load_batch(control.data, indices)
         control_target = predict(control.model, control_images, batch=options.batch_size, device=device)
         control_maps = explain_maps(control.model, control_images, control_target, options.method, batch=batch,
-                                    device=device, desc=f"explain {control.name} cards")
+                                    device=device, desc=f"explain {control.name} cards", options=primary)
     shown = unnormalise(images, prep.backbone.mean, prep.backbone.std)
     labels = prep.data.labels
     members, position = [], 0
@@ -143,7 +146,8 @@ def _specificity(prep: Prepared, options: ProbeOptions, found: tuple[np.ndarray,
     indices, pairs = found
     images = load_batch(prep.data, indices)
     results = {m: class_specificity(prep.model, images, pairs.targets_a, pairs.targets_b, pairs.masks_a, pairs.masks_b,
-                                    method=m, batch_size=options.explain_batch, device=options.device)
+                                    explain_fn=explainer(m, **options.options_of(m)), batch_size=options.explain_batch,
+                                    device=options.device)
                for m in options.methods}
     primary = results[options.method]
     shown = unnormalise(images[:SPECIFICITY_EXAMPLES], prep.backbone.mean, prep.backbone.std)
@@ -190,8 +194,9 @@ def assess(prep: Prepared, options: ProbeOptions, *, control: Prepared | None, c
         sanity = None
         if prep.role == "probe" and options.sanity_images > 0:
             n = options.sanity_images
-            sanity = cascading_randomization(prep.model, done.images[:n], done.target[:n], method=options.method,
-                                             seed=options.seed, batch_size=options.explain_batch, device=options.device)
+            sanity = cascading_randomization(prep.model, done.images[:n], done.target[:n], seed=options.seed,
+                                             explain_fn=explainer(options.method, **options.options_of(options.method)),
+                                             batch_size=options.explain_batch, device=options.device)
         specificity, examples = _specificity(prep, options, _pairs(prep, options, masks))
     methods = {m: method_results(evaluations[m], sanity=sanity if m == options.method else None,
                                  specificity=specificity.get(m)) for m in options.methods}

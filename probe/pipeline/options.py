@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Sequence
+from typing import Any, Mapping, Sequence
 
 import torch
 
@@ -39,11 +39,25 @@ class ProbeOptions:
     num_workers: int = 0
     seed: int = 0
     device: torch.device = field(default_factory=lambda: torch.device("cpu"))
+    #: extra keyword options of ``probe.explain`` per method, e.g. ``{"integrated_gradients": {"n_steps": 16}}``
+    method_options: Mapping[str, Mapping[str, Any]] = field(default_factory=dict)
 
     @property
     def methods(self) -> tuple[str, ...]:
         """The primary method first, then the baselines (duplicates dropped)."""
         return tuple(dict.fromkeys((self.method, *self.baselines)))
+
+    def describe_methods(self) -> str:
+        """``"agf, gradcam, integrated_gradients (n_steps=16)"``: the methods with their extra options."""
+        def one(m: str) -> str:
+            extra = ", ".join(f"{k}={v}" for k, v in self.options_of(m).items())
+            return f"{m} ({extra})" if extra else m
+
+        return ", ".join(one(m) for m in self.methods)
+
+    def options_of(self, method: str) -> dict[str, Any]:
+        """The extra ``probe.explain`` keyword options of ``method``."""
+        return dict(self.method_options.get(method, {}))
 
     @property
     def explain_batch(self) -> int:
@@ -52,6 +66,9 @@ class ProbeOptions:
     def check(self) -> "ProbeOptions":
         """Raise :class:`ProbeValueError` naming the bad setting (unknown methods list the valid ones)."""
         check_methods(self.method, self.baselines)
+        unused = sorted(set(self.method_options) - set(self.methods))
+        if unused:
+            raise ProbeValueError(f"method_options given for {', '.join(unused)}, which this run does not use")
         if isinstance(self.k, bool) or not isinstance(self.k, int) or self.k < 2:
             raise ProbeValueError(f"--k must be an integer >= 2, got {self.k!r}")
         for name in ("eval_images", "eval_per_class", "card_members", "batch_size"):

@@ -158,7 +158,7 @@ def run_probe(
         clock = StageClock()
         settings = {
             "checkpoint": str(weights), "format": backbone.format, "arch": backbone.arch, "k": k, "seed": seed,
-            "methods": ", ".join(options.methods), "data": str(dataset.root),
+            "methods": options.describe_methods(), "data": str(dataset.root),
             "masks": str(dataset.masks_root) if dataset.masks_root is not None else "none",
             "images used": f"{len(dataset)}" + (f" (seeded sample, --max-images {max_images})" if max_images else ""),
             "evaluated images": f"up to {options.eval_per_class} per pseudo-class, {options.eval_images} in all",
