@@ -81,3 +81,21 @@ def test_agf_is_refused_on_architectures_it_does_not_cover():
     with pytest.raises(ProbeValueError, match="does not cover dino .*vit_small_patch16.*--method integrated_gradients"):
         check_backbone(vit, ("agf", "gradcam"), "dino")
     check_backbone(vit, ("integrated_gradients", "saliency"), "dino")  # other methods are fine
+
+
+@pytest.mark.slow
+def test_an_unlabelled_folder_without_masks_gets_nulls_not_errors(world, checkpoints, tmp_path):
+    flat = tmp_path / "flat"
+    flat.mkdir()
+    for image in sorted(world[0].glob("*/*.png"))[::3]:
+        shutil.copy(image, flat / image.name)
+    (flat / "notes.txt").write_text("not an image")
+    results = run_probe(checkpoints["byol"], data=flat, k=3, out=tmp_path / "out", max_images=15,
+                        **{**FAST, "eval_images": 6})
+    probe = results.backbone("byol")
+    assert results.num_images == 15 and [s.reason for s in results.skipped] == ["not an image file extension (.txt)"]
+    assert probe.clustering.nmi is None and probe.pseudo_classes[0].majority_label is None
+    assert probe.methods["agf"].mask_energy is None and probe.methods["agf"].specificity is None
+    assert probe.methods["agf"].positive_perturbation_auc is not None and probe.methods["agf"].sanity is not None
+    metrics = json.loads((tmp_path / "out" / "metrics.json").read_text())
+    assert metrics["backbones"][0]["semantic"] is None and metrics["dataset"]["skipped"][0]["path"] == "notes.txt"
