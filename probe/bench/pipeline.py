@@ -2,7 +2,9 @@
 
 Default: 2,000 generated 224×224 shape images with label masks, a seeded random-weight
 torchvision ResNet-50 saved as a plain checkpoint, k = 10, the default evaluation subset and
-baselines. Everything is written to a temporary folder (``--work DIR`` keeps it). Run:
+baselines. Everything is written to a temporary folder; ``--work DIR`` keeps it, and a rerun with the same
+``--work`` reuses its images, checkpoint, feature cache and pseudo-classes (then only explain,
+evaluate and report are timed again). Run:
 ``probe bench pipeline [--quick]`` (quick: resnet_small, 48 images at 64 px, k = 3).
 """
 
@@ -113,11 +115,16 @@ def main(argv: Sequence[str] | None = None) -> dict:
         work = Path(args.work) if args.work else Path(scratch)
         work.mkdir(parents=True, exist_ok=True)
         start = time.perf_counter()
-        shapes = SHAPES[: min(len(SHAPES), k)]
-        two = n // (20 * len(shapes))  # 5% two-object images, for the class-specificity test
-        per = {s: n // len(shapes) - two + (1 if i < n % len(shapes) else 0) for i, s in enumerate(shapes)}
-        images, masks = write_shapes(work / "data", per, size=size, seed=0, two_object=two)
-        weights = _checkpoint(arch, work / f"{arch}.pth", seed=0)
+        data = work / f"data-{n}-{size}"
+        if not (data / "masks" / "categories.json").is_file():  # a kept --work folder keeps its images (and cache)
+            shapes = SHAPES[: min(len(SHAPES), k)]
+            two = n // (20 * len(shapes))  # 5% two-object images, for the class-specificity test
+            per = {s: n // len(shapes) - two + (1 if i < n % len(shapes) else 0) for i, s in enumerate(shapes)}
+            write_shapes(data, per, size=size, seed=0, two_object=two)
+        images, masks = data / "images", data / "masks"
+        weights = work / f"{arch}.pth"
+        if not weights.is_file():
+            _checkpoint(arch, weights, seed=0)
         setup = time.perf_counter() - start
         start = time.perf_counter()
         results = run_probe(weights, data=images, masks=masks, k=k, out=work / "run", baselines=baselines,

@@ -28,7 +28,7 @@ from .clusters import Prepared
 from .images import MaskReader, load_batch, unnormalise
 from .options import SPECIFICITY_EXAMPLES, ProbeOptions
 from .selection import central_rows, evaluation_rows, label_to_class, two_object_rows
-from .stages import StageClock
+from .stages import StageClock, timed
 
 log = logging.getLogger("probe.pipeline")
 
@@ -76,8 +76,11 @@ def _explain(prep: Prepared, options: ProbeOptions, masks: MaskReader | None) ->
     images = load_batch(prep.data, indices)
     object_masks = masks.union(indices.tolist(), tuple(images.shape[-2:])) if masks is not None else None
     target = predict(prep.model, images, batch=options.batch_size, device=options.device)
-    maps = {m: explain_maps(prep.model, images, target, m, batch=options.explain_batch, device=options.device,
-                            desc=f"explain {prep.name} {m}", options=options.options_of(m)) for m in options.methods}
+    maps = {}
+    for m in options.methods:
+        with timed(f"{prep.name}: {m} maps of {len(indices)} images"):
+            maps[m] = explain_maps(prep.model, images, target, m, batch=options.explain_batch, device=options.device,
+                                   desc=f"explain {prep.name} {m}", options=options.options_of(m))
     return _Evaluated(indices, images, object_masks, target, maps)
 
 
@@ -145,10 +148,12 @@ def _specificity(prep: Prepared, options: ProbeOptions, found: tuple[np.ndarray,
         return {}, []
     indices, pairs = found
     images = load_batch(prep.data, indices)
-    results = {m: class_specificity(prep.model, images, pairs.targets_a, pairs.targets_b, pairs.masks_a, pairs.masks_b,
-                                    explain_fn=explainer(m, **options.options_of(m)), batch_size=options.explain_batch,
-                                    device=options.device)
-               for m in options.methods}
+    results = {}
+    for m in options.methods:
+        with timed(f"{prep.name}: {m} specificity on {len(indices)} two-object images"):
+            results[m] = class_specificity(prep.model, images, pairs.targets_a, pairs.targets_b, pairs.masks_a,
+                                           pairs.masks_b, explain_fn=explainer(m, **options.options_of(m)),
+                                           batch_size=options.explain_batch, device=options.device)
     primary = results[options.method]
     shown = unnormalise(images[:SPECIFICITY_EXAMPLES], prep.backbone.mean, prep.backbone.std)
     examples = []
@@ -185,12 +190,12 @@ def assess(prep: Prepared, options: ProbeOptions, *, control: Prepared | None, c
         done = _explain(prep, options, masks)
         members = _members(prep, control, options)
     with clock("evaluate", prep.name):
-        evaluations = {
-            m: evaluate_maps(prep.model, done.images, done.maps[m], done.target, mean=prep.backbone.mean,
-                             std=prep.backbone.std, masks=done.masks, batch_size=options.batch_size,
-                             device=options.device)
-            for m in options.methods
-        }
+        evaluations = {}
+        for m in options.methods:
+            with timed(f"{prep.name}: {m} maps evaluated"):
+                evaluations[m] = evaluate_maps(prep.model, done.images, done.maps[m], done.target,
+                                               mean=prep.backbone.mean, std=prep.backbone.std, masks=done.masks,
+                                               batch_size=options.batch_size, device=options.device)
         sanity = None
         if prep.role == "probe" and options.sanity_images > 0:
             n = options.sanity_images

@@ -46,6 +46,14 @@ class StageClock:
 
 
 @contextlib.contextmanager
+def timed(label: str) -> Iterator[None]:
+    """Log how long one step inside a stage took (``run.log`` only, not a stage timing)."""
+    start = time.perf_counter()
+    yield
+    log.info("%s in %.1f s", label, time.perf_counter() - start)
+
+
+@contextlib.contextmanager
 def run_log(path: Path) -> Iterator[None]:
     """Append INFO records of the pipeline and its packages to ``path`` for the duration of the block."""
     handler = logging.FileHandler(path, encoding="utf-8")
