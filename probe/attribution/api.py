@@ -5,6 +5,7 @@ from __future__ import annotations
 from numbers import Integral
 from typing import Any, Sequence
 
+import numpy as np
 import torch
 import torch.nn as nn
 
@@ -163,6 +164,8 @@ def _explicit_targets(target, rank, n: int, num_classes: int) -> torch.Tensor | 
         return None
     if isinstance(target, bool):
         raise ProbeTypeError("target must be an int class id or a sequence of them, got a bool")
+    if isinstance(target, np.ndarray):
+        target = torch.from_numpy(target)
     if isinstance(target, Integral):
         ids = torch.full((n,), int(target), dtype=torch.long)
     elif isinstance(target, torch.Tensor):

@@ -78,7 +78,7 @@ class Engine:
         relevance: dict[str, list[torch.Tensor]] = {}
         grads: dict[str, torch.Tensor] = {}
         with torch.no_grad():
-            r_in, g_in = self.rules[start.index].start(targets, need[start.inputs[0]])
+            r_in, g_in = self.rules.pop(start.index).start(targets, need[start.inputs[0]])
             self._deliver(start, [r_in], [g_in], relevance, grads, need)
             if observer is not None:
                 observer(start, None, None, [r_in])
@@ -87,15 +87,15 @@ class Engine:
                     continue
                 r_out = self._combine(step.output, relevance.pop(step.output))
                 g_out = grads.pop(step.output, None)
-                rule = self.rules[step.index]
+                rule = self.rules.pop(step.index)  # done after this: its stored tensors and caches go
                 if rule.uses_grad and g_out is None:
-                    g_out = torch.zeros_like(r_out)
+                    raise RuntimeError(f"internal error: no gradient reached {step.where}")
                 seen = r_out.clone() if observer is not None else None  # rules may overwrite r_out
                 r_ins, g_ins = rule.backward(r_out, g_out, [need[v] for v in step.inputs])
                 if observer is not None:
                     observer(step, seen, g_out, r_ins)
                 self._deliver(step, r_ins, g_ins, relevance, grads, need)
-                del r_out, g_out, r_ins, g_ins
+                del rule, r_out, g_out, r_ins, g_ins
             return self._combine(graph.input, relevance.pop(graph.input))
 
     def _deliver(self, step, r_ins, g_ins, relevance, grads, need) -> None:

@@ -14,6 +14,8 @@ from typing import Any
 import torch
 import torch.nn.functional as F
 
+from probe.errors import ProbeValueError
+
 from .convops import ConvGeometry, numeric_padding
 from .factorization import factorize, regions
 from .graph import Step, evaluate_node
@@ -134,14 +136,11 @@ class MaxPoolRule(_PoolRule):
 
     def pool_with_vjp(self, x):
         m = self.step.module
-        y, idx = F.max_pool2d(x, m.kernel_size, m.stride, m.padding, m.dilation, m.ceil_mode, return_indices=True)
-        pair = torch.nn.modules.utils._pair
+        k, s, p, d = _pair(m.kernel_size), _pair(m.stride), _pair(m.padding), _pair(m.dilation)
+        y, idx = F.max_pool2d(x, k, s, p, d, m.ceil_mode, return_indices=True)
 
-        def vjp(s):
-            return torch.ops.aten.max_pool2d_with_indices_backward(
-                s, x, pair(m.kernel_size), pair(m.stride if m.stride is not None else m.kernel_size),
-                pair(m.padding), pair(m.dilation), m.ceil_mode, idx,
-            )
+        def vjp(grad):
+            return torch.ops.aten.max_pool2d_with_indices_backward(grad, x, k, s, p, d, m.ceil_mode, idx)
 
         return y, vjp
 
@@ -149,8 +148,7 @@ class MaxPoolRule(_PoolRule):
 class AvgPoolRule(_PoolRule):
     def pool_with_vjp(self, x):
         m = self.step.module
-        pair = torch.nn.modules.utils._pair
-        k, s, p = pair(m.kernel_size), pair(m.stride if m.stride is not None else m.kernel_size), pair(m.padding)
+        k, s, p = _pair(m.kernel_size), _pair(m.stride), _pair(m.padding)
         y = F.avg_pool2d(x, k, s, p, m.ceil_mode, m.count_include_pad, m.divisor_override)
 
         def vjp(grad):
@@ -167,13 +165,13 @@ class AdaptiveAvgPoolRule(_PoolRule):
     def forward(self, values):
         x = self.inputs(values)[0]
         if x.dim() != 4:
-            raise ValueError(f"{self.step.where}: expected a 4-D feature map, got shape {tuple(x.shape)}")
+            raise ProbeValueError(f"{self.step.where}: expected a 4-D feature map, got shape {tuple(x.shape)}")
         self.ctx["x"] = x
         if self.step.kind != "mean":
             return self.pool_with_vjp(x)[0]
         y = evaluate_node(self.step.node, values)
         if y.shape[:2] != x.shape[:2] or y.numel() != x.shape[0] * x.shape[1]:
-            raise ValueError(f"{self.step.where}: only a mean over the two spatial dims has a rule")
+            raise ProbeValueError(f"{self.step.where}: only a mean over the two spatial dims has a rule")
         return y
 
     def output_size(self):
@@ -193,13 +191,17 @@ class AdaptiveAvgPoolRule(_PoolRule):
         return y, vjp
 
 
+def _pair(value) -> tuple[int, int]:
+    return (value, value) if isinstance(value, int) else (int(value[0]), int(value[1]))
+
+
 class AddRule(Rule):
     """Residual addition (5.2): R split in proportion a/(a+b) and b/(a+b); both inputs get the gradient."""
 
     def forward(self, values):
         a, b = self.inputs(values)
         if a.shape != b.shape:
-            raise ValueError(f"{self.step.where}: attribution needs equal shapes, got {tuple(a.shape)} and {tuple(b.shape)}")
+            raise ProbeValueError(f"{self.step.where}: attribution needs equal shapes, got {tuple(a.shape)} and {tuple(b.shape)}")
         self.ctx["ab"] = (a, b)
         return a + b
 
@@ -225,22 +227,26 @@ class _ConvRule(Rule):
         self.ctx["x"] = x
         return self.geom.conv(x, self.weight, self.bias)
 
-    def c_rule(self, x, r, abs_w, extra=None):
+    def c_rule(self, x, r, abs_w, extra_denominator=None):
         """The |x||w| z-rule: C = |X| * convT(R / conv(|X|, |W|), |W|) (5.5 step 3).
 
         Z = conv(|X|, |W|) is 0 only where every product |x||w| of the window is 0, and each such
         product multiplies S in C, so dividing without the zero mask gives the same C.
-        ``extra`` (same shape as R) is sent through the same transposed conv in one call; its
-        result is returned second.
+        With ``extra_denominator`` D, convT(R / (D + 1e-9), |W|) is computed in the same call
+        (batched) and returned second.
         """
         abs_x = x if self.nonneg else x.abs()
         z = self.geom.conv(abs_x, abs_w)
-        s = torch.div(r, z.add_(EPS), out=z)
-        if extra is None:
+        if extra_denominator is None:
+            s = torch.div(r, z.add_(EPS), out=z)
             return self.geom.conv_t(s, abs_w, x.shape).mul_(abs_x), None
-        both = self.geom.conv_t(torch.cat((s, extra)), abs_w, x.shape)
-        del s
         n = x.shape[0]
+        quotients = r.new_empty((2 * n,) + tuple(r.shape[1:]))
+        torch.div(r, z.add_(EPS), out=quotients[:n])
+        del z
+        torch.div(r, extra_denominator + EPS, out=quotients[n:])
+        both = self.geom.conv_t(quotients, abs_w, x.shape)
+        del quotients
         return both[:n] * abs_x, both[n:]
 
 
@@ -256,14 +262,18 @@ class AgfConvRule(_ConvRule):
         grad_in = geom.conv_t(g, w, x.shape)
         m_map = F.relu((x * grad_in).mean(1, keepdim=True))
         m_map = sdiv(m_map, max_per_sample(m_map))
-        g_masked = torch.where(r != 0, g, 0)
-        # Usually the gradient is already zero wherever R is (both die at the same ReLU): reuse grad_in.
-        grad_masked = grad_in if torch.equal(g_masked, g) else geom.conv_t(g_masked, w, x.shape)
-        del g_masked
+        # The masked gradient convT(G * 1[R != 0], W): usually G is already zero wherever R is (both
+        # die at the same ReLU), and then it is grad_in.
+        r_zero = r == 0
+        if r_zero.logical_and_(g != 0).any():
+            grad_masked = geom.conv_t(torch.where(r != 0, g, 0), w, x.shape)
+        else:
+            grad_masked = grad_in
+        del r_zero
 
         # A = convT(R / conv(1, |W|), |W|) rides along with C's transposed conv. conv(1, |W|) is 0
         # only for an all-zero kernel, whose A is 0 anyway.
-        c, residual = self.c_rule(x, r, abs_w, extra=div_eps(r, geom.ones_conv(abs_w, x.shape)))
+        c, residual = self.c_rule(x, r, abs_w, extra_denominator=geom.ones_conv(abs_w, x.shape))
         cols = regions(c.mean(1, keepdim=True))
         f_dx = factorize(grad_masked, cols)
         del grad_masked
@@ -317,7 +327,7 @@ class _LinearRule(Rule):
     def forward(self, values):
         x = self.inputs(values)[0]
         if x.dim() != 2:
-            raise ValueError(f"Linear '{self.step.where}': attribution needs a 2-D input [N, features], got shape {tuple(x.shape)}")
+            raise ProbeValueError(f"Linear '{self.step.where}': attribution needs a 2-D input [N, features], got shape {tuple(x.shape)}")
         self.ctx["x"] = x
         return F.linear(x, self.weight, self.bias)
 
@@ -351,7 +361,6 @@ class AgfLinearRule(_LinearRule):
             c = delta_shift(c, m_map, off_support)
         return [c], [grad_in if want_grad[0] else None]
 
-
     def _c_and_grad(self, x, r, g):
         """C = |x| * ((R / (|x| |W|^T)) |W|) and, if ``g`` is given, g W, in one pass over W by blocks of
         rows: |W| is never materialised whole (VGG's first classifier layer has 100M weights).
@@ -362,7 +371,7 @@ class AgfLinearRule(_LinearRule):
         abs_x = x.abs()
         total = torch.zeros_like(x)
         grad_in = torch.zeros_like(x) if g is not None else None
-        rows = max(1, (1 << 21) // x.shape[1])
+        rows = max(1, (1 << 24) // x.shape[1])  # blocks of 64 MiB in float32
         for start in range(0, self.weight.shape[0], rows):
             w = self.weight[start : start + rows]
             abs_w = w.abs()

@@ -136,11 +136,11 @@ def table(rows: Sequence[dict]) -> str:
 
 def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="probe bench attribution", description=__doc__.splitlines()[0])
-    parser.add_argument("--quick", action="store_true", help="small sizes (resnet18/vgg11, batch 2, 64 px, 1 repeat)")
-    parser.add_argument("--models", default="resnet50,vgg16", help="torchvision architectures (default: %(default)s)")
-    parser.add_argument("--batch", type=int, default=8)
-    parser.add_argument("--size", type=int, default=224)
-    parser.add_argument("--repeats", type=int, default=3)
+    parser.add_argument("--quick", action="store_true", help="small sizes: resnet18,vgg11, batch 2, 64 px, 1 repeat")
+    parser.add_argument("--models", help="torchvision architectures, comma-separated (default: resnet50,vgg16)")
+    parser.add_argument("--batch", type=int, help="images per call (default: 8)")
+    parser.add_argument("--size", type=int, help="image height and width (default: 224)")
+    parser.add_argument("--repeats", type=int, help="timed calls per method after a warm-up (default: 3)")
     parser.add_argument("--no-memory", action="store_true", help="skip the peak-memory subprocesses")
     parser.add_argument("--json", help="also write the measurements to this JSON file")
     parser.add_argument("--child", nargs=4, metavar=("ARCH", "METHOD", "BATCH", "SIZE"), help=argparse.SUPPRESS)
@@ -149,8 +149,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         arch, method, batch, size = args.child
         print(peak_memory_child(arch, method, int(batch), int(size)))
         return 0
-    if args.quick:
-        args.models, args.batch, args.size, args.repeats = "resnet18,vgg11", 2, 64, 1
+    defaults = ("resnet18,vgg11", 2, 64, 1) if args.quick else ("resnet50,vgg16", 8, 224, 3)
+    for name, value in zip(("models", "batch", "size", "repeats"), defaults):
+        if getattr(args, name) is None:
+            setattr(args, name, value)
     load = os.getloadavg()
     print(f"torch {torch.__version__}, {torch.get_num_threads()} threads, {os.cpu_count()} CPUs, "
           f"load average {load[0]:.2f} at start", flush=True)

@@ -143,17 +143,23 @@ def quick_init(builder, seed: int = 0) -> nn.Module:
     with torch.no_grad():
         for name, tensor in list(model.named_parameters()) + list(model.named_buffers()):
             period = torch.randn(min(tensor.numel(), 4099), generator=gen)
-            flat = period.repeat(tensor.numel() // period.numel() + 1)[: tensor.numel()].view_as(tensor)
             if name.endswith("num_batches_tracked"):
                 tensor.zero_()
             elif name.endswith("running_var"):
                 tensor.fill_(1.0)
             elif tensor.dim() == 4:
-                tensor.copy_(flat * (2.0 / (tensor.shape[0] * tensor.shape[2] * tensor.shape[3])) ** 0.5)
+                _tile(tensor, period * (2.0 / (tensor.shape[0] * tensor.shape[2] * tensor.shape[3])) ** 0.5)
             elif tensor.dim() == 2:
-                tensor.copy_(flat * (1.0 / tensor.shape[1]) ** 0.5)
+                _tile(tensor, period * (1.0 / tensor.shape[1]) ** 0.5)
             elif name.endswith("weight"):
-                tensor.copy_(0.5 + 0.1 * flat)
+                _tile(tensor, 0.5 + 0.1 * period)
             else:
-                tensor.copy_(0.01 * flat)
+                _tile(tensor, 0.01 * period)
     return model.eval()
+
+
+def _tile(tensor: torch.Tensor, period: torch.Tensor) -> None:
+    flat, p = tensor.view(-1), period.numel()
+    whole = flat.numel() // p
+    flat[: whole * p].view(whole, p).copy_(period.expand(whole, p))
+    flat[whole * p :].copy_(period[: flat.numel() - whole * p])

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import numpy as np
 import pytest
 import torch
 import torch.nn as nn
@@ -50,6 +51,7 @@ def test_target_forms_and_rank(vgg, images):
     same = explain(vgg, images, target=3)
     assert torch.equal(same, explain(vgg, images, target=torch.tensor(3)))
     assert torch.equal(same, explain(vgg, images, target=(3, 3)))
+    assert torch.equal(same, explain(vgg, images, target=np.array([3, 3])))
 
 
 def test_float64_input_gives_the_float32_result_closely(vgg, images):

@@ -83,9 +83,9 @@ ALL = [("torchvision", n) for n in TORCHVISION_RESNETS + VGGS] + [("timm", n) fo
 @pytest.mark.parametrize("source, name", ALL)
 def test_every_listed_architecture_gives_finite_maps(source, name):
     model = quick_init(_builder(source, name))
-    images = torch.randn(1, 3, 64, 64, generator=torch.Generator().manual_seed(0))
+    images = torch.randn(1, 3, 32, 32, generator=torch.Generator().manual_seed(0))
     maps = explain(model, images, target=7)
-    assert maps.shape == (1, 64, 64) and maps.dtype == torch.float32
+    assert maps.shape == (1, 32, 32) and maps.dtype == torch.float32
     assert torch.isfinite(maps).all() and maps.abs().max() > 0
 
 
