@@ -17,7 +17,7 @@ import torch.nn as nn
 from probe.fileio import atomic_path
 
 from .cache import backbone_sha256
-from .clustering import kmeans
+from .clustering import KMeansResult, kmeans
 from .errors import DataError
 from .head import ProbeModel, train_head
 
@@ -57,12 +57,21 @@ class PseudoClasses:
             weight_decay: float = 1e-3) -> "PseudoClasses":
         """Cluster ``features`` (of ``backbone``) into ``k`` pseudo-classes and train their head."""
         result = kmeans(features, k, seed=seed, niter=niter, nredo=nredo, spherical=spherical, gpu=gpu)
-        head, report = train_head(features, result.labels, seed=seed, num_classes=k, heldout=heldout,
+        return cls.from_clusters(features, result, backbone=backbone, niter=niter, nredo=nredo, heldout=heldout,
+                                 weight_decay=weight_decay)
+
+    @classmethod
+    def from_clusters(cls, features: Any, result: KMeansResult, *, backbone: nn.Module, niter: int = 100,
+                      nredo: int = 1, heldout: float = 0.2, weight_decay: float = 1e-3) -> "PseudoClasses":
+        """Train the head on an existing k-means ``result`` (the second half of :meth:`fit`, timed apart by the pipeline)."""
+        k = int(result.centroids.shape[0])
+        head, report = train_head(features, result.labels, seed=result.seed, num_classes=k, heldout=heldout,
                                   weight_decay=weight_decay)
         return cls(
             k=k, labels=result.labels, centroids=result.centroids,
             head_weight=head.weight.detach().clone(), head_bias=head.bias.detach().clone(),
-            objective=result.objective, seed=seed, spherical=spherical, backbone=_backbone_identity(backbone),
+            objective=result.objective, seed=result.seed, spherical=result.spherical,
+            backbone=_backbone_identity(backbone),
             paths=list(getattr(features, "paths", None) or []), feature_key=getattr(features, "key", None),
             config={"niter": niter, "nredo": nredo, "n_iter": result.n_iter, "heldout": heldout,
                     "weight_decay": weight_decay},

@@ -21,9 +21,12 @@ def csv_list(text: str) -> list[str]:
     return [item.strip() for item in text.split(",") if item.strip()]
 
 
-def add_backbone_arguments(p: argparse.ArgumentParser) -> None:
-    """--weights/--format/--arch/--device, as every command that loads a checkpoint takes them."""
-    p.add_argument("--weights", required=True, help="checkpoint file of the backbone")
+def add_backbone_arguments(p: argparse.ArgumentParser, *, weights_help: str | None = None) -> None:
+    """--weights/--format/--arch/--device, as every command that loads a checkpoint takes them.
+
+    With ``weights_help``, --weights is optional (e.g. ``probe explain`` finds it in its --run folder).
+    """
+    p.add_argument("--weights", required=weights_help is None, help=weights_help or "checkpoint file of the backbone")
     p.add_argument("--format", help="checkpoint format (default: detected; see `probe backbones list`)")
     p.add_argument("--arch", help="architecture (default: detected; see `probe backbones list`)")
     p.add_argument("--device", default="auto", help="cpu, cuda, cuda:N or auto (default: %(default)s)")

@@ -9,14 +9,15 @@ from .common import add_backbone_arguments
 
 def register(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("explain", help="explain one image's pseudo-class with AGF (or a baseline)")
-    add_backbone_arguments(p)
+    add_backbone_arguments(p, weights_help="checkpoint file (default: the one recorded in --run; if given, "
+                                            "it must be the checkpoint the run was made with)")
     p.add_argument("--image", required=True, help="image file")
-    p.add_argument("--run", help="output directory of an earlier `probe run` (its pseudo-class head)")
+    p.add_argument("--run", help="output directory of an earlier `probe run` (its pseudo-classes and head)")
     which = p.add_mutually_exclusive_group()
     which.add_argument("--pseudo-class", type=int, help="pseudo-class id to explain")
     which.add_argument("--rank", type=int, help="explain the class ranked R-th by the head (0 = top-1)")
     p.add_argument("--method", default="agf", help="attribution method (default: %(default)s)")
-    p.add_argument("--out", help="where to write the overlay PNG (default: next to the image's name, in .)")
+    p.add_argument("--out", help="where to write the overlay PNG (default: ./<image stem>.<method>.pc<C>.png)")
     p.set_defaults(handler=_run)
 
 

@@ -1,0 +1,145 @@
+"""Per-stage times of ``probe run`` (extract, cluster, head, explain, evaluate, report).
+
+Default: 2,000 generated 224×224 shape images with label masks, a seeded random-weight
+torchvision ResNet-50 saved as a plain checkpoint, k = 10, the default evaluation subset and
+baselines. Everything is written to a temporary folder; ``--work DIR`` keeps it, and a rerun with the same
+``--work`` reuses its images, checkpoint, feature cache and pseudo-classes (then only explain,
+evaluate and report are timed again). Run:
+``probe bench pipeline [--quick]`` (quick: resnet_small, 48 images at 64 px, k = 3).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import tempfile
+import time
+from pathlib import Path
+from typing import Sequence
+
+import numpy as np
+import torch
+from PIL import Image, ImageDraw
+
+SHAPES = ("circle", "square", "triangle", "diamond", "bar")
+
+
+def _draw(draw: ImageDraw.ImageDraw, shape: str, box: tuple[int, int, int, int], fill) -> None:
+    x0, y0, x1, y1 = box
+    cx, cy = (x0 + x1) // 2, (y0 + y1) // 2
+    if shape == "circle":
+        draw.ellipse(box, fill=fill)
+    elif shape == "square":
+        draw.rectangle(box, fill=fill)
+    elif shape == "triangle":
+        draw.polygon([(cx, y0), (x1, y1), (x0, y1)], fill=fill)
+    elif shape == "diamond":
+        draw.polygon([(cx, y0), (x1, cy), (cx, y1), (x0, cy)], fill=fill)
+    else:
+        draw.rectangle((x0, cy - (y1 - y0) // 6, x1, cy + (y1 - y0) // 6), fill=fill)
+
+
+def write_shapes(root: str | Path, per_category: dict[str, int], *, size: int, seed: int, two_object: int = 0
+                 ) -> tuple[Path, Path]:
+    """A labelled shape world: ``images/<shape>/<shape>_NNN.png`` and label masks ``masks/...``
+    (0 = background, 1 + index of the shape in sorted order, named in ``categories.json``).
+
+    Each category holds ``per_category[name]`` one-object images followed by ``two_object`` images
+    with a second, different shape on the right half. Returns (images, masks).
+    """
+    rng = np.random.default_rng(seed)
+    root = Path(root)
+    images, masks = root / "images", root / "masks"
+    names = sorted(per_category)
+    for category in names:
+        (images / category).mkdir(parents=True, exist_ok=True)
+        (masks / category).mkdir(parents=True, exist_ok=True)
+        for i in range(per_category[category] + two_object):
+            image = Image.new("RGB", (size, size), tuple(int(v) for v in rng.integers(0, 90, 3)))
+            label = Image.new("L", (size, size), 0)
+            objects = [category] if i < per_category[category] else [category, names[(names.index(category) + 1) % len(names)]]
+            for j, shape in enumerate(objects):
+                side = int(rng.integers(size * 9 // 32, size * 13 // 32))
+                x0 = int(rng.integers(2, size // 2 - side // 2)) + (size // 2 - size // 16) * j
+                y0 = int(rng.integers(2, size - side - 2))
+                box = (x0, y0, min(size - 2, x0 + side), y0 + side)
+                _draw(ImageDraw.Draw(image), shape, box, tuple(int(v) for v in rng.integers(150, 256, 3)))
+                _draw(ImageDraw.Draw(label), shape, box, 1 + names.index(shape))
+            stem = f"{category}_{i:03d}"
+            image.save(images / category / f"{stem}.png", compress_level=1)
+            label.save(masks / category / f"{stem}.png", compress_level=1)
+    (masks / "categories.json").write_text(json.dumps({str(1 + i): n for i, n in enumerate(names)}))
+    return images, masks
+
+
+def _checkpoint(arch: str, path: Path, seed: int) -> Path:
+    """A seeded random-weight network saved as a plain state dict (torchvision's layout for its ResNets)."""
+    import torchvision
+
+    import backbones
+
+    with torch.random.fork_rng():
+        torch.manual_seed(seed)
+        model = backbones.create(arch) if arch == "resnet_small" else torchvision.models.get_model(arch, weights=None)
+    torch.save(model.state_dict(), path)
+    return path
+
+
+def main(argv: Sequence[str] | None = None) -> dict:
+    parser = argparse.ArgumentParser(prog="probe bench pipeline", description=__doc__.split("\n\n")[0])
+    parser.add_argument("--quick", action="store_true", help="resnet_small, 48 images at 64 px, k=3: a smoke run")
+    parser.add_argument("--images", type=int, help="number of images (default: 2000, quick: 48)")
+    parser.add_argument("--image-size", type=int, help="image side in pixels (default: 224, quick: 64)")
+    parser.add_argument("--arch", help="torchvision architecture or resnet_small (default: resnet50, quick: resnet_small)")
+    parser.add_argument("--k", type=int, help="pseudo-classes (default: 10, quick: 3)")
+    parser.add_argument("--eval-images", type=int, help="evaluation subset cap (default: the pipeline's, quick: 12)")
+    parser.add_argument("--baselines", default="gradcam,integrated_gradients", help="comma-separated baselines")
+    parser.add_argument("--batch-size", type=int, default=64)
+    parser.add_argument("--device", default="cpu")
+    parser.add_argument("--threads", type=int, help="torch threads (default: torch's choice)")
+    parser.add_argument("--work", help="keep images, checkpoint and run output in this folder")
+    args = parser.parse_args(argv)
+    if args.threads:
+        torch.set_num_threads(args.threads)
+    quick = args.quick
+    n = args.images or (48 if quick else 2000)
+    size = args.image_size or (64 if quick else 224)
+    arch = args.arch or ("resnet_small" if quick else "resnet50")
+    k = args.k or (3 if quick else 10)
+    extra = {"eval_images": args.eval_images or 12} if quick or args.eval_images else {}
+    baselines = tuple(b for b in args.baselines.split(",") if b) if not quick else ("gradcam",)
+
+    from probe.pipeline import run_probe
+
+    with tempfile.TemporaryDirectory(prefix="probe-bench-pipeline-") as scratch:
+        work = Path(args.work) if args.work else Path(scratch)
+        work.mkdir(parents=True, exist_ok=True)
+        start = time.perf_counter()
+        data = work / f"data-{n}-{size}"
+        if not (data / "masks" / "categories.json").is_file():  # a kept --work folder keeps its images (and cache)
+            shapes = SHAPES[: min(len(SHAPES), k)]
+            two = n // (20 * len(shapes))  # 5% two-object images, for the class-specificity test
+            per = {s: n // len(shapes) - two + (1 if i < n % len(shapes) else 0) for i, s in enumerate(shapes)}
+            write_shapes(data, per, size=size, seed=0, two_object=two)
+        images, masks = data / "images", data / "masks"
+        weights = work / f"{arch}.pth"
+        if not weights.is_file():
+            _checkpoint(arch, weights, seed=0)
+        setup = time.perf_counter() - start
+        start = time.perf_counter()
+        results = run_probe(weights, data=images, masks=masks, k=k, out=work / "run", baselines=baselines,
+                            device=args.device, batch_size=args.batch_size, **extra)
+        total = time.perf_counter() - start
+    out = {"arch": arch, "images": n, "image_size": size, "k": k, "baselines": list(baselines),
+           "threads": torch.get_num_threads(), "device": args.device, "setup_s": setup, "total_s": total,
+           "stages_s": dict(results.timings)}
+    print(f"probe run on {n} images at {size} px, {arch} (random weights), k={k}, methods agf+{','.join(baselines)}, "
+          f"{torch.get_num_threads()} threads, {args.device} (setup: {setup:.1f} s)")
+    for stage, seconds in results.timings.items():
+        print(f"  {stage:<9} {seconds:8.1f} s")
+    print(f"  {'total':<9} {total:8.1f} s")
+    return out
+
+
+if __name__ == "__main__":
+    main()

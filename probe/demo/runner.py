@@ -1,0 +1,112 @@
+"""``probe demo``: the main job on the built-in synthetic world with every shipped reference backbone.
+
+The world (``probe.demo.world``) is written to ``OUT/world`` (reused when it is already there),
+every shipped checkpoint is probed with k = the number of categories, and all of them are
+compared with one random-init control of their common architecture. One report:
+``OUT/report.html`` and ``OUT/metrics.json``.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+from pathlib import Path
+from typing import Sequence
+
+import backbones
+from probe.errors import ProbeValueError
+from probe.fileio import locked_output_dir
+from probe.pipeline import (
+    CONTROL_NAME,
+    ProbeOptions,
+    probe_backbones,
+    resolve_device,
+    write_run_report,
+)
+from probe.pipeline.stages import StageClock, run_log
+from probe.pipeline.summary import closing_summary
+from probe.report import RunResults
+from unsupervised import ImageFolderData
+
+log = logging.getLogger("probe.demo")
+
+#: Images in the demo world (the budget: everything in 5 minutes on 2 CPU cores).
+DEMO_IMAGES = 1200
+#: Settings that keep the demo inside its budget: 12 evaluated images per pseudo-class, and integrated
+#: gradients with 16 steps instead of 50 (at 50 it alone took longer than everything else together).
+DEMO_OPTIONS = {"eval_per_class": 12, "method_options": {"integrated_gradients": {"n_steps": 16}}}
+WORLD_DIR = "world"
+
+
+def shipped_checkpoints() -> list[tuple[str, Path]]:
+    """``(name, path)`` of every reference checkpoint shipped in ``probe/demo/checkpoints``."""
+    from probe.demo.checkpoints import FILES, checkpoint_path
+
+    return present([(name, checkpoint_path(name)) for name in FILES])
+
+
+def present(checkpoints: list[tuple[str, Path]]) -> list[tuple[str, Path]]:
+    """``checkpoints`` unchanged if every file exists; else an error naming the missing ones."""
+    missing = [str(path) for _, path in checkpoints if not Path(path).is_file()]
+    if missing:
+        raise ProbeValueError(f"shipped demo checkpoint(s) missing: {', '.join(missing)} "
+                              "(rebuild them with scripts/build_demo_checkpoints.py)")
+    return checkpoints
+
+
+def build_world(directory: Path, *, images: int, seed: int) -> tuple[Path, Path]:
+    """Write (or reuse) the synthetic world in ``directory``; returns its image and mask folders."""
+    from probe.demo.world import write_image_folder
+
+    write_image_folder(directory, images, seed, progress=os.environ.get("PROBE_NO_PROGRESS") != "1")
+    return directory / "images", directory / "masks"
+
+
+def probe_world(
+    images: str | os.PathLike,
+    masks: str | os.PathLike | None,
+    checkpoints: Sequence[tuple[str, str | os.PathLike]],
+    *,
+    out: str | os.PathLike,
+    device: str = "auto",
+    seed: int = 0,
+    **overrides,
+) -> RunResults:
+    """Probe every ``(name, checkpoint)`` on one labelled image folder, k = its number of categories, against
+    one random-init control of the first checkpoint's architecture; write one report to ``out``.
+
+    ``overrides`` are :class:`~probe.pipeline.ProbeOptions` fields (e.g. ``eval_images``, ``baselines``).
+    """
+    resolved = resolve_device(device)
+    out = Path(out)
+    with locked_output_dir(out), run_log(out / "run.log"):
+        data = ImageFolderData(images, masks=masks)
+        if len(data.class_names) < 2:
+            raise ProbeValueError(f"{data.root}: the demo needs an image folder with at least 2 category folders")
+        options = ProbeOptions(k=len(data.class_names), seed=seed, device=resolved, **overrides).check()
+        loaded = [(name, backbones.load(path, device=resolved)) for name, path in checkpoints]
+        archs = sorted({b.arch for _, b in loaded})
+        if len(archs) != 1:
+            raise ProbeValueError(f"the demo's backbones must share one architecture for one control; got {archs}")
+        first = loaded[0][1]
+        control = backbones.random_like(first, seed)
+        clock = StageClock()
+        settings = {
+            "world": str(data.root.parent), "backbones": ", ".join(name for name, _ in loaded), "k": options.k,
+            "seed": seed, "methods": options.describe_methods(), "control": f"{CONTROL_NAME}: {first.arch}, seed {seed}",
+            "device": str(resolved),
+        }
+        results = probe_backbones(loaded, control, data, options, out=out, control_of=first, control_seed=seed,
+                                  clock=clock, settings=settings)
+        write_run_report(out, results, clock)
+    return results
+
+
+def run_demo(out: str | os.PathLike = "demo-output", device: str = "auto", seed: int = 0) -> RunResults:
+    """World, shipped backbones, features, clustering, heads, explanations, evaluation, report; prints a summary."""
+    out = Path(out)
+    world_images, world_masks = build_world(out / WORLD_DIR, images=DEMO_IMAGES, seed=seed)
+    results = probe_world(world_images, world_masks, shipped_checkpoints(), out=out, device=device, seed=seed,
+                          **DEMO_OPTIONS)
+    print(closing_summary(results, str(out)))
+    return results

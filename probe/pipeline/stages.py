@@ -1,0 +1,74 @@
+"""Stage timing and the run log: every stage is timed into ``RunResults.timings`` and logged to ``OUT/run.log``."""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import os
+import sys
+import time
+from pathlib import Path
+from typing import Iterator
+
+log = logging.getLogger("probe.pipeline")
+
+#: The stages of a run, in order; timings are summed over backbones.
+STAGES = ("extract", "cluster", "head", "explain", "evaluate", "report")
+#: Loggers whose records go to run.log (the pipeline and the packages it drives).
+LOGGERS = ("probe", "unsupervised", "backbones")
+
+
+class StageClock:
+    """Accumulates wall-clock seconds per stage; ``with clock("explain", "moco"):`` times and logs one step."""
+
+    def __init__(self) -> None:
+        self.timings: dict[str, float] = {}
+
+    @contextlib.contextmanager
+    def __call__(self, stage: str, what: str = "") -> Iterator[None]:
+        label = f"{stage} {what}".strip()
+        log.info("%s: started", label)
+        start = time.perf_counter()
+        try:
+            yield
+        except BaseException:
+            log.error("%s: failed after %.1f s", label, time.perf_counter() - start)
+            raise
+        seconds = time.perf_counter() - start
+        self.timings[stage] = self.timings.get(stage, 0.0) + seconds
+        log.info("%s: done in %.1f s", label, seconds)
+        if os.environ.get("PROBE_NO_PROGRESS") != "1" and seconds >= 1.0:
+            print(f"[{stage}] {what + ': ' if what else ''}{seconds:.1f} s", file=sys.stderr)
+
+    def ordered(self) -> dict[str, float]:
+        """Timings in stage order (stages that did not run are left out)."""
+        return {stage: round(self.timings[stage], 3) for stage in STAGES if stage in self.timings}
+
+
+@contextlib.contextmanager
+def timed(label: str) -> Iterator[None]:
+    """Log how long one step inside a stage took (``run.log`` only, not a stage timing)."""
+    start = time.perf_counter()
+    yield
+    log.info("%s in %.1f s", label, time.perf_counter() - start)
+
+
+@contextlib.contextmanager
+def run_log(path: Path) -> Iterator[None]:
+    """Append INFO records of the pipeline and its packages to ``path`` for the duration of the block."""
+    handler = logging.FileHandler(path, encoding="utf-8")
+    handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
+    handler.setLevel(logging.INFO)
+    loggers = [logging.getLogger(name) for name in LOGGERS]
+    levels = [logger.level for logger in loggers]
+    for logger in loggers:
+        logger.addHandler(handler)
+        if logger.getEffectiveLevel() > logging.INFO:
+            logger.setLevel(logging.INFO)
+    try:
+        yield
+    finally:
+        for logger, level in zip(loggers, levels):
+            logger.removeHandler(handler)
+            logger.setLevel(level)
+        handler.close()

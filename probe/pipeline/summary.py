@@ -1,0 +1,39 @@
+"""The short table printed in the terminal at the end of a run."""
+
+from __future__ import annotations
+
+from probe.report import RunResults, assess
+
+VERDICT_WORD = {True: "semantic", False: "not semantic", None: "not judged"}
+
+
+def _cell(value: float | None) -> str:
+    return "-" if value is None else f"{value:.2f}"
+
+
+def summary_table(results: RunResults) -> str:
+    """Per backbone: NMI, ARI, accuracy, primary-method mask energy and pointing game, Grad-CAM mask energy,
+    faithfulness gap and verdict, as aligned text."""
+    verdicts = assess(results)
+    method = results.method
+    header = ["backbone", "role", "NMI", "ARI", "acc.", f"{method} energy", f"{method} pointing",
+              "gradcam energy", "gap", "verdict"]
+    rows = [header]
+    for b in results.backbones:
+        primary = b.methods[method]
+        gradcam = b.methods.get("gradcam")
+        verdict = "control" if b.role == "control" else VERDICT_WORD[verdicts[b.name].backbone.semantic]
+        rows.append([b.name, b.role, _cell(b.clustering.nmi), _cell(b.clustering.ari), _cell(b.clustering.accuracy),
+                     _cell(primary.mask_energy), _cell(primary.pointing_game),
+                     _cell(gradcam.mask_energy if gradcam else None), _cell(primary.faithfulness_gap), verdict])
+    widths = [max(len(row[i]) for row in rows) for i in range(len(header))]
+    lines = ["  ".join(cell.ljust(w) if i < 2 or i == len(header) - 1 else cell.rjust(w)
+                       for i, (cell, w) in enumerate(zip(row, widths))).rstrip() for row in rows]
+    lines.insert(1, "  ".join("-" * w for w in widths))
+    return "\n".join(lines)
+
+
+def closing_summary(results: RunResults, out: str) -> str:
+    """What a command prints at the end: the summary table, where the report is, the stage timings."""
+    timings = ", ".join(f"{stage} {seconds:.1f} s" for stage, seconds in results.timings.items())
+    return f"{summary_table(results)}\n\nreport: {out}/report.html  (metrics: {out}/metrics.json; {timings})"

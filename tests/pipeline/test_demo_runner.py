@@ -1,0 +1,36 @@
+"""The demo runner on a tiny world: several shipped-layout checkpoints, one shared control, one report."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from probe.demo import runner
+from probe.errors import ProbeError
+from probe.report import validate_metrics
+
+
+@pytest.mark.slow
+def test_probe_world_compares_every_backbone_with_one_shared_control(world, checkpoints, tmp_path):
+    images, masks = world
+    chosen = [("simclr", checkpoints["simclr"]), ("byol", checkpoints["byol"])]  # [0, 1] input and ImageNet input
+    results = runner.probe_world(images, masks, chosen, out=tmp_path, device="cpu", seed=0,
+                                 baselines=("gradcam",), eval_images=12, sanity_images=2, specificity_images=4)
+    metrics = json.loads((tmp_path / "metrics.json").read_text())
+    validate_metrics(metrics)
+    assert [(b["name"], b["role"], b["control"]) for b in metrics["backbones"]] == [
+        ("simclr", "probe", "random-init control"), ("byol", "probe", "random-init control"),
+        ("random-init control", "control", None)]
+    assert [b["format"] for b in metrics["backbones"]] == ["simclr_v1", "byol", "random-init"]
+    assert all(b["clustering"]["k"] == 3 for b in metrics["backbones"])  # k = number of categories
+    assert (tmp_path / "report.html").is_file()
+    assert sorted(p.name for p in (tmp_path / "backbones").iterdir()) == ["byol", "random-init_control", "simclr"]
+    assert results.backbone("simclr").pseudo_classes[0].members[0].control_map is not None
+
+
+def test_missing_shipped_checkpoints_are_named(checkpoints, tmp_path):
+    found = [("byol", checkpoints["byol"])]
+    assert runner.present(found) == found
+    with pytest.raises(ProbeError, match="missing: .*simclr.pth"):
+        runner.present([*found, ("simclr", tmp_path / "simclr.pth")])

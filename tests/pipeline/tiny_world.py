@@ -1,0 +1,55 @@
+"""A tiny seeded shape world (ImageFolder + label-image masks) and resnet_small checkpoints in the
+layouts the demo ships (SimCLR tonylins, MoCo v2, BYOL chigur, plain torchvision), for plumbing tests."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import torch
+
+import backbones
+from probe.bench.pipeline import write_shapes
+
+CATEGORIES = ("circle", "square", "triangle")
+SIZE = 64
+
+
+def make_world(root: Path, per_category: int = 16, two_object: int = 2, seed: int = 0) -> tuple[Path, Path]:
+    """``root/images/<category>/<category>_NNN.png`` + label masks with ``categories.json``; the last
+    ``two_object`` images of each category hold a second, different shape. Returns (images, masks)."""
+    return write_shapes(root, {c: per_category for c in CATEGORIES}, size=SIZE, seed=seed, two_object=two_object)
+
+
+def small_state(seed: int) -> dict[str, torch.Tensor]:
+    with torch.random.fork_rng():
+        torch.manual_seed(seed)
+        return backbones.create("resnet_small").state_dict()
+
+
+def _fc(seed: int, classes: int = 10) -> dict[str, torch.Tensor]:
+    g = torch.Generator().manual_seed(seed)
+    return {"fc.weight": torch.randn(classes, 128, generator=g) * 0.05, "fc.bias": torch.zeros(classes)}
+
+
+def write_checkpoints(directory: Path, seed: int = 0) -> dict[str, Path]:
+    """resnet_small checkpoints (random weights) in the four shipped layouts: {name: path}."""
+    directory.mkdir(parents=True, exist_ok=True)
+    sd = {name: small_state(seed + i) for i, name in enumerate(("simclr", "moco_v2", "byol", "supervised"))}
+    moco = {f"module.encoder_q.{k}": v for k, v in sd["moco_v2"].items()}
+    moco.update({f"module.encoder_k.{k}": v.clone() for k, v in sd["moco_v2"].items()})
+    g = torch.Generator().manual_seed(seed)
+    moco.update({"module.encoder_q.fc.0.weight": torch.randn(128, 128, generator=g), "module.encoder_q.fc.0.bias":
+                 torch.zeros(128), "module.encoder_q.fc.2.weight": torch.randn(32, 128, generator=g),
+                 "module.encoder_q.fc.2.bias": torch.zeros(32), "module.queue": torch.randn(32, 64, generator=g),
+                 "module.queue_ptr": torch.zeros(1, dtype=torch.long)})
+    layouts = {
+        "simclr": {"state_dict": {**sd["simclr"], **_fc(seed)}},
+        "moco_v2": {"state_dict": moco, "epoch": 1, "arch": "resnet_small"},
+        "byol": {**{k: v for k, v in sd["byol"].items() if not k.endswith("num_batches_tracked")}, **_fc(seed)},
+        "supervised": {**sd["supervised"], **_fc(seed)},
+    }
+    paths = {}
+    for name, obj in layouts.items():
+        paths[name] = directory / f"{name}.pth"
+        torch.save(obj, paths[name])
+    return paths
