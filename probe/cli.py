@@ -1,8 +1,10 @@
 """The ``probe`` console command: argument parsing, dispatch and error reporting.
 
 Each subcommand lives in ``probe.commands.<name>`` and exposes ``register(subparsers)``.
-Expected failures (:class:`probe.errors.ProbeError`) print one line and exit 2;
-``--debug`` shows their traceback too.
+Expected failures print one line and exit 2: bad arguments, :class:`probe.errors.ProbeError`,
+and OSErrors the environment causes (full disk, read-only folder); ``--debug`` shows their
+traceback too. Ctrl-C exits 130 and SIGTERM 143, after the command has unwound (finished
+work flushed, temporary files removed).
 """
 
 from __future__ import annotations
@@ -13,14 +15,21 @@ import sys
 import traceback
 from typing import Sequence
 
-from .errors import ProbeError
+from .errors import ProbeError, Terminated, environment_error, sigterm_unwinds
 
 # Order is the order shown by ``probe --help``.
 COMMANDS = ("demo", "run", "explain", "backbones", "pretrain", "bench")
 
 
+class _Parser(argparse.ArgumentParser):
+    """Argument errors as one line, like every other expected error (the usage is in ``--help``)."""
+
+    def error(self, message: str) -> None:  # type: ignore[override]
+        self.exit(2, f"{self.prog}: error: {message} (see `{self.prog} --help`)\n")
+
+
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
+    parser = _Parser(
         prog="probe",
         description="Did this self-supervised backbone learn semantic concepts, and where does it look?",
     )
@@ -32,19 +41,30 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def _fail(args: argparse.Namespace, message: str, code: int) -> int:
+    if args.debug:
+        traceback.print_exc()
+    print(f"probe {args.command}: {message}", file=sys.stderr)
+    return code
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
     try:
-        return int(args.handler(args) or 0)
+        with sigterm_unwinds():
+            return int(args.handler(args) or 0)
     except ProbeError as exc:
-        if args.debug:
-            traceback.print_exc()
-        print(f"probe {args.command}: error: {exc}", file=sys.stderr)
-        return 2
+        return _fail(args, f"error: {exc}", 2)
+    except OSError as exc:
+        error = environment_error(exc)
+        if error is None:
+            raise
+        return _fail(args, f"error: {error}", 2)
     except KeyboardInterrupt:
-        print(f"probe {args.command}: interrupted", file=sys.stderr)
-        return 130
+        return _fail(args, "interrupted", 130)
+    except Terminated:
+        return _fail(args, "terminated (SIGTERM)", 143)
 
 
 if __name__ == "__main__":

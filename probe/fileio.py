@@ -8,7 +8,6 @@ locked while a run writes to it.
 from __future__ import annotations
 
 import contextlib
-import errno
 import fcntl
 import json
 import os
@@ -16,7 +15,7 @@ import tempfile
 from pathlib import Path
 from typing import Any, Iterator
 
-from .errors import OutputError
+from .errors import OutputError, environment_error
 
 
 def _fsync_dir(directory: Path) -> None:
@@ -48,9 +47,10 @@ def atomic_path(path: str | os.PathLike, suffix: str = "") -> Iterator[Path]:
         _fsync_dir(target.parent)
     except OSError as exc:
         tmp.unlink(missing_ok=True)
-        if exc.errno in (errno.ENOSPC, errno.EDQUOT, errno.EROFS, errno.EACCES):
-            raise OutputError(f"cannot write {target}: {exc.strerror}") from exc
-        raise
+        error = environment_error(exc, target)
+        if error is None or error is exc:
+            raise
+        raise error from exc
     except BaseException:
         tmp.unlink(missing_ok=True)
         raise

@@ -12,9 +12,7 @@ import contextlib
 import logging
 import os
 import shutil
-import signal
 import tempfile
-import threading
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable
@@ -27,7 +25,7 @@ from tqdm import tqdm
 from . import distributed
 from .cache import CacheEntry, EntryLock, Partial, key_fields, key_of
 from .data import ImageFolderData
-from probe.errors import ProbeError
+from probe.errors import ProbeError, sigterm_unwinds
 
 from .errors import DataError, name_some
 from .images import UnreadableImage, open_rgb
@@ -125,23 +123,6 @@ def _feature_dim(backbone: nn.Module, probe_input: Callable[[], torch.Tensor]) -
         return int(backbone(probe_input()).shape[1])
 
 
-@contextlib.contextmanager
-def _sigterm_unwinds():
-    """Turn SIGTERM into SystemExit for the block, so finished batches are flushed before the process ends."""
-    if threading.current_thread() is not threading.main_thread():
-        yield
-        return
-
-    def unwind(signum: int, frame: object) -> None:
-        raise SystemExit(128 + signum)
-
-    previous = signal.signal(signal.SIGTERM, unwind)
-    try:
-        yield
-    finally:
-        signal.signal(signal.SIGTERM, previous)
-
-
 def _run_batches(backbone: nn.Module, dataset: ImageFolderData, transform: Callable, partial: Partial,
                  batches: list[list[int]], *, num_workers: int, device: torch.device, show: bool) -> None:
     loader = torch.utils.data.DataLoader(
@@ -152,7 +133,7 @@ def _run_batches(backbone: nn.Module, dataset: ImageFolderData, transform: Calla
     rel_paths = dataset.rel_paths
     bar = tqdm(total=sum(len(b) for b in batches), unit="img", desc="features", disable=not show, smoothing=0.1)
     try:
-        with _sigterm_unwinds(), torch.inference_mode():
+        with sigterm_unwinds(), torch.inference_mode():
             for rows, images, failed in loader:
                 if failed:
                     partial.fail(failed)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import argparse
 
-from .common import add_backbone_arguments, csv_list, positive_int
+from .common import add_backbone_arguments, csv_list, int_at_least, positive_int
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -12,7 +12,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     add_backbone_arguments(p)
     p.add_argument("--data", required=True, help="image folder (ImageFolder layout or flat)")
     p.add_argument("--masks", help="folder of object masks mirroring --data (binary or label images)")
-    p.add_argument("--k", type=positive_int, required=True, help="number of pseudo-classes")
+    p.add_argument("--k", type=int_at_least(2), required=True, help="number of pseudo-classes (>= 2)")
     p.add_argument("--out", required=True, help="output directory for report.html, metrics.json, figures/")
     p.add_argument("--method", default="agf", help="attribution method to explain with (default: %(default)s)")
     p.add_argument("--baselines", type=csv_list, default=["gradcam", "integrated_gradients"],
@@ -22,9 +22,9 @@ def register(sub: argparse._SubParsersAction) -> None:
                    help="explain and evaluate at most this many images, up to 16 per pseudo-class "
                         "(a seeded, stratified subset; default: 256)")
     p.add_argument("--batch-size", type=positive_int, default=64, help="batch size (default: %(default)s)")
-    p.add_argument("--num-workers", type=int, default=0, help="data-loading worker processes (default: %(default)s)")
+    p.add_argument("--num-workers", type=int_at_least(0), default=0, help="data-loading worker processes (default: %(default)s)")
     p.add_argument("--cache-dir", help="feature cache directory (default: OUT/cache)")
-    p.add_argument("--seed", type=int, default=0, help="seed (default: %(default)s)")
+    p.add_argument("--seed", type=int_at_least(0), default=0, help="seed (default: %(default)s)")
     p.set_defaults(handler=_run)
 
 

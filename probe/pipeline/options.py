@@ -71,6 +71,8 @@ class ProbeOptions:
             raise ProbeValueError(f"method_options given for {', '.join(unused)}, which this run does not use")
         if isinstance(self.k, bool) or not isinstance(self.k, int) or self.k < 2:
             raise ProbeValueError(f"--k must be an integer >= 2, got {self.k!r}")
+        if isinstance(self.seed, bool) or not isinstance(self.seed, int) or not 0 <= self.seed < 2**63:
+            raise ProbeValueError(f"--seed must be an integer in 0..2**63-1, got {self.seed!r}")
         for name in ("eval_images", "eval_per_class", "card_members", "batch_size"):
             if getattr(self, name) < 1:
                 raise ProbeValueError(f"{name} must be >= 1, got {getattr(self, name)}")

@@ -10,6 +10,8 @@ import time
 from pathlib import Path
 from typing import Iterator
 
+from probe.errors import ProbeError, environment_error
+
 log = logging.getLogger("probe.pipeline")
 
 #: The stages of a run, in order; timings are summed over backbones.
@@ -53,10 +55,19 @@ def timed(label: str) -> Iterator[None]:
     log.info("%s in %.1f s", label, time.perf_counter() - start)
 
 
+class _RunLogHandler(logging.FileHandler):
+    """Writes run.log; on a full disk a lost line is dropped quietly (the run's own error says what happened)."""
+
+    def handleError(self, record: logging.LogRecord) -> None:
+        if environment_error(sys.exc_info()[1]) is None:
+            super().handleError(record)
+
+
 @contextlib.contextmanager
 def run_log(path: Path) -> Iterator[None]:
-    """Append INFO records of the pipeline and its packages to ``path`` for the duration of the block."""
-    handler = logging.FileHandler(path, encoding="utf-8")
+    """Append INFO records of the pipeline and its packages to ``path`` for the duration of the block,
+    and why the block ended early if it did (an internal error with its traceback)."""
+    handler = _RunLogHandler(path, encoding="utf-8")
     handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
     handler.setLevel(logging.INFO)
     loggers = [logging.getLogger(name) for name in LOGGERS]
@@ -67,6 +78,16 @@ def run_log(path: Path) -> Iterator[None]:
             logger.setLevel(logging.INFO)
     try:
         yield
+    except Exception as exc:
+        expected = exc if isinstance(exc, ProbeError) else environment_error(exc)
+        if expected is None:
+            log.exception("run failed with an internal error")
+        else:
+            log.error("run failed: %s", expected)
+        raise
+    except BaseException as exc:
+        log.error("run stopped: %s", "interrupted" if isinstance(exc, KeyboardInterrupt) else type(exc).__name__)
+        raise
     finally:
         for logger, level in zip(loggers, levels):
             logger.removeHandler(handler)

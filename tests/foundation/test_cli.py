@@ -49,4 +49,4 @@ def test_unexpected_error_keeps_its_traceback(monkeypatch):
 def test_bad_argument_value_exits_2(run_cli):
     result = run_cli("run", "--weights", "x.pth", "--data", "d", "--k", "0", "--out", "o")
     assert result.returncode == 2
-    assert "--k" in result.stderr and "must be >= 1" in result.stderr
+    assert "--k" in result.stderr and "must be >= 2" in result.stderr
