@@ -1,6 +1,39 @@
-"""Load self-supervised checkpoints in their native formats as feature extractors."""
+"""Load self-supervised checkpoints in their native formats as feature extractors.
+
+``load(path)`` detects the checkpoint family and the architecture, strips the family's prefix,
+drops heads, loads strictly and returns a :class:`Backbone`; ``inspect(path)`` reports the same
+without loading. Files are read with ``torch.load(weights_only=True)`` only.
+"""
 
 from . import small_resnet  # noqa: F401  (registers the built-in small ResNet family)
+from . import archs  # noqa: F401  (registers torchvision ResNets, SimCLR v2 ResNets, ViTs)
+from .backbone import Backbone, Source, build_preprocess, random_like
+from .errors import ArchitectureError, BackboneWarning, CheckpointError, FormatDetectionError, UnsafeCheckpointError
+from .formats import FormatSpec, list_formats, register_format
+from .loader import inspect, load
 from .registry import ArchSpec, create, get_arch, list_archs, load_plugins, register
+from .report import CheckpointReport
 
-__all__ = ["ArchSpec", "create", "get_arch", "list_archs", "load_plugins", "register"]
+__all__ = [
+    "ArchSpec",
+    "ArchitectureError",
+    "Backbone",
+    "BackboneWarning",
+    "CheckpointError",
+    "CheckpointReport",
+    "FormatDetectionError",
+    "FormatSpec",
+    "Source",
+    "UnsafeCheckpointError",
+    "build_preprocess",
+    "create",
+    "get_arch",
+    "inspect",
+    "list_archs",
+    "list_formats",
+    "load",
+    "load_plugins",
+    "random_like",
+    "register",
+    "register_format",
+]

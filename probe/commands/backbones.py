@@ -11,7 +11,10 @@ def register(sub: argparse._SubParsersAction) -> None:
     inner.required = True
     ls = inner.add_parser("list", help="formats and architectures known, plugins included")
     ls.set_defaults(handler=_list)
-    ins = inner.add_parser("inspect", help="detected format, architecture, sizes, normalisation, dropped keys")
+    ins = inner.add_parser(
+        "inspect",
+        help="detected format, architecture, sizes, normalisation, dropped keys (exit 1 if the file would not load)",
+    )
     ins.add_argument("file", help="checkpoint file")
     ins.add_argument("--format", help="force a format instead of detecting it")
     ins.add_argument("--arch", help="force an architecture")
@@ -28,5 +31,4 @@ def _list(args: argparse.Namespace) -> int:
 def _inspect(args: argparse.Namespace) -> int:
     from backbones.cli import print_inspect
 
-    print_inspect(args.file, format=args.format, arch=args.arch)
-    return 0
+    return print_inspect(args.file, format=args.format, arch=args.arch)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import argparse
 
-BENCHES = ("attribution", "clustering", "extraction")
+BENCHES = ("attribution", "clustering", "evaluation", "extraction")
 
 
 def register(sub: argparse._SubParsersAction) -> None:

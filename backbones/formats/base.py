@@ -1,0 +1,98 @@
+"""Types shared by the checkpoint-format modules, and the format registry."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field, replace
+from typing import Any, Callable, NamedTuple
+
+import torch
+
+from probe.errors import ProbeValueError
+
+from ..registry import CIFAR_MEAN, CIFAR_STD, IMAGENET_MEAN, IMAGENET_STD
+
+
+@dataclass(frozen=True)
+class Normalization:
+    """Input normalisation after ToTensor; ``mean is None`` means raw [0, 1] input."""
+
+    mean: tuple[float, float, float] | None
+    std: tuple[float, float, float] | None
+
+
+IMAGENET = Normalization(IMAGENET_MEAN, IMAGENET_STD)
+RAW = Normalization(None, None)
+SWAV = Normalization(IMAGENET_MEAN, (0.228, 0.224, 0.225))
+CIFAR = Normalization(CIFAR_MEAN, CIFAR_STD)
+
+# Detection strength: the highest wins; a tie at the top is an ambiguity error.
+UNIQUE = 3  # a layout no other known family writes (method-specific prefixes or top-level keys)
+STRONG = 2  # a distinctive but not exclusive signal (single `state_dict` wrapper with fc, no BN counters)
+GENERIC = 1  # a plain ResNet/ViT state dict: many families share it and load identically
+ANY = 0  # any flat dict of tensors; accepted only when the architecture is given
+
+
+@dataclass(frozen=True)
+class Match:
+    """A format's claim on a checkpoint: how strong, and why."""
+
+    strength: int
+    reasons: tuple[str, ...]
+
+
+@dataclass
+class FormatMeta:
+    """What an extraction learned besides the weights."""
+
+    container: str = ""  # where the backbone weights sit in the file ("" = the top level)
+    container_keys: tuple[str, ...] = ()  # every key of that state dict, before stripping
+    variant: str | None = None
+    normalization: Normalization | None = None  # None: the architecture's default
+    interpolation: str = "bilinear"
+    arch_hint: str | None = None  # preferred when its shapes match (e.g. MoCo v3 ViT-S has 12 heads)
+    ignored: list[str] = field(default_factory=list)  # top-level entries not used (optimizer, epoch...)
+    notes: list[str] = field(default_factory=list)  # facts worth knowing (normalisation, variant details)
+    caveats: list[str] = field(default_factory=list)  # assumptions that may be wrong; `load` warns about them
+
+
+class Extraction(NamedTuple):
+    """Backbone state dict (prefix stripped, heads dropped), the dropped keys, and what was learned."""
+
+    state_dict: dict[str, torch.Tensor]
+    dropped: list[str]
+    meta: FormatMeta
+
+
+@dataclass(frozen=True)
+class FormatSpec:
+    """A checkpoint family: how to recognise it, how to take the backbone out, and its documentation."""
+
+    name: str
+    title: str
+    detect: Callable[[Any], Match | None]
+    extract: Callable[[Any], Extraction]
+    signal: str  # detection signal, for `probe backbones list` and the docs
+    prefix: str = "none"
+    drops: str = ""
+    archs: str = ""
+    normalization: str = "ImageNet mean/std"
+    origin: str = "builtin"
+
+
+_FORMATS: dict[str, FormatSpec] = {}
+
+
+def register_format(spec: FormatSpec) -> FormatSpec:
+    """Add a checkpoint format (built-in or plugin); names must be unique."""
+    module = getattr(spec.detect, "__module__", "") or ""
+    if spec.origin == "builtin" and module.split(".")[0] != "backbones":
+        spec = replace(spec, origin=f"user:{module}")
+    if spec.name in _FORMATS and _FORMATS[spec.name] != spec:
+        raise ProbeValueError(f"checkpoint format {spec.name!r} is already registered ({_FORMATS[spec.name].origin})")
+    _FORMATS[spec.name] = spec
+    return spec
+
+
+def registered_formats() -> list[FormatSpec]:
+    """Formats in registration order (built-ins first)."""
+    return list(_FORMATS.values())

@@ -1,0 +1,75 @@
+"""Plain torchvision/timm state dicts (also the layout of many backbone-only releases).
+
+Barlow Twins', VICReg's and DINO ResNet-50's backbone files, timm ``model.safetensors`` and DeiT
+``{"model": ...}`` files all look like this and load the same way: strip a DDP ``module.`` that
+every key carries, drop a classifier (``fc.*`` / ``head.*``), normalise with the architecture's
+default statistics.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from .base import ANY, GENERIC, Extraction, FormatSpec, Match, register_format
+from .keys import classifier_prefixes, find_state_dict, looks_like_resnet, looks_like_vit, make_meta, require_state_dict, strip_common, take
+
+_WRAPPERS = ("state_dict", "model")
+_MAX_WRAPPER_DEPTH = 3
+
+
+def wrapper_prefix(sd) -> str:
+    """The dotted prefix that every key carries and that hides ResNet/ViT keys (e.g. ``module.``, ``model.encoder.``).
+
+    ``""`` when the keys are bare, or when no shared prefix reveals a known layout.
+    """
+    prefix, keys = "", list(sd)
+    for _ in range(_MAX_WRAPPER_DEPTH):
+        if looks_like_resnet(keys) or looks_like_vit(keys):
+            return prefix
+        firsts = {k.split(".", 1)[0] for k in keys}
+        if len(firsts) != 1 or not all("." in k for k in keys):
+            break
+        head = firsts.pop() + "."
+        prefix, keys = prefix + head, [k.removeprefix(head) for k in keys]
+    return prefix if looks_like_resnet(keys) or looks_like_vit(keys) else ""
+
+
+def detect(obj: Any) -> Match | None:
+    found = find_state_dict(obj, *_WRAPPERS)
+    if found is None:
+        return None
+    container, sd = found
+    keys = strip_common(sd, "module.")
+    where = f"under {container!r}" if container else "at the top level"
+    if looks_like_resnet(keys):
+        return Match(GENERIC, (f"torchvision ResNet keys {where}",))
+    if looks_like_vit(keys):
+        return Match(GENERIC, (f"timm ViT keys {where}",))
+    return Match(ANY, (f"a dict of {len(sd)} tensors {where} (architecture not recognised from key names)",))
+
+
+def extract(obj: Any) -> Extraction:
+    container, sd = require_state_dict(obj, *_WRAPPERS, what="plain")
+    prefix = wrapper_prefix(sd)
+    kept, dropped = take(sd, prefix, head=classifier_prefixes(strip_common(sd, prefix)))
+    meta = make_meta(container, sd, obj)
+    if prefix not in ("", "module."):
+        meta.caveats.append(f"the unknown key prefix {prefix!r} was stripped; normalisation is the architecture's default")
+    if looks_like_resnet(kept) and not dropped:
+        meta.notes.append("Barlow Twins, VICReg and DINO ResNet-50 backbone files share this layout and load the same way")
+    return Extraction(kept, dropped, meta)
+
+
+SPEC = register_format(
+    FormatSpec(
+        name="plain",
+        title="plain torchvision/timm state dict",
+        detect=detect,
+        extract=extract,
+        signal="a state dict (optionally under 'state_dict'/'model', optionally module.-prefixed) of torchvision ResNet or timm ViT keys; any other tensor dict needs --arch",
+        prefix="module. if every key has it (forced with --format plain: any shared prefix hiding ResNet/ViT keys)",
+        drops="fc.* (ResNet classifier) / head.* (ViT classifier)",
+        archs="every registered architecture, plugins included",
+        normalization="the architecture's default (ImageNet mean/std)",
+    )
+)

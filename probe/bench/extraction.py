@@ -1,0 +1,174 @@
+"""Feature-extraction benchmark: extract_features against the backbone's bare forward on the same batches.
+
+Bars (issue 5): pipeline throughput (decode + preprocess + forward + write) at least 90%
+of the bare forward's on the same, already preprocessed batches (ResNet-50, 224x224
+input); a second run with a warm cache at least 20x faster than extraction. Both are
+measured side by side in one run.
+
+    python scripts/bench_extraction.py                      # ResNet-50, 128 JPEGs of 500x375, best of 2
+    python scripts/bench_extraction.py --quick              # ResNet-18, 24 small images
+"""
+
+from __future__ import annotations
+
+import argparse
+import hashlib
+import json
+import tempfile
+import time
+from pathlib import Path
+from types import SimpleNamespace
+
+import numpy as np
+import torch
+import torch.nn as nn
+import torchvision
+import torchvision.transforms as T
+from PIL import Image
+
+IMAGENET_MEAN = (0.485, 0.456, 0.406)
+IMAGENET_STD = (0.229, 0.224, 0.225)
+
+
+class BenchBackbone(nn.Module):
+    """A randomly initialised torchvision ResNet with the Backbone attributes extract_features uses."""
+
+    def __init__(self, arch: str, input_size: int, seed: int = 0) -> None:
+        super().__init__()
+        with torch.random.fork_rng():
+            torch.manual_seed(seed)
+            self.model = getattr(torchvision.models, arch)(weights=None)
+        self.feature_dim = self.model.fc.in_features
+        self.model.fc = nn.Identity()
+        self.arch, self.format = arch, "torchvision"
+        self.mean, self.std, self.input_size = IMAGENET_MEAN, IMAGENET_STD, input_size
+        self.preprocess = T.Compose([T.Resize(round(input_size / 0.875)), T.CenterCrop(input_size), T.ToTensor(),
+                                     T.Normalize(IMAGENET_MEAN, IMAGENET_STD)])
+        self.source = SimpleNamespace(path=f"<random {arch}>",
+                                      sha256=hashlib.sha256(f"bench-{arch}-seed-{seed}".encode()).hexdigest())
+        self.eval()
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.model(x)
+
+
+def write_images(folder: Path, count: int, size: tuple[int, int], seed: int = 0) -> None:
+    """Smooth random photographs-to-be: low-resolution noise upsampled, plus grain, saved as JPEG q90."""
+    rng = np.random.default_rng(seed)
+    folder.mkdir(parents=True, exist_ok=True)
+    for i in range(count):
+        coarse = Image.fromarray(rng.integers(0, 256, (size[1] // 16, size[0] // 16, 3), dtype=np.uint8))
+        smooth = np.asarray(coarse.resize(size, Image.Resampling.BICUBIC), dtype=np.int16)
+        grain = rng.integers(-12, 13, smooth.shape, dtype=np.int16)
+        Image.fromarray(np.clip(smooth + grain, 0, 255).astype(np.uint8)).save(folder / f"{i:05d}.jpg", quality=90)
+
+
+def _sync(device: torch.device) -> None:
+    if device.type == "cuda":
+        torch.cuda.synchronize(device)
+
+
+def bare_forward(backbone: nn.Module, data, batch_size: int, device: torch.device) -> float:
+    """Images/s of the forward alone on the pipeline's batches, preprocessed in memory beforehand."""
+    tensors = torch.stack([backbone.preprocess(data.load_image(i)) for i in range(len(data))])
+    batches = [tensors[i:i + batch_size] for i in range(0, len(tensors), batch_size)]
+    with torch.inference_mode():
+        backbone(batches[0].to(device))  # warm-up: kernels chosen, memory allocated
+        _sync(device)
+        start = time.perf_counter()
+        for batch in batches:
+            backbone(batch.to(device)).float().cpu()
+        _sync(device)
+    return len(tensors) / (time.perf_counter() - start)
+
+
+def pipeline(backbone: nn.Module, data, batch_size: int, workers: int, device: torch.device,
+             cache_dir: Path | None = None) -> float:
+    """Seconds of one extract_features call (decode, preprocess, forward, write, finalise).
+
+    ``data`` is a dataset, or a folder to scan first (the scan then counts too).
+    """
+    from unsupervised import ImageFolderData, extract_features
+
+    start = time.perf_counter()
+    data = ImageFolderData(data) if isinstance(data, Path) else data
+    extract_features(backbone, data, batch_size=batch_size, num_workers=workers, cache_dir=cache_dir,
+                     device=device, progress=False)
+    _sync(device)
+    return time.perf_counter() - start
+
+
+def main(argv: list[str] | None = None) -> int:
+    from unsupervised import ImageFolderData
+
+    parser = argparse.ArgumentParser(prog="bench_extraction", description=__doc__.split("\n")[0])
+    parser.add_argument("--quick", action="store_true", help="ResNet-18 on 24 small images: a smoke run")
+    parser.add_argument("--arch", default=None, help="torchvision architecture (default: resnet50; quick: resnet18)")
+    parser.add_argument("--images", type=int, default=None, help="number of images (default: 128; quick: 24)")
+    parser.add_argument("--repeat", type=int, default=None, help="runs per row, best kept (default: 2; quick: 1)")
+    parser.add_argument("--image-size", default=None, help="source JPEG size WxH (default: 500x375; quick: 160x120)")
+    parser.add_argument("--input-size", type=int, default=None, help="model input size (default: 224; quick: 112)")
+    parser.add_argument("--batch-size", type=int, default=None, help="batch size (default: 32; quick: 8)")
+    parser.add_argument("--workers", default=None, help="comma-separated worker counts (default: 0,1,2; quick: 0,1)")
+    parser.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
+    parser.add_argument("--threads", type=int, help="torch threads for the forward (default: torch's choice)")
+    parser.add_argument("--json", help="also write the results to this JSON file")
+    args = parser.parse_args(argv)
+    quick = args.quick
+    arch = args.arch or ("resnet18" if quick else "resnet50")
+    count = args.images or (24 if quick else 128)
+    repeat = args.repeat or (1 if quick else 2)
+    width, height = map(int, (args.image_size or ("160x120" if quick else "500x375")).split("x"))
+    input_size = args.input_size or (112 if quick else 224)
+    batch_size = args.batch_size or (8 if quick else 32)
+    workers = [int(w) for w in (args.workers or ("0,1" if quick else "0,1,2")).split(",")]
+    device = torch.device(args.device)
+    if args.threads:
+        torch.set_num_threads(args.threads)
+
+    backbone = BenchBackbone(arch, input_size).to(device)
+    with tempfile.TemporaryDirectory(prefix="bench-extraction-") as tmp:
+        images = Path(tmp) / "images"
+        write_images(images, count, (width, height))
+        start = time.perf_counter()
+        data = ImageFolderData(images)
+        scan_s = time.perf_counter() - start
+        print(f"{arch}, {count} JPEGs {width}x{height} -> {input_size}px, batch {batch_size}, device {device}, "
+              f"torch threads {torch.get_num_threads()}; folder scan {scan_s:.2f}s", flush=True)
+        pipeline(backbone, data.subset(range(min(batch_size, count))), batch_size, 0, device)  # warm-up
+        rates: dict[str, list[float]] = {}
+        for _ in range(repeat):  # interleaved, so that a change in machine load hits every row alike
+            rates.setdefault("bare", []).append(bare_forward(backbone, data, batch_size, device))
+            for w in workers:
+                rates.setdefault(str(w), []).append(count / pipeline(backbone, data, batch_size, w, device))
+        bare = max(rates["bare"])
+        rows = [("bare forward (preprocessed batches in memory)", bare, None, rates["bare"])]
+        rows += [(f"extract_features, num_workers={w}", max(rates[str(w)]), max(rates[str(w)]) / bare, rates[str(w)])
+                 for w in workers]
+        print(f"| run | images/s (best of {repeat}) | share of bare forward | all runs |\n|---|---|---|---|")
+        for name, rate, share, runs in rows:
+            print(f"| {name} | {rate:.1f} | {'100%' if share is None else f'{share:.0%}'} | "
+                  f"{', '.join(f'{r:.1f}' for r in runs)} |", flush=True)
+        cache = Path(tmp) / "cache"
+        best = max(workers, key=lambda w: max(rates[str(w)]))
+        cold = pipeline(backbone, images, batch_size, best, device, cache_dir=cache)
+        warm = pipeline(backbone, images, batch_size, best, device, cache_dir=cache)
+
+    best_share = max(r[2] for r in rows[1:])
+    speedup = cold / warm
+    print(f"cache (folder scan included): cold {cold:.2f}s, warm {warm:.3f}s: {speedup:.0f}x", flush=True)
+    verdicts = [(best_share >= 0.9, f"best pipeline at {best_share:.0%} of bare forward (bar 90%)"),
+                (speedup >= 20, f"warm cache {speedup:.0f}x faster than extraction (bar 20x)")]
+    for ok, text in verdicts:
+        print(f"quick run, not the bar: {text}" if quick else f"{'PASS' if ok else 'FAIL'}: {text}")
+    if args.json:
+        Path(args.json).write_text(json.dumps({
+            "arch": arch, "images": count, "image_size": [width, height], "input_size": input_size,
+            "batch_size": batch_size, "device": str(device), "torch_threads": torch.get_num_threads(),
+            "rows": [{"run": r[0], "images_per_s": r[1], "share": r[2], "all_runs": r[3]} for r in rows],
+            "cache_cold_s": cold, "cache_warm_s": warm}, indent=2))
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,49 @@
+"""The explainer hook used by the metrics that must compute maps themselves."""
+
+from __future__ import annotations
+
+from typing import Callable
+
+import torch
+import torch.nn as nn
+
+from probe.errors import ProbeValueError
+
+from ._tensors import check_maps, check_targets
+
+#: ``explain_fn(model, images [N, C, H, W], target [N]) -> maps [N, H, W]``
+ExplainFn = Callable[[nn.Module, torch.Tensor, torch.Tensor], torch.Tensor]
+
+
+def explainer(method: str = "agf", **options) -> ExplainFn:
+    """An :data:`ExplainFn` that calls ``probe.explain(model, images, target, method=method, **options)``."""
+
+    def explain(model: nn.Module, images: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
+        from probe import explain as probe_explain
+
+        return probe_explain(model, images, target, method=method, **options)
+
+    return explain
+
+
+def explain_in_batches(
+    explain_fn: ExplainFn,
+    model: nn.Module,
+    images: torch.Tensor,
+    target: torch.Tensor | int | list,
+    *,
+    batch_size: int,
+    device: torch.device,
+) -> torch.Tensor:
+    """Maps ``[N, H, W]`` (CPU, float32) from ``explain_fn`` run on chunks of ``batch_size`` images on ``device``."""
+    if batch_size < 1:
+        raise ProbeValueError(f"batch_size must be >= 1, got {batch_size}")
+    targets = check_targets(target, images.shape[0])
+    chunks = []
+    for start in range(0, images.shape[0], batch_size):
+        x = images[start : start + batch_size].to(device)
+        maps = check_maps(explain_fn(model, x, targets[start : start + batch_size].to(device)), "explain_fn output")
+        if maps.shape[0] != x.shape[0] or tuple(maps.shape[1:]) != tuple(x.shape[2:]):
+            raise ProbeValueError(f"explain_fn returned maps {tuple(maps.shape)} for images {tuple(x.shape)}")
+        chunks.append(maps.float().cpu())
+    return torch.cat(chunks) if chunks else torch.zeros(0, *images.shape[2:])

@@ -1,0 +1,317 @@
+"""``report.html``: one self-contained page (inline CSS, no JavaScript, no external resource).
+
+Figures are referenced as relative ``figures/*.png`` links, so the page opens offline as long
+as it stays next to its ``figures/`` folder (copy the whole report directory to share it).
+Every string that can come from the user (backbone, file, class and label names, verdict
+statements that quote them, settings) goes through :func:`html.escape`.
+"""
+
+from __future__ import annotations
+
+import html
+from typing import Iterable
+
+from probe import __version__
+from probe.evaluation.sanity import SANITY_MAX_FINAL_SIMILARITY
+from probe.evaluation.verdict import (
+    AGREEMENT_MARGIN,
+    ENERGY_MARGIN,
+    FAITHFULNESS_MARGIN,
+    MIN_CLASS_SIZE,
+    POINTING_MARGIN,
+    Verdict,
+)
+
+from .figures import BackboneFigures
+from .results import BackboneResults, MethodResults, PseudoClass, RunResults
+from .verdicts import BackboneVerdicts
+
+CSS = """
+:root { --ink:#1d2430; --muted:#5b6575; --line:#d9dee7; --bg:#f6f7f9; --yes:#1a7f37; --no:#b42318; --na:#6b7280; }
+* { box-sizing: border-box; }
+body { margin:0; font:15px/1.5 system-ui,-apple-system,"Segoe UI",Roboto,sans-serif; color:var(--ink); background:var(--bg); }
+main { max-width:1180px; margin:0 auto; padding:24px 20px 60px; }
+h1 { font-size:26px; margin:0 0 4px; } h2 { font-size:20px; margin:36px 0 10px; border-bottom:1px solid var(--line); padding-bottom:4px; }
+h3 { font-size:16px; margin:18px 0 8px; }
+.sub { color:var(--muted); margin:0 0 12px; }
+nav a { margin-right:14px; color:#2457c5; text-decoration:none; } nav a:hover { text-decoration:underline; }
+.table-wrap { overflow-x:auto; background:#fff; border:1px solid var(--line); border-radius:8px; }
+table { border-collapse:collapse; width:100%; font-size:13px; }
+th, td { padding:5px 7px; border-bottom:1px solid var(--line); text-align:right; white-space:nowrap; }
+th:first-child, td:first-child, td.text, th.text { text-align:left; }
+th { background:#eef1f5; font-weight:600; }
+tr.control td { color:var(--muted); font-style:italic; } tr.baseline td { color:var(--muted); background:#fafbfc; }
+td.na { color:#a0a7b4; }
+.verdict { background:#fff; border:1px solid var(--line); border-left:6px solid var(--na); border-radius:8px; padding:10px 14px; margin:10px 0; }
+.verdict.yes { border-left-color:var(--yes); } .verdict.no { border-left-color:var(--no); }
+.badge { display:inline-block; padding:1px 8px; border-radius:10px; font-size:12px; font-weight:600; color:#fff; background:var(--na); }
+.badge.yes { background:var(--yes); } .badge.no { background:var(--no); }
+figure { margin:12px 0; background:#fff; border:1px solid var(--line); border-radius:8px; padding:10px; }
+figure img { max-width:100%; height:auto; display:block; image-rendering:pixelated; }
+figcaption { color:var(--muted); font-size:13px; margin-top:6px; }
+.cards { display:grid; grid-template-columns:repeat(auto-fill,minmax(520px,1fr)); gap:14px; }
+.card { background:#fff; border:1px solid var(--line); border-radius:8px; padding:12px 14px; }
+.card h3 { margin-top:0; display:flex; justify-content:space-between; align-items:center; }
+.card dl { display:grid; grid-template-columns:auto 1fr; gap:2px 12px; margin:6px 0 8px; font-size:13.5px; }
+.card dt { color:var(--muted); } .card dd { margin:0; }
+.card p.statement { font-size:13px; color:var(--ink); margin:6px 0 0; }
+ul.skipped { background:#fff; border:1px solid var(--line); border-radius:8px; padding:10px 30px; font-size:13.5px; }
+.defs dt { font-weight:600; margin-top:8px; } .defs dd { margin:2px 0 0 18px; color:#333; }
+footer { color:var(--muted); font-size:12.5px; margin-top:40px; }
+"""
+
+SEMANTIC_CLASS = {True: "yes", False: "no", None: "na"}
+SEMANTIC_WORD = {True: "semantic", False: "not semantic", None: "not judged"}
+
+
+def esc(value: object) -> str:
+    """HTML-escape any value's text (quotes included, so it is safe in attributes too)."""
+    return html.escape(str(value), quote=True)
+
+
+def _num(value: float | None, digits: int = 2) -> str:
+    if value is None:
+        return '<td class="na" title="not measured (needs labels or masks, or not run)">–</td>'
+    return f"<td>{value:.{digits}f}</td>"
+
+
+def _row(cells: Iterable[str], css: str = "") -> str:
+    cls = f' class="{css}"' if css else ""
+    return f"<tr{cls}>{''.join(cells)}</tr>"
+
+
+def _text(value: object) -> str:
+    return f'<td class="text">{esc(value)}</td>' if value is not None else '<td class="text na">–</td>'
+
+
+def _badge(semantic: bool | None) -> str:
+    return f'<span class="badge {SEMANTIC_CLASS[semantic]}">{SEMANTIC_WORD[semantic]}</span>'
+
+
+def _img(src: str, alt: str) -> str:
+    return f'<img src="{esc(src)}" alt="{esc(alt)}" loading="eager">'
+
+
+def _header(results: RunResults) -> str:
+    settings = "".join(f"<tr>{_text(k)}{_text(v)}</tr>" for k, v in results.settings.items())
+    settings_table = f'<div class="table-wrap"><table>{settings}</table></div>' if settings else ""
+    return (
+        "<header><h1>ssl-probe report</h1>"
+        f'<p class="sub">Data: <strong>{esc(results.dataset or "(unnamed)")}</strong> · {results.num_images} images'
+        f" · {len(results.skipped)} skipped · explained with <strong>{esc(results.method)}</strong></p>"
+        '<nav><a href="#summary">Summary</a><a href="#figures">Figures</a><a href="#classes">Pseudo-classes</a>'
+        '<a href="#specificity">Class specificity</a><a href="#skipped">Skipped images</a><a href="#definitions">Definitions</a></nav>'
+        f"{settings_table}</header>"
+    )
+
+
+def _verdict_box(v: Verdict) -> str:
+    return f'<div class="verdict {SEMANTIC_CLASS[v.semantic]}">{_badge(v.semantic)} {esc(v.statement)}</div>'
+
+
+def _summary(results: RunResults, verdicts: dict[str, BackboneVerdicts]) -> str:
+    boxes = "".join(_verdict_box(verdicts[b.name].backbone) for b in results.backbones if b.role == "probe")
+    head = "".join(
+        f'<th class="{c}">{esc(t)}</th>' if c else f"<th>{esc(t)}</th>"
+        for t, c in (("backbone", "text"), ("role", "text"), ("format", "text"), ("arch", "text"), ("k", ""),
+                     ("NMI", ""), ("ARI", ""), ("accuracy", ""), ("purity", ""), ("verdict", "text"))
+    )
+    rows = []
+    for b in results.backbones:
+        c = b.clustering
+        rows.append(_row(
+            [_text(b.name), _text(b.role), _text(b.format), _text(b.arch), f"<td>{int(c.k)}</td>",
+             _num(c.nmi), _num(c.ari), _num(c.accuracy), _num(c.purity),
+             f'<td class="text">{_badge(verdicts[b.name].backbone.semantic) if b.role == "probe" else "reference"}</td>'],
+            "control" if b.role == "control" else "",
+        ))
+    clustering = f'<h3>Clustering</h3><div class="table-wrap"><table><tr>{head}</tr>{"".join(rows)}</table></div>'
+    return f'<section id="summary"><h2>Summary</h2>{boxes}{clustering}{_attribution_table(results)}</section>'
+
+
+ATTRIBUTION_COLUMNS = (
+    ("pos. AUC ↓", "positive_perturbation_auc"),
+    ("neg. AUC ↑", "negative_perturbation_auc"),
+    ("gap ↑", "faithfulness_gap"),
+    ("pointing ↑", "pointing_game"),
+    ("mask energy ↑", "mask_energy"),
+    ("mIoU ↑", "miou"),
+    ("pixel acc. ↑", "pixel_accuracy"),
+    ("AP ↑", "average_precision"),
+)
+
+
+def _sanity_final(m: MethodResults) -> float | None:
+    return m.sanity.similarity[-1] if m.sanity and m.sanity.similarity else None
+
+
+def _attribution_table(results: RunResults) -> str:
+    head = '<th class="text">backbone</th><th class="text">method</th>' + "".join(
+        f"<th>{esc(t)}</th>" for t, _ in ATTRIBUTION_COLUMNS
+    ) + "<th>sanity final ↓</th>"
+    rows = []
+    for b in results.backbones:
+        for name, m in b.methods.items():
+            cells = [_text(b.name), _text(name)] + [_num(getattr(m, attr)) for _, attr in ATTRIBUTION_COLUMNS]
+            rows.append(_row(cells + [_num(_sanity_final(m))], "control" if b.role == "control" else ""))
+        if b.centre_pointing_game is not None or b.mask_fraction is not None:
+            filler = ['<td class="na">–</td>'] * 3
+            cells = [_text(b.name), _text("baseline: centre point / mask area")] + filler + [
+                _num(b.centre_pointing_game), _num(b.mask_fraction)] + ['<td class="na">–</td>'] * 4
+            rows.append(_row(cells, "baseline"))
+    return (
+        "<h3>Attribution metrics</h3>"
+        f'<div class="table-wrap"><table><tr>{head}</tr>{"".join(rows)}</table></div>'
+        '<p class="sub">↓ lower is better, ↑ higher is better. Italic rows: the random-init control of the same '
+        "architecture; grey rows: what pointing at the image centre, or spreading relevance uniformly, would score.</p>"
+    )
+
+
+def _figure(src: str | None, alt: str, caption: str) -> str:
+    if src is None:
+        return ""
+    return f"<figure>{_img(src, alt)}<figcaption>{caption}</figcaption></figure>"
+
+
+def _figures(results: RunResults, figures: dict[str, BackboneFigures]) -> str:
+    parts = []
+    for b in results.backbones:
+        if b.role == "control":
+            continue
+        f = figures[b.name]
+        parts.append(f"<h3>{esc(b.name)}</h3>")
+        parts.append(_figure(f.perturbation, f"perturbation curves of {b.name}",
+                             "Share of images whose pseudo-class prediction survives as pixels are blacked out, most relevant first "
+                             "(left) or least relevant first (right). Grey dashed: the random-init control."))
+        parts.append(_figure(f.bars, f"metric bars of {b.name}",
+                             "Each metric per method; hatched: the random-init control; dotted: the centre-point / mask-area baselines."))
+        parts.append(_figure(f.sanity, f"sanity curves of {b.name}",
+                             "Cascading randomisation from the top layer down: similarity of the maps to the original ones must fall "
+                             f"(the test passes below {SANITY_MAX_FINAL_SIMILARITY:.2f} once every layer is random)."))
+    body = "".join(parts) or '<p class="sub">No figure was drawn.</p>'
+    return f'<section id="figures"><h2>Figures</h2>{body}</section>'
+
+
+def _fact(name: str, value: str) -> str:
+    return f"<dt>{esc(name)}</dt><dd>{value}</dd>"
+
+
+def _fmt(value: float | None) -> str:
+    return "–" if value is None else f"{value:.2f}"
+
+
+def _card(anchor: str, pc: PseudoClass, verdict: Verdict, strip: str | None, method: str, has_control: bool) -> str:
+    facts = [
+        _fact("size", f"{int(pc.size)} images"),
+        _fact("majority label", esc(pc.majority_label) if pc.majority_label is not None else "– (no labels)"),
+        _fact("purity", _fmt(pc.purity)),
+        _fact("pointing game", f"{_fmt(pc.pointing_game)} (centre point {_fmt(pc.centre_pointing_game)})"),
+        _fact("mask energy", f"{_fmt(pc.mask_energy)} (mask area {_fmt(pc.mask_fraction)})"),
+        _fact("perturbation AUC", f"positive {_fmt(pc.positive_perturbation_auc)} · negative {_fmt(pc.negative_perturbation_auc)}"),
+    ]
+    picture = ""
+    if strip is not None:
+        names = ", ".join(esc(m.name) + (f" ({esc(m.label)})" if m.label is not None else "") for m in pc.members)
+        rows = f"top: image; middle: {esc(method)} map" + ("; bottom: the random-init control's map" if has_control else "")
+        picture = (f"<figure>{_img(strip, f'most central members of pseudo-class {pc.id}')}"
+                   f"<figcaption>Most central members, left to right: {names}. {rows} (red positive, blue negative).</figcaption></figure>")
+    return (
+        f'<article class="card" id="{anchor}"><h3>Pseudo-class {int(pc.id)} {_badge(verdict.semantic)}</h3>'
+        f"<dl>{''.join(facts)}</dl>{picture}<p class=\"statement\">{esc(verdict.statement)}</p></article>"
+    )
+
+
+def _classes(results: RunResults, verdicts: dict[str, BackboneVerdicts], figures: dict[str, BackboneFigures]) -> str:
+    parts = []
+    for i, b in enumerate(results.backbones):
+        if b.role == "control":
+            continue
+        has_control = any(m.control_map is not None for pc in b.pseudo_classes for m in pc.members)
+        cards = "".join(
+            _card(f"b{i}-pc{int(pc.id)}", pc, v, figures[b.name].classes.get(pc.id), results.method, has_control)
+            for pc, v in zip(b.pseudo_classes, verdicts[b.name].pseudo_classes)
+        )
+        parts.append(f"<h3>{esc(b.name)}</h3><div class=\"cards\">{cards}</div>")
+    return f'<section id="classes"><h2>Pseudo-classes</h2>{"".join(parts)}</section>'
+
+
+def _specificity_rows(b: BackboneResults) -> list[str]:
+    css = "control" if b.role == "control" else ""
+    return [
+        _row([_text(b.name), _text(name), _num(m.specificity.pointing_explained), _num(m.specificity.pointing_other),
+              _num(m.specificity.pearson), _num(m.specificity.spearman), f"<td>{int(m.specificity.images)}</td>"], css)
+        for name, m in b.methods.items() if m.specificity is not None
+    ]
+
+
+def _specificity(results: RunResults, figures: dict[str, BackboneFigures]) -> str:
+    parts = []
+    for b in results.backbones:
+        if b.role == "control":
+            continue
+        control = results.control_of(b)
+        rows = _specificity_rows(b) + (_specificity_rows(control) if control is not None else [])
+        examples = "".join(
+            f"<figure>{_img(src, f'class-specificity example {ex.name}')}<figcaption>{esc(ex.name)}: "
+            f"image; map for {esc(ex.labels[0])} (pseudo-class {int(ex.classes[0])}); "
+            f"map for {esc(ex.labels[1])} (pseudo-class {int(ex.classes[1])}); correlation {_fmt(ex.pearson)}.</figcaption></figure>"
+            for ex, src in zip(b.specificity_examples, figures[b.name].specificity)
+        )
+        if not rows and not examples:
+            continue
+        table = ('<div class="table-wrap"><table><tr><th class="text">backbone</th><th class="text">method</th>'
+                 "<th>pointing on explained object ↑</th><th>pointing on the other object ↓</th><th>Pearson ↓</th>"
+                 f"<th>Spearman ↓</th><th>images</th></tr>{''.join(rows)}</table></div>") if rows else ""
+        parts.append(f"<h3>{esc(b.name)}</h3>{table}{examples}")
+    body = "".join(parts) or '<p class="sub">Not measured: the data has no images with two labelled objects.</p>'
+    return f'<section id="specificity"><h2>Class specificity</h2>{body}</section>'
+
+
+def _skipped(results: RunResults) -> str:
+    if not results.skipped:
+        return '<section id="skipped"><h2>Skipped images</h2><p class="sub">None: every image was read.</p></section>'
+    items = "".join(f"<li><code>{esc(s.path)}</code>: {esc(s.reason)}</li>" for s in results.skipped)
+    return f'<section id="skipped"><h2>Skipped images ({len(results.skipped)})</h2><ul class="skipped">{items}</ul></section>'
+
+
+def _definitions() -> str:
+    items = (
+        ("Perturbation AUC", "Pixels are blacked out (0 in the unnormalised image) 10 %, 20 %, …, 90 % at a time, most relevant "
+         "first (positive) or least relevant first (negative); the curve is the share of images still predicted as their "
+         "pseudo-class; AUC = trapezoid over 0 %…90 % (clean image included) divided by 0.9."),
+        ("Pointing game", "Hit when the map's maximum lies within 15 px of an object pixel; the centre-point baseline always "
+         "points at the image centre."),
+        ("Mask energy", "Share of the map's positive relevance inside the object mask; a uniform map scores the mask's area share."),
+        ("mIoU, pixel accuracy, AP", "Map binarised at its own mean per image; IoU of object and background accumulated over "
+         "all pixels, averaged over the two; AP ranks the pixels by the continuous map."),
+        ("Sanity", "Layers are randomised from the top down; the Spearman similarity of the maps to the original ones must fall."),
+        ("Class specificity", "Two-object images explained for each object's pseudo-class: each map should point at its own "
+         "object, and the two maps should differ (low correlation)."),
+        ("Verdict", f"Labels pass when purity (NMI for a backbone) beats the random-init control by ≥ {AGREEMENT_MARGIN:.2f}. "
+         f"Objects pass when the pointing game beats the control and the centre point by ≥ {POINTING_MARGIN:.2f} and the mask "
+         f"energy beats the control and the mask area by ≥ {ENERGY_MARGIN:.2f}. Faithfulness passes when the perturbation gap "
+         f"(negative − positive AUC) is positive and beats the control's by ≥ {FAITHFULNESS_MARGIN:.2f}. Object evidence "
+         "only counts with faithful maps. Semantic: no test fails and labels or objects pass; not judged when neither "
+         f"could be measured, or for pseudo-classes with fewer than {MIN_CLASS_SIZE} members."),
+    )
+    body = "".join(f"<dt>{esc(t)}</dt><dd>{esc(d)}</dd>" for t, d in items)
+    return f'<section id="definitions"><h2>Definitions</h2><dl class="defs">{body}</dl></section>'
+
+
+def _footer(results: RunResults) -> str:
+    timings = " · ".join(f"{esc(stage)} {seconds:.1f} s" for stage, seconds in results.timings.items())
+    return f"<footer>ssl-probe {esc(__version__)}{' · ' + timings if timings else ''} · metrics in metrics.json</footer>"
+
+
+def render_html(results: RunResults, verdicts: dict[str, BackboneVerdicts], figures: dict[str, BackboneFigures]) -> str:
+    """The whole page as a string."""
+    body = "".join((
+        _header(results), _summary(results, verdicts), _figures(results, figures), _classes(results, verdicts, figures),
+        _specificity(results, figures), _skipped(results), _definitions(), _footer(results),
+    ))
+    return (
+        '<!DOCTYPE html>\n<html lang="en"><head><meta charset="utf-8">'
+        '<meta name="viewport" content="width=device-width, initial-scale=1">'
+        f"<title>ssl-probe report: {esc(results.dataset or 'run')}</title><style>{CSS}</style></head>"
+        f"<body><main>{body}</main></body></html>\n"
+    )

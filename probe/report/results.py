@@ -1,0 +1,246 @@
+"""The in-memory results of a run, as the pipeline fills them and the report reads them.
+
+Structure (``None`` everywhere means "not measured", e.g. no labels or no masks)::
+
+    RunResults
+    ├── backbones: list[BackboneResults]      one per probed backbone, plus its random-init control
+    │   ├── name, role ("probe" | "control"), format, arch, control (name of its control)
+    │   ├── clustering: Clustering            k, nmi, ari, accuracy, purity
+    │   ├── methods: dict[str, MethodResults] "agf" and every baseline: AUCs, curves, localisation, sanity, specificity
+    │   ├── centre_pointing_game, mask_fraction   localisation baselines on the evaluated images
+    │   ├── pseudo_classes: list[PseudoClass] size, majority label, purity, primary-method figures, members
+    │   └── specificity_examples: list[SpecificityExample]
+    ├── method                                  the primary method (verdicts and cards use it)
+    ├── dataset, num_images, skipped: list[SkippedImage]
+    └── settings, timings                       shown in the report header / footer
+
+Images are unnormalised ``[H, W, 3]`` arrays (float in [0, 1] or uint8) and maps are
+``[H, W]`` arrays of signed relevance; the helpers at the bottom convert the evaluation
+package's outputs into these fields. Every string here may come from the user and is escaped
+by the report.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Sequence
+
+import numpy as np
+
+from probe.errors import ProbeValueError
+from probe.evaluation import MapEvaluation, SanityResult, SpecificityResult
+
+ROLES = ("probe", "control")
+
+
+@dataclass
+class Curve:
+    """A curve ``y(x)``: survival per fraction of pixels removed, or similarity per sanity step."""
+
+    x: list[float]
+    y: list[float | None]
+
+
+@dataclass
+class SanityCurve:
+    """Mean Spearman similarity to the original maps after each cumulative randomisation step."""
+
+    steps: list[str]
+    similarity: list[float | None]
+
+
+@dataclass
+class SpecificitySummary:
+    """Two-object test means: hit rate on the explained object and on the other one, map correlation."""
+
+    pointing_explained: float | None
+    pointing_other: float | None
+    pearson: float | None
+    spearman: float | None
+    images: int
+
+
+class _PerturbationGap:
+    """Mixin for results with ``positive_perturbation_auc`` / ``negative_perturbation_auc`` fields."""
+
+    positive_perturbation_auc: float | None
+    negative_perturbation_auc: float | None
+
+    @property
+    def faithfulness_gap(self) -> float | None:
+        """Negative minus positive perturbation AUC (None if either is missing)."""
+        if self.positive_perturbation_auc is None or self.negative_perturbation_auc is None:
+            return None
+        return self.negative_perturbation_auc - self.positive_perturbation_auc
+
+
+@dataclass
+class MethodResults(_PerturbationGap):
+    """Every figure of one attribution method on one backbone."""
+
+    positive_perturbation_auc: float | None = None
+    negative_perturbation_auc: float | None = None
+    positive_curve: Curve | None = None
+    negative_curve: Curve | None = None
+    pointing_game: float | None = None
+    mask_energy: float | None = None
+    miou: float | None = None
+    pixel_accuracy: float | None = None
+    average_precision: float | None = None
+    sanity: SanityCurve | None = None
+    specificity: SpecificitySummary | None = None
+
+
+@dataclass
+class Clustering:
+    """Cluster-vs-label agreement (from ``unsupervised.cluster_metrics``); ``None`` without labels."""
+
+    k: int
+    nmi: float | None = None
+    ari: float | None = None
+    accuracy: float | None = None
+    purity: float | None = None
+
+
+@dataclass
+class Member:
+    """One image shown on a pseudo-class card: the image, the primary method's map, the control's map."""
+
+    name: str
+    image: np.ndarray
+    map: np.ndarray
+    label: str | None = None
+    control_map: np.ndarray | None = None
+
+
+@dataclass
+class PseudoClass(_PerturbationGap):
+    """One pseudo-class: its size and label agreement, the primary method's figures on its images."""
+
+    id: int
+    size: int
+    majority_label: str | None = None
+    purity: float | None = None
+    pointing_game: float | None = None
+    mask_energy: float | None = None
+    centre_pointing_game: float | None = None
+    mask_fraction: float | None = None
+    positive_perturbation_auc: float | None = None
+    negative_perturbation_auc: float | None = None
+    members: list[Member] = field(default_factory=list)
+
+
+@dataclass
+class SpecificityExample:
+    """A two-object image with the maps of both objects' pseudo-classes."""
+
+    name: str
+    image: np.ndarray
+    labels: tuple[str, str]
+    classes: tuple[int, int]
+    maps: tuple[np.ndarray, np.ndarray]
+    pearson: float | None = None
+
+
+@dataclass
+class BackboneResults:
+    """Everything measured on one backbone (a probed checkpoint or its random-init control)."""
+
+    name: str
+    role: str
+    clustering: Clustering
+    methods: dict[str, MethodResults]
+    pseudo_classes: list[PseudoClass] = field(default_factory=list)
+    format: str | None = None
+    arch: str | None = None
+    control: str | None = None
+    centre_pointing_game: float | None = None
+    mask_fraction: float | None = None
+    specificity_examples: list[SpecificityExample] = field(default_factory=list)
+
+
+@dataclass
+class SkippedImage:
+    """An input image left out of the run, and why (unreadable, corrupt, too small, ...)."""
+
+    path: str
+    reason: str
+
+
+@dataclass
+class RunResults:
+    """A whole run: backbones with their controls, the primary method, the data and what was skipped."""
+
+    backbones: list[BackboneResults]
+    method: str = "agf"
+    dataset: str = ""
+    num_images: int = 0
+    skipped: list[SkippedImage] = field(default_factory=list)
+    settings: dict[str, str | int | float] = field(default_factory=dict)
+    timings: dict[str, float] = field(default_factory=dict)
+
+    def backbone(self, name: str) -> BackboneResults:
+        """The backbone called ``name``."""
+        for b in self.backbones:
+            if b.name == name:
+                return b
+        raise ProbeValueError(f"no backbone named {name!r}; have: {', '.join(b.name for b in self.backbones)}")
+
+    def control_of(self, backbone: BackboneResults) -> BackboneResults | None:
+        """The random-init control of ``backbone``, or ``None``."""
+        return self.backbone(backbone.control) if backbone.control is not None else None
+
+    def check(self) -> None:
+        """Raise :class:`ProbeValueError` if the structure is inconsistent (names, roles, controls, methods)."""
+        if not self.backbones:
+            raise ProbeValueError("results have no backbone")
+        names = [b.name for b in self.backbones]
+        if len(set(names)) != len(names):
+            raise ProbeValueError(f"backbone names must be unique, got {names}")
+        for b in self.backbones:
+            if b.role not in ROLES:
+                raise ProbeValueError(f"backbone {b.name!r}: role must be one of {', '.join(ROLES)}, got {b.role!r}")
+            if self.method not in b.methods:
+                raise ProbeValueError(f"backbone {b.name!r} has no results for the primary method {self.method!r}")
+            control = self.control_of(b)
+            if control is not None and control.role != "control":
+                raise ProbeValueError(f"backbone {b.name!r}: its control {control.name!r} has role {control.role!r}")
+
+
+# -- converters from the evaluation package's outputs -------------------------------------
+
+
+def curve(fractions: Sequence[float], values: Sequence[float | None]) -> Curve:
+    """A :class:`Curve` from two sequences (tensors allowed)."""
+    return Curve([float(x) for x in fractions], [None if v is None else float(v) for v in values])
+
+
+def method_results(
+    evaluation: MapEvaluation, *, sanity: SanityResult | None = None, specificity: SpecificityResult | None = None
+) -> MethodResults:
+    """A :class:`MethodResults` from :func:`probe.evaluation.evaluate_maps` and, if run, the sanity and specificity tests."""
+    figures = evaluation.overall()
+    f = evaluation.faithfulness
+    return MethodResults(
+        positive_perturbation_auc=figures["positive_perturbation_auc"],
+        negative_perturbation_auc=figures["negative_perturbation_auc"],
+        positive_curve=curve(f.positive.fractions, f.positive.survival.tolist()),
+        negative_curve=curve(f.negative.fractions, f.negative.survival.tolist()),
+        pointing_game=figures["pointing_game"],
+        mask_energy=figures["mask_energy"],
+        miou=figures["miou"],
+        pixel_accuracy=figures["pixel_accuracy"],
+        average_precision=figures["average_precision"],
+        sanity=sanity_curve(sanity) if sanity is not None else None,
+        specificity=specificity_summary(specificity) if specificity is not None else None,
+    )
+
+
+def sanity_curve(result: SanityResult) -> SanityCurve:
+    """A :class:`SanityCurve` from a :class:`~probe.evaluation.SanityResult`."""
+    return SanityCurve(list(result.steps), result.mean_similarity)
+
+
+def specificity_summary(result: SpecificityResult) -> SpecificitySummary:
+    """A :class:`SpecificitySummary` from a :class:`~probe.evaluation.SpecificityResult`."""
+    return SpecificitySummary(**result.summary())

@@ -1,0 +1,39 @@
+"""Module-scoped seeded reference models (building a ViT takes a second; tests share them)."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+import torch.nn as nn
+
+from backbones.small_resnet import SmallResNet
+from tests.backbones.layouts import seeded, torchvision_resnet, vit_small
+
+
+@pytest.fixture(autouse=True)
+def one_thread():
+    """One intra-op thread: these models are tiny, and the 2 shared cores are busy with other work."""
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)
+
+
+@pytest.fixture(scope="module")
+def resnet18_ref() -> nn.Module:
+    return torchvision_resnet("resnet18", seed=1)
+
+
+@pytest.fixture(scope="module")
+def small_ref() -> nn.Module:
+    return seeded(SmallResNet, seed=2)
+
+
+@pytest.fixture(scope="module")
+def vit6_ref() -> nn.Module:
+    return vit_small(6, seed=3)
+
+
+@pytest.fixture(scope="module")
+def vit12_ref() -> nn.Module:
+    return vit_small(12, seed=4)

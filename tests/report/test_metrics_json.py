@@ -1,0 +1,100 @@
+"""metrics.json: structure, nulls where labels/masks are absent, no NaN, and the validator."""
+
+from __future__ import annotations
+
+import copy
+import json
+
+import pytest
+
+from probe.errors import ProbeValueError
+from probe.report import assess, build_metrics, validate_metrics, write_report
+
+from .synthetic import HOSTILE_BACKBONE, make_results
+
+
+def _metrics(**kw) -> dict:
+    results = make_results(**kw)
+    return build_metrics(results, assess(results))
+
+
+def test_full_results_have_the_issue_fields():
+    m = _metrics()
+    probe, control = m["backbones"]
+    assert (probe["name"], probe["role"], probe["control"]) == (HOSTILE_BACKBONE, "probe", "random-init control")
+    assert control["role"] == "control" and control["semantic"] is None
+    assert set(probe["clustering"]) >= {"k", "nmi", "ari", "accuracy"}
+    agf = probe["attribution"]["agf"]
+    assert set(agf) >= {"positive_perturbation_auc", "negative_perturbation_auc", "pointing_game", "mask_energy", "miou"}
+    assert agf["perturbation_curves"]["fractions"][0] == 0.0 and len(agf["perturbation_curves"]["positive"]) == 10
+    assert set(probe["attribution"]) == {"agf", "gradcam", "integrated_gradients"}
+    pc = probe["pseudo_classes"][0]
+    assert set(pc) >= {"id", "size", "majority_label", "purity", "semantic"}
+    assert probe["semantic"] is True and pc["semantic"] is True
+
+
+def test_nulls_without_labels_or_masks():
+    m = _metrics(labels=False, masks=False)
+    probe = m["backbones"][0]
+    assert probe["clustering"]["nmi"] is None and probe["clustering"]["k"] == 2
+    agf = probe["attribution"]["agf"]
+    assert agf["pointing_game"] is None and agf["mask_energy"] is None and agf["miou"] is None
+    assert agf["positive_perturbation_auc"] is not None
+    pc = probe["pseudo_classes"][0]
+    assert pc["majority_label"] is None and pc["purity"] is None and pc["semantic"] is None
+    assert probe["semantic"] is None and probe["evidence"]["faithfulness"] is True
+    assert probe["baselines"] == {"centre_pointing_game": None, "mask_fraction": None}
+
+
+def test_nan_and_inf_become_null():
+    results = make_results()
+    results.backbones[0].methods["gradcam"].miou = float("nan")
+    results.backbones[0].pseudo_classes[0].mask_energy = float("inf")
+    m = build_metrics(results, assess(results))
+    assert m["backbones"][0]["attribution"]["gradcam"]["miou"] is None
+    assert m["backbones"][0]["pseudo_classes"][0]["mask_energy"] is None
+
+
+def test_written_file_is_strict_json(tmp_path):
+    write_report(tmp_path, make_results())
+
+    def refuse(token):
+        raise AssertionError(f"non-JSON constant {token} in metrics.json")
+
+    obj = json.loads((tmp_path / "metrics.json").read_text(), parse_constant=refuse)
+    validate_metrics(obj)
+
+
+@pytest.mark.parametrize(
+    "mutate, message",
+    [
+        (lambda m: m["backbones"][0]["attribution"]["agf"].__setitem__("miou", float("nan")), "expected number"),
+        (lambda m: m["backbones"][0]["attribution"]["agf"].__setitem__("miou", "0.5"), "attribution.agf.miou"),
+        (lambda m: m["backbones"][0]["clustering"].pop("nmi"), "missing keys \\['nmi'\\]"),
+        (lambda m: m["backbones"][0].__setitem__("colour", "red"), "unexpected keys \\['colour'\\]"),
+        (lambda m: m["backbones"][0]["pseudo_classes"][1].__setitem__("semantic", "yes"), "pseudo_classes\\[1\\].semantic"),
+        (lambda m: m["backbones"][0]["clustering"].__setitem__("k", True), "clustering.k"),
+        (lambda m: m.__setitem__("backbones", {}), "expected an array"),
+    ],
+)
+def test_validator_names_the_first_problem(mutate, message):
+    m = copy.deepcopy(_metrics())
+    mutate(m)
+    with pytest.raises(ProbeValueError, match=message):
+        validate_metrics(m)
+
+
+def test_results_are_checked_before_writing(tmp_path):
+    results = make_results()
+    results.backbones[1].name = results.backbones[0].name
+    with pytest.raises(ProbeValueError, match="unique"):
+        write_report(tmp_path, results)
+    results = make_results()
+    del results.backbones[1].methods["agf"]
+    with pytest.raises(ProbeValueError, match="primary method 'agf'"):
+        write_report(tmp_path, results)
+    results = make_results()
+    results.backbones[0].control = "nope"
+    with pytest.raises(ProbeValueError, match="no backbone named 'nope'"):
+        write_report(tmp_path, results)
+    assert not (tmp_path / "report.html").exists()

@@ -1,0 +1,42 @@
+"""Extraction under torchrun with 2 CPU processes (gloo) equals a single-process run, byte for byte."""
+
+from __future__ import annotations
+
+import io
+import json
+import subprocess
+from pathlib import Path
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from unsup_helpers import StandInBackbone, worker_command
+from unsupervised import ImageFolderData, extract_features
+
+
+
+@pytest.mark.slow
+def test_torchrun_two_processes_equal_single_process(labelled_folder, tmp_path):
+    broken = io.BytesIO()
+    Image.fromarray(np.random.default_rng(0).integers(0, 256, (96, 96, 3), dtype=np.uint8)).save(broken, "JPEG")
+    (labelled_folder / "banana" / "cut.jpg").write_bytes(broken.getvalue()[:1500])  # fails at decode time
+    single = extract_features(StandInBackbone(), ImageFolderData(labelled_folder), batch_size=2)
+
+    out = tmp_path / "out"
+    command, env = worker_command("distributed", str(labelled_folder), str(tmp_path / "cache"), str(out),
+                                  torchrun_processes=2)
+    done = subprocess.run(command, env=env, capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, done.stderr[-3000:]
+
+    reports = [json.loads(Path(f"{out}.rank{rank}.json").read_text()) for rank in (0, 1)]
+    for name in ("cached", "temporary"):
+        for rank in (0, 1):
+            got = np.load(f"{out}.{name}.rank{rank}.npy")
+            assert got.tobytes() == np.asarray(single).tobytes(), (name, rank)
+            assert reports[rank][name]["paths"] == single.paths
+            assert [tuple(s) for s in reports[rank][name]["skipped"]] == single.skipped
+        calls = [reports[rank][name]["forward_calls"] for rank in (0, 1)]
+        assert calls == [4, 4]  # 16 files in a grid of 8 batches of 2, split between the ranks
+    assert reports[0]["cached"]["key"] == reports[1]["cached"]["key"] is not None
+    assert (tmp_path / "cache" / reports[0]["cached"]["key"] / "features.npy").is_file()
