@@ -22,15 +22,15 @@ class AugmentConfig:
     """Strengths of the view augmentations (a SimCLR-style pipeline)."""
 
     size: int = 32  # output side in pixels
-    scale: tuple[float, float] = (0.2, 0.6)  # crop area as a fraction of the image
+    scale: tuple[float, float] = (0.15, 0.4)  # crop area as a fraction of the image
     ratio: tuple[float, float] = (3 / 4, 4 / 3)  # crop aspect ratio
     flip_p: float = 0.5
-    rotate: float = 0.0  # crops are rotated by an angle uniform in [-rotate, rotate] degrees
+    rotate: float = 180.0  # crops are rotated by an angle uniform in [-rotate, rotate] degrees
     jitter: tuple[float, float, float, float] = (0.4, 0.4, 0.4, 0.5)  # brightness, contrast, saturation, hue
     jitter_p: float = 0.9
     grey_p: float = 0.3
     invert_p: float = 0.3
-    noise: float = 0.0  # Gaussian pixel noise with a std uniform in [0, noise]
+    noise: float = 0.05  # Gaussian pixel noise with a std uniform in [0, noise]
 
 
 def _uniform(n: int, lo: float, hi: float, gen: torch.Generator) -> torch.Tensor:

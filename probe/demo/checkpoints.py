@@ -13,9 +13,9 @@ MANIFEST = CHECKPOINT_DIR / "MANIFEST.json"
 # method -> (file name, checkpoint format as backbones.load names it)
 FILES = {
     "simclr": ("simclr_resnet_small.pth", "simclr_v1"),
-    "moco": ("moco_v2_resnet_small.pth", "moco_v2"),
+    "moco": ("moco_v2_resnet_small.pth", "moco"),
     "byol": ("byol_resnet_small.pth", "byol"),
-    "supervised": ("supervised_resnet_small.pth", "torchvision"),
+    "supervised": ("supervised_resnet_small.pth", "plain"),
 }
 
 

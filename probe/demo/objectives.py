@@ -143,8 +143,10 @@ class MoCoV2(Objective):
         momentum: float = 0.99,
         temperature: float = 0.2,
         generator: torch.Generator | None = None,
+        arch: str = "resnet_small",
     ) -> None:
         super().__init__(backbone, n_classes)
+        self.arch = arch  # the architecture name recorded in the checkpoint, as MoCo's script does
         d = backbone.feature_dim
         self.head_q = _mlp(d, d, dim, batch_norm=False)
         self.backbone_k, self.head_k = _frozen_copy(backbone), _frozen_copy(self.head_q)
@@ -196,7 +198,7 @@ class MoCoV2(Objective):
             state.update(_prefixed(prefix + "fc.", head.state_dict()))
         state["module.queue"] = self.queue.detach().clone()
         state["module.queue_ptr"] = self.queue_ptr.detach().clone()
-        return {"epoch": int(steps), "arch": "resnet_small", "state_dict": state}
+        return {"epoch": int(steps), "arch": self.arch, "state_dict": state}
 
 
 class BYOL(Objective):

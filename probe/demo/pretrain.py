@@ -90,7 +90,7 @@ def build_objective(r: Recipe, generator: torch.Generator) -> Objective:
     backbone = backbones.create(r.arch, **r.arch_kwargs)
     kwargs = dict(r.objective_kwargs)
     if r.method == "moco":
-        kwargs["generator"] = generator
+        kwargs.update(generator=generator, arch=r.arch)
     return OBJECTIVES[r.method](backbone, len(r.world.categories), **kwargs)
 
 

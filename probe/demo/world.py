@@ -25,7 +25,8 @@ from PIL import Image, ImageDraw
 from probe.errors import ProbeValueError
 from probe.fileio import atomic_path
 
-SHAPES = ("disc", "square", "triangle", "plus", "ring", "star")
+SHAPES = ("bar", "crescent", "disc", "plus", "ring", "square", "star", "triangle")
+DEFAULT_CATEGORIES = ("bar", "crescent", "disc", "plus", "ring", "triangle")
 BACKGROUNDS = ("gradient", "blobs", "stripes", "checker")
 _SUPERSAMPLE = 4
 _LUMA = np.array([0.299, 0.587, 0.114])
@@ -36,12 +37,14 @@ class WorldConfig:
     """How the world is drawn; every field is recorded in ``world.json``."""
 
     image_size: int = 64
-    categories: tuple[str, ...] = SHAPES
-    instances: tuple[int, int] = (3, 6)  # instances per category in an image (inclusive)
-    radius: tuple[float, float] = (0.07, 0.13)  # radius of an equal-area disc, as a fraction of image size
+    categories: tuple[str, ...] = DEFAULT_CATEGORIES
+    instances: tuple[int, int] = (2, 5)  # instances per category in an image (inclusive)
+    radius: tuple[float, float] = (0.09, 0.15)  # radius of an equal-area disc, as a fraction of image size
     two_category_fraction: float = 0.2
     backgrounds: tuple[str, ...] = BACKGROUNDS
     background_band: float = 0.25  # luma spread of the background colours
+    background_contrast: float = 1.0  # pattern strength: the second background colour is this far from the first
+    background_regions: tuple[int, int] = (1, 1)  # regions with their own pattern per image (inclusive range)
     min_contrast: float = 0.2  # luma gap between an object and the background band
     noise: tuple[float, float] = (0.0, 0.05)  # std of per-pixel Gaussian noise, drawn per image
 
@@ -58,6 +61,8 @@ class WorldConfig:
             raise ProbeValueError(f"WorldConfig.instances must be (lo, hi) with 1 <= lo <= hi; got {self.instances}")
         if not 0 < self.radius[0] <= self.radius[1] < 0.5:
             raise ProbeValueError(f"WorldConfig.radius must be (lo, hi) with 0 < lo <= hi < 0.5; got {self.radius}")
+        if not 1 <= self.background_regions[0] <= self.background_regions[1]:
+            raise ProbeValueError(f"WorldConfig.background_regions must be (lo, hi) with 1 <= lo <= hi; got {self.background_regions}")
         if not 0.0 <= self.two_category_fraction <= 1.0:
             raise ProbeValueError(f"WorldConfig.two_category_fraction must be in [0, 1]; got {self.two_category_fraction}")
 
@@ -90,48 +95,50 @@ class Sample:
         return self.categories[0]
 
 
-@functools.lru_cache(maxsize=None)
-def _unit_shape(name: str) -> tuple[tuple[np.ndarray, ...], float]:
-    """Outline(s) of a shape with the area of a unit disc, and its enclosing radius."""
-    polys = tuple(_shape_polygon(name, 1.0))
-    return polys, max(float(np.hypot(p[:, 0], p[:, 1]).max()) for p in polys)
+def _outline(name: str) -> list[np.ndarray]:
+    """Vertices of a shape at a nominal size (about unit radius), centred at 0.
 
-
-def _shape_polygon(name: str, r: float) -> list[np.ndarray]:
-    """Vertices (centred at 0) of the filled outline(s) of a shape with the area of a disc of radius r.
-
-    The first polygon is drawn filled; any further polygon is cut out (holes).
+    The first polygon is drawn filled; any further polygon is cut out of it (holes, bites).
     """
     t = lambda n, offset=0.0: offset + np.arange(n) * 2 * np.pi / n  # noqa: E731
-    circle = lambda radius: radius * np.stack([np.cos(t(48)), np.sin(t(48))], 1)  # noqa: E731
-    area = math.pi * r * r
+    circle = lambda radius, dx=0.0: np.stack([dx + radius * np.cos(t(48)), radius * np.sin(t(48))], 1)  # noqa: E731
     if name == "disc":
-        return [circle(r)]
+        return [circle(1.0)]
     if name == "ring":
-        # outer radius R, inner R/2: area = 0.75 pi R^2
-        big = math.sqrt(area / (0.75 * math.pi))
-        return [circle(big), circle(big / 2)]
+        return [circle(1.0), circle(0.5)]
+    if name == "crescent":
+        return [circle(1.0), circle(0.8, dx=0.55)]
     if name == "square":
-        half = math.sqrt(area) / 2
-        return [np.array([[-half, -half], [half, -half], [half, half], [-half, half]])]
+        return [np.array([[-1.0, -1.0], [1.0, -1.0], [1.0, 1.0], [-1.0, 1.0]])]
+    if name == "bar":
+        return [np.array([[-1.0, -0.28], [1.0, -0.28], [1.0, 0.28], [-1.0, 0.28]])]
     if name == "triangle":
-        # equilateral with circumradius R: area = 3 sqrt(3)/4 R^2
-        big = math.sqrt(area / (3 * math.sqrt(3) / 4))
         a = t(3, -np.pi / 2)
-        return [big * np.stack([np.cos(a), np.sin(a)], 1)]
+        return [np.stack([np.cos(a), np.sin(a)], 1)]
     if name == "plus":
-        # arms of half-width w and half-length L = 3w: area = 2*(2L*2w) - (2w)^2 = 20 w^2
-        w = math.sqrt(area / 20)
-        L = 3 * w
+        w, L = 1 / 3, 1.0
         pts = [(-w, -L), (w, -L), (w, -w), (L, -w), (L, w), (w, w), (w, L), (-w, L), (-w, w), (-L, w), (-L, -w), (-w, -w)]
-        return [np.array(pts, dtype=float)]
+        return [np.array(pts)]
     if name == "star":
-        # five points, inner radius 0.45 R: area = 5 R * 0.45 R * sin(36 deg)
-        big = math.sqrt(area / (5 * 0.45 * math.sin(math.pi / 5)))
         a = t(10, -np.pi / 2)
-        radii = np.where(np.arange(10) % 2 == 0, big, 0.45 * big)
+        radii = np.where(np.arange(10) % 2 == 0, 1.0, 0.45)
         return [np.stack([radii * np.cos(a), radii * np.sin(a)], 1)]
     raise ProbeValueError(f"unknown shape {name!r}; known: {', '.join(SHAPES)}")
+
+
+@functools.lru_cache(maxsize=None)
+def _unit_shape(name: str) -> tuple[tuple[np.ndarray, ...], float]:
+    """Outline(s) of a shape scaled to the area of a unit disc (measured by drawing it), and its enclosing radius."""
+    polys = _outline(name)
+    side = 512
+    canvas = Image.new("L", (side, side), 0)
+    draw = ImageDraw.Draw(canvas)
+    for index, poly in enumerate(polys):
+        draw.polygon(((poly + 1.5) * side / 3).ravel().tolist(), fill=255 if index == 0 else 0)
+    area = (np.asarray(canvas) > 127).sum() * (3 / side) ** 2
+    scale = math.sqrt(math.pi / area)
+    scaled = tuple(p * scale for p in polys)
+    return scaled, max(float(np.hypot(p[:, 0], p[:, 1]).max()) for p in scaled[:1])
 
 
 def _extent(name: str, r: float) -> float:
@@ -152,10 +159,9 @@ def _coverage(name: str, r: float, angle: float, cx: float, cy: float, box: tupl
     return np.asarray(canvas.reduce(s), dtype=np.float32) / 255.0
 
 
-def _background(rng: np.random.Generator, cfg: WorldConfig) -> tuple[np.ndarray, float]:
-    """A background [H, W, 3] in [0, 1] whose colours keep their luma in a narrow band; returns (image, band low)."""
+def _pattern(rng: np.random.Generator, cfg: WorldConfig, band_lo: float) -> np.ndarray:
+    """One background pattern [H, W, 3] of a random kind, between two colours whose luma lies in the band."""
     size = cfg.image_size
-    band_lo = float(rng.uniform(0.0, 1.0 - cfg.background_band))
 
     def colour() -> np.ndarray:
         candidates = rng.uniform(0, 1, (64, 3))
@@ -163,7 +169,8 @@ def _background(rng: np.random.Generator, cfg: WorldConfig) -> tuple[np.ndarray,
         ok = np.flatnonzero((luma >= band_lo) & (luma <= band_lo + cfg.background_band))
         return candidates[ok[0]] if ok.size else np.full(3, band_lo + cfg.background_band / 2)
 
-    a, b = colour(), colour()
+    a = colour()
+    b = a + cfg.background_contrast * (colour() - a)
     yy, xx = np.mgrid[0:size, 0:size].astype(np.float32) / size
     kind = cfg.backgrounds[int(rng.integers(len(cfg.backgrounds)))]
     theta = rng.uniform(0, 2 * np.pi)
@@ -181,8 +188,28 @@ def _background(rng: np.random.Generator, cfg: WorldConfig) -> tuple[np.ndarray,
         period = rng.uniform(0.15, 0.35)
         v = -xx * math.sin(theta) + yy * math.cos(theta)
         w = ((np.floor(u / period) + np.floor(v / period)) % 2).astype(np.float32)
-    img = a * (1 - w[..., None]) + b * w[..., None]
-    return img.astype(np.float32), band_lo
+    return (a * (1 - w[..., None]) + b * w[..., None]).astype(np.float32)
+
+
+def _background(rng: np.random.Generator, cfg: WorldConfig) -> tuple[np.ndarray, float]:
+    """A background [H, W, 3] in [0, 1]; returns (image, low end of its luma band).
+
+    With several regions, each region has its own pattern and the regions blend smoothly
+    (soft Voronoi cells), so different parts of one image share no background.
+    """
+    band_lo = float(rng.uniform(0.0, 1.0 - cfg.background_band))
+    regions = int(rng.integers(cfg.background_regions[0], cfg.background_regions[1] + 1))
+    layers = np.stack([_pattern(rng, cfg, band_lo) for _ in range(regions)])
+    if regions == 1:
+        return layers[0], band_lo
+    size = cfg.image_size
+    yy, xx = np.mgrid[0:size, 0:size].astype(np.float32) / size
+    centres = rng.uniform(0, 1, (regions, 2))
+    d2 = (xx[None] - centres[:, 0, None, None]) ** 2 + (yy[None] - centres[:, 1, None, None]) ** 2
+    logits = -(d2 - d2.min(0, keepdims=True)) / 0.08  # soft edges, several pixels wide
+    weights = np.exp(logits)
+    weights /= weights.sum(0, keepdims=True)
+    return (layers * weights[..., None]).sum(0).astype(np.float32), band_lo
 
 
 def _object_colour(rng: np.random.Generator, cfg: WorldConfig, band_lo: float) -> np.ndarray:

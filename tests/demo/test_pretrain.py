@@ -6,26 +6,12 @@ import pytest
 import torch
 
 import backbones
-from probe.demo.augment import AugmentConfig, make_views
+from demo_tiny import TINY_ARCH, TINY_VIEWS, TINY_WORLD, tiny_recipe
+from probe.demo.augment import make_views
 from probe.demo.objectives import OBJECTIVES
 from probe.demo.pretrain import pretrain, recipe
-from probe.demo.world import WorldConfig, render_arrays
+from probe.demo.world import render_arrays
 from probe.errors import ProbeValueError
-
-TINY_ARCH = {"widths": (8, 8, 16, 16)}
-TINY_WORLD = WorldConfig(image_size=32, instances=(2, 3), radius=(0.1, 0.16))
-TINY_VIEWS = AugmentConfig(size=16, scale=(0.3, 0.8))
-
-
-def tiny_recipe(method: str, **overrides):
-    fields = dict(
-        steps=2, batch_size=16, world=TINY_WORLD, augment=TINY_VIEWS, arch_kwargs=TINY_ARCH,
-        pool_size=48, eval_every=0, eval_size=0, save_every=0,
-    )
-    if method == "moco":
-        fields["objective_kwargs"] = {"queue_size": 64, "dim": 16}
-    return recipe(method, **{**fields, **overrides})
-
 
 def _objective(method: str, seed: int = 0):
     torch.manual_seed(seed)

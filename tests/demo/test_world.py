@@ -60,11 +60,12 @@ def _erode(m: np.ndarray) -> np.ndarray:
     return out
 
 
-@pytest.mark.parametrize("index", range(8))
-def test_masks_cover_the_drawn_objects(index):
+@pytest.mark.parametrize("regions", [(1, 1), (2, 4)])
+@pytest.mark.parametrize("index", range(6))
+def test_masks_cover_the_drawn_objects(index, regions):
     # Without noise, background luma stays inside a band and object luma lies min_contrast
     # outside it: mask interiors must be object-coloured and pixels away from masks background.
-    cfg = WorldConfig(noise=(0.0, 0.0))
+    cfg = WorldConfig(noise=(0.0, 0.0), background_regions=regions)
     s = render(cfg, seed=5, index=index)
     luma = s.image.astype(float) @ np.array([0.299, 0.587, 0.114]) / 255
     obj = s.mask > 0
@@ -83,7 +84,9 @@ def test_config_rejects_bad_values_with_the_field_name():
         WorldConfig(two_category_fraction=1.5)
     with pytest.raises(ProbeValueError, match="backgrounds"):
         WorldConfig(backgrounds=("plaid",))
-    assert set(CFG.categories) == set(SHAPES) and len(SHAPES) >= 6
+    with pytest.raises(ProbeValueError, match="background_regions"):
+        WorldConfig(background_regions=(0, 2))
+    assert set(CFG.categories) <= set(SHAPES) and len(CFG.categories) >= 6
 
 
 def test_write_image_folder_layout_and_manifest(tmp_path):
