@@ -31,6 +31,8 @@ OLD_SOFT = WorldConfig(categories=OLD.categories, instances=(3, 6), background_c
 PATCH = WorldConfig(instances=(3, 6), background_contrast=0.5, background_regions=(2, 4))
 SUP_VIEWS = AugmentConfig(scale=(0.5, 1.0), rotate=180, noise=0.05)
 
+SWAP = AugmentConfig(background_swap=1.0)
+
 TRIALS = {
     "t01_simclr_local": ("simclr", dict(steps=600, batch_size=256, world=OLD, augment=PLAIN)),
     "t06_simclr_local_rot": ("simclr", dict(steps=600, batch_size=256, world=OLD, augment=ROT)),
@@ -48,6 +50,12 @@ TRIALS = {
     "t21_simclr_old_shapes_soft_bg_t05": ("simclr", dict(steps=1200, batch_size=128, world=OLD_SOFT, objective_kwargs={"temperature": 0.5})),
     "t23_simclr_patchwork_t05": ("simclr", dict(steps=1200, batch_size=128, world=PATCH, objective_kwargs={"temperature": 0.5})),
     "t22_byol_patchwork_m09": ("byol", dict(steps=1200, batch_size=128, world=PATCH, objective_kwargs={"base_momentum": 0.9})),
+    # from here on: world of disc/plus/ring/square/star/triangle; views paste the objects over fresh backgrounds
+    "t30_simclr_bgswap": ("simclr", dict(steps=1200, batch_size=128, augment=SWAP)),
+    "t31_byol_bgswap": ("byol", dict(steps=1200, batch_size=128, augment=SWAP)),
+    "t32_supervised": ("supervised", dict(steps=800, batch_size=128)),
+    "t33_moco_bgswap": ("moco", dict(steps=1200, batch_size=128, augment=SWAP, objective_kwargs={"temperature": 0.2, "queue_size": 1024})),
+    "t00_smoke": ("simclr", dict(steps=3, batch_size=16, augment=SWAP, eval_size=200, pool_size=200)),
 }
 
 

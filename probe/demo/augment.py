@@ -31,6 +31,7 @@ class AugmentConfig:
     grey_p: float = 0.3
     invert_p: float = 0.3
     noise: float = 0.05  # Gaussian pixel noise with a std uniform in [0, noise]
+    background_swap: float = 0.0  # probability that a view's objects are pasted over a fresh background
 
 
 def _uniform(n: int, lo: float, hi: float, gen: torch.Generator) -> torch.Tensor:
@@ -98,6 +99,18 @@ def colour_jitter(x: torch.Tensor, cfg: AugmentConfig, gen: torch.Generator) -> 
     x = torch.einsum("nij,njhw->nihw", hue, x).clamp(0, 1)
     x = torch.where(grey, _luma(x).expand_as(x), x)
     return torch.where(invert, 1 - x, x)
+
+
+def swap_backgrounds(
+    images: torch.Tensor, masks: torch.Tensor, backgrounds: torch.Tensor, p: float, gen: torch.Generator
+) -> torch.Tensor:
+    """With probability ``p`` per image, keep its object pixels (``masks`` > 0) and replace the rest by a random
+    background from ``backgrounds``, so two views of one image share their objects but not their background."""
+    n = images.shape[0]
+    pick = torch.randint(backgrounds.shape[0], (n,), generator=gen)
+    on = (torch.rand(n, generator=gen) < p).to(images.device).view(n, 1, 1, 1)
+    keep = (masks > 0).unsqueeze(1) | ~on
+    return torch.where(keep, images, backgrounds[pick].to(images.device))
 
 
 def make_views(images: torch.Tensor, cfg: AugmentConfig, gen: torch.Generator) -> torch.Tensor:

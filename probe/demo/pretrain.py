@@ -22,10 +22,10 @@ import backbones
 from probe.errors import ProbeValueError
 from probe.fileio import atomic_path
 
-from .augment import AugmentConfig, make_views
+from .augment import AugmentConfig, make_views, swap_backgrounds
 from .measure import EvalSet, evaluate, preprocess
 from .objectives import OBJECTIVES, Objective
-from .world import WorldConfig, render_arrays
+from .world import WorldConfig, render_arrays, render_backgrounds
 
 
 @dataclass(frozen=True)
@@ -145,6 +145,9 @@ def pretrain(
     pool = render_arrays(r.world, r.pool_size, seed, progress=show, cache_dir=cache_dir)
     images = torch.from_numpy(pool["images"]).permute(0, 3, 1, 2).contiguous()
     labels = torch.from_numpy(pool["labels"])
+    masks = torch.from_numpy(pool["masks"])
+    swap = r.augment.background_swap > 0
+    fresh = torch.from_numpy(render_backgrounds(r.world, 2000, seed)).permute(0, 3, 1, 2).contiguous() if swap else None
     held_out = EvalSet.build(r.world, r.eval_size, cache_dir=cache_dir) if r.eval_size > 0 else None
 
     def measure(at: int) -> dict:
@@ -161,10 +164,10 @@ def pretrain(
     while step < r.steps:
         index = torch.randint(images.shape[0], (r.batch_size,), generator=gen)
         batch = images[index].to(dev)
-        views = [
-            preprocess(make_views(batch, r.augment, gen), objective.normalize).contiguous(memory_format=torch.channels_last)
-            for _ in range(objective.views)
-        ]
+        views = []
+        for _ in range(objective.views):
+            source = swap_backgrounds(batch, masks[index].to(dev), fresh, r.augment.background_swap, gen) if swap else batch
+            views.append(preprocess(make_views(source, r.augment, gen), objective.normalize).contiguous(memory_format=torch.channels_last))
         loss, logs = objective.loss(views, labels[index].to(dev))
         optimizer.zero_grad(set_to_none=True)
         loss.backward()

@@ -26,7 +26,7 @@ from probe.errors import ProbeValueError
 from probe.fileio import atomic_path
 
 SHAPES = ("bar", "crescent", "disc", "plus", "ring", "square", "star", "triangle")
-DEFAULT_CATEGORIES = ("bar", "crescent", "disc", "plus", "ring", "triangle")
+DEFAULT_CATEGORIES = ("disc", "plus", "ring", "square", "star", "triangle")
 BACKGROUNDS = ("gradient", "blobs", "stripes", "checker")
 _SUPERSAMPLE = 4
 _LUMA = np.array([0.299, 0.587, 0.114])
@@ -327,6 +327,17 @@ def render_arrays(
         labels[i] = names.index(sample.category)
         n_categories[i] = len(sample.categories)
     return {"images": images, "masks": masks, "labels": labels, "n_categories": n_categories}
+
+
+def render_backgrounds(cfg: WorldConfig, n: int, seed: int) -> np.ndarray:
+    """``n`` object-free backgrounds, uint8 [N, H, W, 3], drawn like the world's (for background-swapped views)."""
+    out = np.empty((n, cfg.image_size, cfg.image_size, 3), dtype=np.uint8)
+    for i in range(n):
+        rng = np.random.default_rng(np.random.SeedSequence([int(seed), int(i), 1]))
+        img, _ = _background(rng, cfg)
+        img = img + rng.normal(0, rng.uniform(*cfg.noise), img.shape)
+        out[i] = (np.clip(img, 0, 1) * 255 + 0.5).astype(np.uint8)
+    return out
 
 
 @dataclass
