@@ -1,0 +1,62 @@
+"""Train one shipped reference backbone and record it in probe/demo/checkpoints/MANIFEST.json.
+
+    PYTHONPATH=. python scripts/build_demo_checkpoints.py --method moco [--seed 0] [--threads 1]
+
+Runs exactly ``probe pretrain --method M --out probe/demo/checkpoints/<file> --seed S`` (with
+torch limited to ``--threads`` threads), then writes the file's sha256, the wall time and the
+held-out measurements into the manifest. ``--controls`` records the random-init control instead.
+"""
+
+from __future__ import annotations
+
+import argparse
+import platform
+import sys
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+import torch  # noqa: E402
+
+from probe.demo import checkpoints  # noqa: E402
+from probe.demo.pretrain import control_metrics, pretrain_from_args, recipe  # noqa: E402
+from probe.fileio import atomic_write_json  # noqa: E402
+
+
+def main() -> None:
+    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p.add_argument("--method", choices=sorted(checkpoints.FILES))
+    p.add_argument("--controls", action="store_true", help="measure the random-init control of the architecture")
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--threads", type=int, default=1)
+    args = p.parse_args()
+    torch.set_num_threads(args.threads)
+    data = checkpoints.manifest() or {"about": "reference backbones of the demo, trained on the synthetic world", "files": {}, "controls": {}}
+    environment = {"torch": torch.__version__, "threads": args.threads, "python": platform.python_version(), "device": "cpu"}
+    if args.controls:
+        r = recipe("supervised")
+        data["controls"]["random_init"] = {
+            "arch": r.arch, "arch_kwargs": r.arch_kwargs, "seed": args.seed, "normalize": "imagenet",
+            "metrics": control_metrics(r, seed=args.seed),
+        }
+    elif args.method:
+        name, fmt = checkpoints.FILES[args.method]
+        out = checkpoints.CHECKPOINT_DIR / name
+        rel = out.relative_to(Path(__file__).resolve().parents[1])
+        command = f"PYTHONPATH=. python -m probe pretrain --method {args.method} --out {rel} --seed {args.seed}"
+        summary = pretrain_from_args(argparse.Namespace(method=args.method, out=str(out), steps=None, seed=args.seed, device="cpu"))
+        r = recipe(args.method)
+        data["files"][name] = {
+            "method": args.method, "format": fmt, "arch": r.arch, "arch_kwargs": r.arch_kwargs,
+            "input": "[0, 1], no mean/std" if args.method == "simclr" else "ImageNet mean/std",
+            "command": command, "seed": args.seed, "steps": summary["steps"], "wall_s": summary["wall_s"],
+            "environment": environment, "bytes": out.stat().st_size, "sha256": checkpoints.sha256(out),
+            "metrics": summary["metrics"], "history": summary["history"], "recipe": r.to_json(),
+        }
+    else:
+        p.error("give --method or --controls")
+    atomic_write_json(checkpoints.MANIFEST, data)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,81 @@
+"""Run one named pretraining trial of the demo world (the trials recorded in docs/DEMO_WORLD.md).
+
+    PYTHONPATH=. python scripts/demo_world_trials.py TRIAL [--seed 0] [--out DIR]
+
+Each trial is a recipe override; measurements go to DIR/trials.jsonl.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+import torch  # noqa: E402
+
+from probe.demo.augment import AugmentConfig  # noqa: E402
+from probe.demo.pretrain import pretrain, recipe  # noqa: E402
+from probe.demo.world import WorldConfig  # noqa: E402
+
+# Trials t01-t14 ran on the first world (commit 84ea73e and before): six shapes, 3-6 smaller instances.
+OLD = WorldConfig(categories=("disc", "square", "triangle", "plus", "ring", "star"), instances=(3, 6), radius=(0.07, 0.13))
+OLD_BIG = WorldConfig(categories=OLD.categories, instances=(2, 5), radius=(0.09, 0.15))
+PLAIN = AugmentConfig(scale=(0.2, 0.6), rotate=0, noise=0)
+ROT = AugmentConfig(scale=(0.2, 0.6), rotate=180, noise=0.05)
+BIG_ROT = AugmentConfig(scale=(0.15, 0.4), rotate=180, noise=0.05)
+SOFT = WorldConfig(instances=(3, 6), background_contrast=0.4)
+OLD_SOFT = WorldConfig(categories=OLD.categories, instances=(3, 6), background_contrast=0.4)
+PATCH = WorldConfig(instances=(3, 6), background_contrast=0.5, background_regions=(2, 4))
+SUP_VIEWS = AugmentConfig(scale=(0.5, 1.0), rotate=180, noise=0.05)
+
+SWAP = AugmentConfig(background_swap=1.0)
+
+TRIALS = {
+    "t01_simclr_local": ("simclr", dict(steps=600, batch_size=256, world=OLD, augment=PLAIN)),
+    "t06_simclr_local_rot": ("simclr", dict(steps=600, batch_size=256, world=OLD, augment=ROT)),
+    "t07_byol_rot_b128": ("byol", dict(steps=600, batch_size=128, world=OLD, augment=ROT)),
+    "t08_moco_rot_b128": ("moco", dict(steps=600, batch_size=128, world=OLD, augment=ROT)),
+    "t10_simclr_big_local_b128": ("simclr", dict(steps=1200, batch_size=128, world=OLD_BIG, augment=BIG_ROT)),
+    "t11_simclr_big_local_b128_t05": ("simclr", dict(steps=1200, batch_size=128, world=OLD_BIG, augment=BIG_ROT, objective_kwargs={"temperature": 0.5})),
+    # from here on: the current default world (bar, crescent, disc, plus, ring, triangle) and views
+    "t15_simclr": ("simclr", dict(steps=1200, batch_size=128)),
+    "t16_moco_t03_q1024": ("moco", dict(steps=1200, batch_size=128, objective_kwargs={"temperature": 0.3, "queue_size": 1024})),
+    "t17_byol_lr1e3": ("byol", dict(steps=1200, batch_size=128, lr=1e-3)),
+    "t18_supervised_patchwork": ("supervised", dict(steps=1200, batch_size=128, world=PATCH, augment=SUP_VIEWS)),
+    "t19_simclr_soft_bg": ("simclr", dict(steps=1200, batch_size=128, world=SOFT)),
+    "t20_moco_soft_bg_m09": ("moco", dict(steps=1200, batch_size=128, world=SOFT, objective_kwargs={"temperature": 0.3, "queue_size": 1024, "momentum": 0.9})),
+    "t21_simclr_old_shapes_soft_bg_t05": ("simclr", dict(steps=1200, batch_size=128, world=OLD_SOFT, objective_kwargs={"temperature": 0.5})),
+    "t23_simclr_patchwork_t05": ("simclr", dict(steps=1200, batch_size=128, world=PATCH, objective_kwargs={"temperature": 0.5})),
+    "t22_byol_patchwork_m09": ("byol", dict(steps=1200, batch_size=128, world=PATCH, objective_kwargs={"base_momentum": 0.9})),
+    # from here on: world of disc/plus/ring/square/star/triangle; views paste the objects over fresh backgrounds
+    "t30_simclr_bgswap": ("simclr", dict(steps=1200, batch_size=128, augment=SWAP)),
+    "t31_byol_bgswap": ("byol", dict(steps=1200, batch_size=128, augment=SWAP)),
+    "t32_supervised": ("supervised", dict(steps=800, batch_size=128)),
+    "t33_moco_bgswap": ("moco", dict(steps=1200, batch_size=128, augment=SWAP, objective_kwargs={"temperature": 0.2, "queue_size": 1024})),
+    "t00_smoke": ("simclr", dict(steps=3, batch_size=16, augment=SWAP, eval_size=200, pool_size=200)),
+}
+
+
+def main() -> None:
+    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p.add_argument("trial", choices=sorted(TRIALS))
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--out", default="trials")
+    p.add_argument("--threads", type=int, default=1, help="torch threads (1 avoids stalls on a shared machine)")
+    args = p.parse_args()
+    torch.set_num_threads(args.threads)
+    method, overrides = TRIALS[args.trial]
+    out = Path(args.out)
+    out.mkdir(parents=True, exist_ok=True)
+    r = recipe(method, **overrides)
+    summary = pretrain(r, out / f"{args.trial}.pth", seed=args.seed, device="auto", log=out / f"{args.trial}.jsonl", cache_dir=out / "cache")
+    with open(out / "trials.jsonl", "a") as handle:
+        handle.write(json.dumps({"trial": args.trial, **{k: v for k, v in summary.items() if k != "history"}}) + "\n")
+    print(json.dumps(summary))
+
+
+if __name__ == "__main__":
+    main()

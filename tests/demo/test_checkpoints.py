@@ -1,0 +1,68 @@
+"""Checkpoints load through ``backbones.load`` as their native format, and the shipped ones match MANIFEST.json."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+
+import backbones
+from backbones.small_resnet import SmallResNet
+from demo_tiny import TINY_ARCH, tiny_recipe
+from probe.demo import checkpoints
+from probe.demo.measure import preprocess
+from probe.demo.pretrain import pretrain
+
+
+EXPECTED_FORMAT = {method: fmt for method, (_, fmt) in checkpoints.FILES.items()}
+
+
+@backbones.register("resnet_small_demo_test", input_size=32, description="tiny SmallResNet for tests")
+def _tiny(**kwargs) -> SmallResNet:
+    return SmallResNet(**{**TINY_ARCH, **kwargs})
+
+
+@pytest.mark.parametrize("method", sorted(checkpoints.FILES))
+def test_written_checkpoint_loads_as_its_format_with_the_same_features(method, tmp_path):
+    r = tiny_recipe(method, arch="resnet_small_demo_test", arch_kwargs={})
+    path = tmp_path / f"{method}.pth"
+    torch.manual_seed(0)
+    pretrain(r, path, progress=False)
+    loaded = backbones.load(path)
+    assert loaded.format == EXPECTED_FORMAT[method] and loaded.arch == "resnet_small_demo_test"
+    assert (loaded.mean is None) == (method == "simclr")
+    # the loader's backbone computes what the trained backbone computes, under the loader's normalisation
+    saved = torch.load(path, weights_only=True)
+    state = {
+        "simclr": lambda: saved["state_dict"],
+        "moco": lambda: {k.removeprefix("module.encoder_q."): v for k, v in saved["state_dict"].items() if k.startswith("module.encoder_q.")},
+    }.get(method, lambda: saved)()
+    reference = _tiny().eval()
+    reference.load_state_dict({k: v for k, v in state.items() if not k.startswith("fc.")}, strict=False)
+    x = preprocess(torch.rand(4, 3, 32, 32), normalize=method != "simclr")
+    with torch.no_grad():
+        assert torch.allclose(loaded(x), reference(x), atol=1e-5)
+
+
+def test_shipped_checkpoints_match_their_manifest():
+    data = checkpoints.manifest()
+    assert sorted(entry["method"] for entry in data["files"].values()) == sorted(checkpoints.FILES)
+    total = 0
+    for name, entry in data["files"].items():
+        path = checkpoints.CHECKPOINT_DIR / name
+        assert path == checkpoints.checkpoint_path(entry["method"])
+        assert checkpoints.sha256(path) == entry["sha256"], name
+        assert path.stat().st_size == entry["bytes"]
+        assert entry["format"] == EXPECTED_FORMAT[entry["method"]]
+        assert {"nmi", "nmi_single", "probe_acc"} <= set(entry["metrics"])
+        assert f"--method {entry['method']}" in entry["command"] and f"--seed {entry['seed']}" in entry["command"]
+        total += path.stat().st_size
+    assert total <= 20 * 1024 * 1024
+    assert "random_init" in data["controls"]
+
+
+@pytest.mark.parametrize("method", sorted(checkpoints.FILES))
+def test_shipped_checkpoint_loads_through_backbones_load(method):
+    loaded = backbones.load(checkpoints.checkpoint_path(method))
+    assert loaded.format == EXPECTED_FORMAT[method] and loaded.arch == "resnet_small"
+    with torch.no_grad():
+        assert loaded(torch.rand(2, 3, 64, 64)).shape == (2, loaded.feature_dim)
