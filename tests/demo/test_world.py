@@ -72,7 +72,7 @@ def test_masks_cover_the_drawn_objects(index, regions):
     far_bg = _erode(_erode(~obj))
     lo, hi = luma[far_bg].min(), luma[far_bg].max()
     assert hi - lo <= cfg.background_band + 0.01
-    inner = luma[_erode(obj)]
+    inner = luma[_erode(_erode(obj))]  # two pixels in: star tips are anti-aliased one pixel deep
     assert inner.size > 0
     assert np.all((inner <= lo - cfg.min_contrast + 0.01) | (inner >= hi + cfg.min_contrast - 0.01))
 
