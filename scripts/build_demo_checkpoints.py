@@ -5,6 +5,8 @@
 Runs exactly ``probe pretrain --method M --out probe/demo/checkpoints/<file> --seed S`` (with
 torch limited to ``--threads`` threads), then writes the file's sha256, the wall time and the
 held-out measurements into the manifest. ``--controls`` records the random-init control instead.
+``--record`` skips training: the file is already in place (e.g. written by the same recipe and seed
+through scripts/demo_world_trials.py) and its held-out measurements are taken on the file itself.
 """
 
 from __future__ import annotations
@@ -19,6 +21,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 import torch  # noqa: E402
 
 from probe.demo import checkpoints  # noqa: E402
+import backbones  # noqa: E402
+from probe.demo.measure import EvalSet, evaluate  # noqa: E402
 from probe.demo.pretrain import control_metrics, pretrain_from_args, recipe  # noqa: E402
 from probe.fileio import atomic_write_json  # noqa: E402
 
@@ -29,6 +33,8 @@ def main() -> None:
     p.add_argument("--controls", action="store_true", help="measure the random-init control of the architecture")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--threads", type=int, default=1)
+    p.add_argument("--record", action="store_true", help="measure and record the file already in place instead of training")
+    p.add_argument("--wall-s", type=float, help="with --record: the training wall time to record")
     args = p.parse_args()
     torch.set_num_threads(args.threads)
     data = checkpoints.manifest() or {"about": "reference backbones of the demo, trained on the synthetic world", "files": {}, "controls": {}}
@@ -44,8 +50,13 @@ def main() -> None:
         out = checkpoints.CHECKPOINT_DIR / name
         rel = out.relative_to(Path(__file__).resolve().parents[1])
         command = f"PYTHONPATH=. python -m probe pretrain --method {args.method} --out {rel} --seed {args.seed}"
-        summary = pretrain_from_args(argparse.Namespace(method=args.method, out=str(out), steps=None, seed=args.seed, device="cpu"))
         r = recipe(args.method)
+        if args.record:
+            loaded = backbones.load(out)
+            metrics = evaluate(loaded, loaded.mean is not None, EvalSet.build(r.world, r.eval_size), "cpu", args.seed)
+            summary = {"steps": r.steps, "wall_s": args.wall_s, "metrics": metrics, "history": None}
+        else:
+            summary = pretrain_from_args(argparse.Namespace(method=args.method, out=str(out), steps=None, seed=args.seed, device="cpu"))
         data["files"][name] = {
             "method": args.method, "format": fmt, "arch": r.arch, "arch_kwargs": r.arch_kwargs,
             "input": "[0, 1], no mean/std" if args.method == "simclr" else "ImageNet mean/std",

@@ -55,10 +55,15 @@ def present(checkpoints: list[tuple[str, Path]]) -> list[tuple[str, Path]]:
 
 
 def build_world(directory: Path, *, images: int, seed: int) -> tuple[Path, Path]:
-    """Write (or reuse) the synthetic world in ``directory``; returns its image and mask folders."""
+    """Write (or reuse) the synthetic world in ``directory``; returns its image and mask folders.
+
+    The images come from the held-out world the checkpoints' manifest measurements use
+    (world seed ``EVAL_SEED + seed``), never from the worlds the backbones were trained on.
+    """
+    from probe.demo.measure import EVAL_SEED
     from probe.demo.world import write_image_folder
 
-    write_image_folder(directory, images, seed, progress=os.environ.get("PROBE_NO_PROGRESS") != "1")
+    write_image_folder(directory, images, EVAL_SEED + seed, progress=os.environ.get("PROBE_NO_PROGRESS") != "1")
     return directory / "images", directory / "masks"
 
 
@@ -105,8 +110,9 @@ def probe_world(
 def run_demo(out: str | os.PathLike = "demo-output", device: str = "auto", seed: int = 0) -> RunResults:
     """World, shipped backbones, features, clustering, heads, explanations, evaluation, report; prints a summary."""
     out = Path(out)
+    checkpoints = shipped_checkpoints()
     world_images, world_masks = build_world(out / WORLD_DIR, images=DEMO_IMAGES, seed=seed)
-    results = probe_world(world_images, world_masks, shipped_checkpoints(), out=out, device=device, seed=seed,
+    results = probe_world(world_images, world_masks, checkpoints, out=out, device=device, seed=seed,
                           **DEMO_OPTIONS)
     print(closing_summary(results, str(out)))
     return results
