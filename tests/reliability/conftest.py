@@ -6,20 +6,13 @@ import subprocess
 from pathlib import Path
 
 import pytest
-import torch
 
 from faults_helpers import counting_run, make_micro_world, moco_checkpoint, run_args, total_rows
 
 
 @pytest.fixture(autouse=True)
-def _quiet_single_thread(monkeypatch):
-    """No progress bars and one torch thread, here and in child processes (2 shared cores)."""
-    monkeypatch.setenv("PROBE_NO_PROGRESS", "1")
-    monkeypatch.setenv("OMP_NUM_THREADS", "1")
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
+def _quiet(quiet_single_thread):
+    """Every test here runs with one torch thread and no progress bars (tests/conftest.py)."""
 
 
 @pytest.fixture(scope="session")
