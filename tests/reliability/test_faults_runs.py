@@ -75,7 +75,7 @@ def test_interrupted_run_resumes_without_recomputing(signum, status, message, cl
     reference, _, _ = clean_run
     out = tmp_path / "out"
     args = run_args(weights, micro_world, out)
-    with _child(counting_run(*args, row_delay=0.4)) as first:
+    with _child(counting_run(*args, row_delay=1.0)) as first:
         _wait_for_rows(first, 4)
         assert main(args) == 2  # a second run on the same folder, meanwhile: refused, the first goes on
         assert capsys.readouterr().err == f"probe run: error: output directory {out} is in use by another probe run\n"
