@@ -104,8 +104,10 @@ def write_run_report(out: str | os.PathLike, results: RunResults, clock: StageCl
     """Write the report (stage "report"), then ``timings.json`` with every stage's wall-clock seconds.
 
     The timings stay out of metrics.json, which holds only what the inputs and seed determine;
-    the report's own time is logged and added to ``results.timings`` afterwards.
+    the report's own time is logged and added to ``results.timings`` afterwards. An earlier run's
+    timings.json is removed first so it never sits beside another run's report (run.log keeps them).
     """
+    (Path(out) / TIMINGS_FILE).unlink(missing_ok=True)
     with clock("report"):
         page = write_report(out, results)
     results.timings = clock.ordered()

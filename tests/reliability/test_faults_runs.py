@@ -12,6 +12,7 @@ import resource
 import shutil
 import signal
 import subprocess
+import sys
 from pathlib import Path
 from typing import Iterator
 
@@ -116,10 +117,15 @@ def _tmpfs(where: Path, options: str) -> Iterator[Path]:
         subprocess.run(["umount", str(where)], check=True)
 
 
-def _disk_full_failure(stderr: str, out: Path) -> None:
+def _disk_full_failure(stderr: str, out: Path, earlier: dict[str, bytes] | None = None) -> None:
+    """One line naming the full disk; no new result in ``out`` (``earlier``: the report files already there)."""
     assert stderr.count("\n") == 1 and "Traceback" not in stderr, stderr
     assert stderr.startswith("probe run: error: cannot write ") and "(the disk or quota is full" in stderr, stderr
-    _no_result(out)
+    if earlier is None:
+        _no_result(out)
+    else:
+        assert {name: (out / name).read_bytes() for name in earlier} == earlier
+        assert not (out / "timings.json").exists() and not list(out.glob(".report-staging-*"))
 
 
 def test_disk_full_on_a_tiny_tmpfs(clean_run, micro_world, weights, tmp_path, capsys):
@@ -132,19 +138,21 @@ def test_disk_full_on_a_tiny_tmpfs(clean_run, micro_world, weights, tmp_path, ca
         assert "No space left on device" in stderr
 
 
-def test_disk_full_as_a_file_size_limit(clean_run, micro_world, weights, tmp_path):
-    """RLIMIT_FSIZE makes every write past 16 KiB fail with EFBIG, as a full disk would (no root needed)."""
+def test_disk_full_as_a_file_size_limit_keeps_an_earlier_report_whole(clean_run, micro_world, weights, tmp_path):
+    """RLIMIT_FSIZE makes every write past 16 KiB fail with EFBIG, as a full disk would (no root needed); the
+    rerun goes into a folder holding an earlier run's report, which must stay whole."""
     reference, _, _ = clean_run
     out = tmp_path / "out"
+    shutil.copytree(reference, out, ignore=shutil.ignore_patterns("cache", ".probe.lock"))
+    earlier = {name: (out / name).read_bytes() for name in ("report.html", "metrics.json")}
     limit = 16 * 1024
     done = subprocess.run(
-        [os.sys.executable, "-m", "probe", *run_args(weights, micro_world, out, "--cache-dir", str(reference / "cache"))],
+        [sys.executable, "-m", "probe", *run_args(weights, micro_world, out, "--cache-dir", str(reference / "cache"))],
         env={**env(), "PYTHONDONTWRITEBYTECODE": "1"}, capture_output=True, text=True, timeout=600,
         preexec_fn=lambda: resource.setrlimit(resource.RLIMIT_FSIZE, (limit, limit)),
     )
-    assert done.returncode == 2
-    _disk_full_failure(done.stderr, out)
-    assert "File too large" in done.stderr
+    assert done.returncode == 2 and "File too large" in done.stderr
+    _disk_full_failure(done.stderr, out, earlier)
 
 
 def test_output_folder_that_cannot_be_written(weights, micro_world, tmp_path, capsys):
