@@ -9,7 +9,6 @@ file instead of crashing a batch.
 from __future__ import annotations
 
 import os
-import warnings
 from dataclasses import dataclass
 
 import numpy as np
@@ -50,9 +49,7 @@ def _open(path: str | os.PathLike) -> Image.Image:
     try:
         if os.path.getsize(path) == 0:
             raise UnreadableImage("empty file (0 bytes)")
-        with warnings.catch_warnings():  # the limit is applied below, with a reason instead of a warning
-            warnings.simplefilter("ignore", Image.DecompressionBombWarning)
-            image = Image.open(path)
+        image = Image.open(path)
     except UnreadableImage:
         raise
     except Image.DecompressionBombError as exc:
