@@ -13,12 +13,16 @@ import argparse
 import importlib
 import sys
 import traceback
+import warnings
 from typing import Sequence
 
 from .errors import ProbeError, Terminated, environment_error, sigterm_unwinds
 
 # Order is the order shown by ``probe --help``.
 COMMANDS = ("demo", "run", "explain", "backbones", "pretrain", "bench")
+#: PIL's warning for an image past its pixel limit: the image is skipped and listed with that reason
+#: (run.log, metrics.json, report), so on the command line the warning would only repeat it as noise.
+_BOMB_WARNING = r"Image size \(\d+ pixels\) exceeds limit"
 
 
 class _Parser(argparse.ArgumentParser):
@@ -49,6 +53,7 @@ def _fail(args: argparse.Namespace, message: str, code: int) -> int:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
+    warnings.filterwarnings("ignore", message=_BOMB_WARNING)
     parser = build_parser()
     args = parser.parse_args(argv)
     try:

@@ -38,6 +38,20 @@ def run_cli():
 
 
 @pytest.fixture
+def quiet_single_thread(monkeypatch):
+    """No progress bars and one torch thread (two spinning threads are ~10x slower on a shared 2-core machine);
+    OMP_NUM_THREADS reaches child processes too. Packages that run models use it autouse."""
+    import torch
+
+    monkeypatch.setenv("PROBE_NO_PROGRESS", "1")
+    monkeypatch.setenv("OMP_NUM_THREADS", "1")
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(before)
+
+
+@pytest.fixture
 def data_dir() -> Path:
     """The suite's committed test data (tests/data)."""
     return DATA

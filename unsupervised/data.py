@@ -23,7 +23,7 @@ from PIL import Image
 
 from .errors import DataError, name_some
 from .images import IMAGE_EXTENSIONS, UnreadableImage, open_rgb, read_header
-from .masks import MaskIndex, MaskKey, apply_geometry, geometry_of
+from .masks import MASK_EXTENSION, MaskIndex, MaskKey, apply_geometry, geometry_of
 
 log = logging.getLogger("unsupervised")
 
@@ -147,6 +147,7 @@ class ImageFolderData(torch.utils.data.Dataset):
                 if self.skipped else ""
             raise DataError(f"no usable images in {self.root}{detail}")
         if self._mask_index is not None:
+            self._check_masks_match()
             for record in self._records:
                 note = self._mask_index.check(record.rel_path, (record.width, record.height))
                 if note is not None:
@@ -154,6 +155,14 @@ class ImageFolderData(torch.utils.data.Dataset):
             if self.mask_issues:
                 log.warning("%s: %d images have mask issues: %s", self.masks_root, len(self.mask_issues),
                             name_some([f"{Path(p).name} ({why})" for p, why in self.mask_issues]))
+
+    def _check_masks_match(self) -> None:
+        """A masks folder with no mask for any image is a mistake (wrong folder or naming), not a skip."""
+        if any(self._mask_index.files_for(record.rel_path) for record in self._records):
+            return
+        example = Path(self._records[0].rel_path).with_suffix(MASK_EXTENSION)
+        raise DataError(f"masks folder {self.masks_root} has no mask for any of the {len(self._records)} images in "
+                        f"{self.root}: masks mirror the image paths, e.g. {self.masks_root / example}")
 
     # ----------------------------------------------------------------- views
     @property

@@ -14,7 +14,7 @@ from typing import Sequence
 
 import backbones
 from probe.errors import ProbeValueError
-from probe.fileio import locked_output_dir
+from probe.fileio import atomic_write_json, locked_output_dir
 from probe.report import RunResults, SkippedImage, write_report
 from unsupervised import DataError, ImageFolderData
 
@@ -30,6 +30,7 @@ log = logging.getLogger("probe.pipeline")
 CONTROL_NAME = "random-init control"
 CACHE_DIR = "cache"
 LOG_FILE = "run.log"
+TIMINGS_FILE = "timings.json"
 
 
 def check_backbone(backbone: backbones.Backbone, methods: Sequence[str], name: str) -> None:
@@ -100,10 +101,17 @@ def probe_backbones(
 
 
 def write_run_report(out: str | os.PathLike, results: RunResults, clock: StageClock) -> Path:
-    """Write the report (stage "report"); its own time is logged and added to ``results.timings`` afterwards."""
+    """Write the report (stage "report"), then ``timings.json`` with every stage's wall-clock seconds.
+
+    The timings stay out of metrics.json, which holds only what the inputs and seed determine;
+    the report's own time is logged and added to ``results.timings`` afterwards. An earlier run's
+    timings.json is removed first so it never sits beside another run's report (run.log keeps them).
+    """
+    (Path(out) / TIMINGS_FILE).unlink(missing_ok=True)
     with clock("report"):
         page = write_report(out, results)
     results.timings = clock.ordered()
+    atomic_write_json(Path(out) / TIMINGS_FILE, {"seconds": results.timings})
     log.info("report written to %s", page)
     return page
 
@@ -136,11 +144,10 @@ def run_probe(
 ) -> RunResults:
     """The main job: probe the checkpoint ``weights`` on the image folder ``data`` with ``k`` pseudo-classes.
 
-    Writes ``out/report.html``, ``out/metrics.json``, ``out/figures/``, ``out/run.log``, the
+    Writes ``out/report.html``, ``out/metrics.json``, ``out/figures/``, ``out/timings.json``, ``out/run.log``, the
     saved pseudo-classes under ``out/backbones/`` and (unless ``cache_dir``) the feature cache
     under ``out/cache``. The checkpoint is compared with a random-init control of the same
-    architecture (``backbones.random_like(backbone, seed)``). Same seed, same metrics
-    (timings aside).
+    architecture (``backbones.random_like(backbone, seed)``). Same seed, same metrics.json bytes.
     """
     resolved = resolve_device(device)
     options = ProbeOptions(k=k, method=method, baselines=tuple(baselines), eval_images=eval_images,

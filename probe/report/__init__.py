@@ -13,6 +13,7 @@ import tempfile
 import uuid
 from pathlib import Path
 
+from probe.errors import environment_error
 from probe.fileio import atomic_write_json, atomic_write_text
 
 from .figures import write_figures
@@ -115,6 +116,11 @@ def write_report(out_dir: str | os.PathLike, results: RunResults) -> Path:
         atomic_write_json(staging / "metrics.json", metrics)
         atomic_write_text(staging / "report.html", render_html(results, verdicts, figures))
         _install(staging, out)
+    except OSError as exc:  # a full disk while writing figures names the report folder, not a hidden temp file
+        error = environment_error(exc, out)
+        if error is None or error is exc:
+            raise
+        raise error from exc
     finally:
         shutil.rmtree(staging, ignore_errors=True)
     return out / "report.html"

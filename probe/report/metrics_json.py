@@ -19,7 +19,8 @@ from probe.errors import ProbeValueError
 from .results import BackboneResults, Curve, MethodResults, RunResults
 from .verdicts import BackboneVerdicts
 
-SCHEMA_VERSION = 1
+#: 2: ``timings`` moved out to timings.json, so that a run's metrics.json depends only on its inputs and seed.
+SCHEMA_VERSION = 2
 
 _CURVE = {"fractions": ["number"], "positive": ["number?"], "negative": ["number?"]}
 _METHOD = {
@@ -80,7 +81,6 @@ SCHEMA: dict = {
             "pseudo_classes": [_PSEUDO_CLASS],
         }
     ],
-    "timings": {"*": "number"},
 }
 
 
@@ -180,7 +180,6 @@ def build_metrics(results: RunResults, verdicts: dict[str, BackboneVerdicts]) ->
             "skipped": [{"path": s.path, "reason": s.reason} for s in results.skipped],
         },
         "backbones": [_backbone(b, verdicts[b.name]) for b in results.backbones],
-        "timings": {stage: float(seconds) for stage, seconds in results.timings.items()},
     }
     validate_metrics(obj)
     return obj

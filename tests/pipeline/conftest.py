@@ -7,7 +7,6 @@ import sys
 from pathlib import Path
 
 import pytest
-import torch
 
 from tiny_world import make_world, write_checkpoints
 
@@ -17,15 +16,8 @@ FAST = ("--baselines", "gradcam", "--eval-images", "24", "--device", "cpu", "--b
 
 
 @pytest.fixture(autouse=True)
-def _quiet_single_thread(monkeypatch):
-    """No progress bars and one torch thread (two spinning threads are ~10x slower on a shared 2-core machine);
-    OMP_NUM_THREADS reaches the `probe` subprocesses too."""
-    monkeypatch.setenv("PROBE_NO_PROGRESS", "1")
-    monkeypatch.setenv("OMP_NUM_THREADS", "1")
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
+def _quiet(quiet_single_thread):
+    """Every test here runs with one torch thread and no progress bars (tests/conftest.py)."""
 
 
 @pytest.fixture(scope="session")

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import io
 import json
+import os
+import signal
 import subprocess
 from pathlib import Path
 
@@ -14,6 +16,23 @@ from PIL import Image
 from unsup_helpers import StandInBackbone, worker_command
 from unsupervised import ImageFolderData, extract_features
 
+
+def _run_group(command: list[str], env: dict[str, str], timeout: float) -> tuple[int, str]:
+    """Run ``command`` in its own process group; on timeout kill the whole group (torchrun and its
+    workers), and also when the test itself is stopped, so that no worker outlives it. Returns (status, stderr)."""
+    child = subprocess.Popen(command, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True,
+                             start_new_session=True)
+    try:
+        _, stderr = child.communicate(timeout=timeout)
+    except subprocess.TimeoutExpired:
+        os.killpg(child.pid, signal.SIGKILL)
+        _, stderr = child.communicate()
+        pytest.fail(f"torchrun did not finish in {timeout} s; its process group was killed:\n{stderr[-3000:]}")
+    finally:
+        if child.poll() is None:
+            os.killpg(child.pid, signal.SIGKILL)
+            child.wait()
+    return child.returncode, stderr
 
 
 @pytest.mark.slow
@@ -26,8 +45,8 @@ def test_torchrun_two_processes_equal_single_process(labelled_folder, tmp_path):
     out = tmp_path / "out"
     command, env = worker_command("distributed", str(labelled_folder), str(tmp_path / "cache"), str(out),
                                   torchrun_processes=2)
-    done = subprocess.run(command, env=env, capture_output=True, text=True, timeout=300)
-    assert done.returncode == 0, done.stderr[-3000:]
+    returncode, stderr = _run_group(command, env, timeout=300)
+    assert returncode == 0, stderr[-3000:]
 
     reports = [json.loads(Path(f"{out}.rank{rank}.json").read_text()) for rank in (0, 1)]
     for name in ("cached", "temporary"):

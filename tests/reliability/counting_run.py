@@ -1,0 +1,36 @@
+"""``python counting_run.py ARGS``: ``probe ARGS`` that reports the feature rows it computes.
+
+After each extracted batch it prints ``rows N`` (feature rows computed so far by this process),
+then sleeps ``$FAULTS_ROW_DELAY`` seconds so that a test can signal it mid-extraction; at exit
+it prints ``total rows N``. Everything else is the real command.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+import time
+
+from unsupervised import cache
+
+_write = cache.Partial.write
+_computed = 0
+
+
+def _counting_write(self, rows, values) -> None:
+    global _computed
+    _write(self, rows, values)
+    _computed += len(rows)
+    print(f"rows {_computed}", flush=True)
+    time.sleep(float(os.environ.get("FAULTS_ROW_DELAY", "0")))
+
+
+if __name__ == "__main__":
+    cache.Partial.write = _counting_write
+    from probe.cli import main
+
+    try:
+        code = main(sys.argv[1:])
+    finally:
+        print(f"total rows {_computed}", flush=True)
+    sys.exit(code)
