@@ -26,12 +26,15 @@ OLD_BIG = WorldConfig(categories=OLD.categories, instances=(2, 5), radius=(0.09,
 PLAIN = AugmentConfig(scale=(0.2, 0.6), rotate=0, noise=0)
 ROT = AugmentConfig(scale=(0.2, 0.6), rotate=180, noise=0.05)
 BIG_ROT = AugmentConfig(scale=(0.15, 0.4), rotate=180, noise=0.05)
-SOFT = WorldConfig(instances=(3, 6), background_contrast=0.4)
+# Trials t15-t23 drew bar and crescent instead of square and star (commit 45371d9).
+BAR_CRESCENT = WorldConfig(categories=("bar", "crescent", "disc", "plus", "ring", "triangle"))
+SOFT = WorldConfig(categories=BAR_CRESCENT.categories, instances=(3, 6), background_contrast=0.4)
 OLD_SOFT = WorldConfig(categories=OLD.categories, instances=(3, 6), background_contrast=0.4)
-PATCH = WorldConfig(instances=(3, 6), background_contrast=0.5, background_regions=(2, 4))
+PATCH = WorldConfig(categories=BAR_CRESCENT.categories, instances=(3, 6), background_contrast=0.5, background_regions=(2, 4))
 SUP_VIEWS = AugmentConfig(scale=(0.5, 1.0), rotate=180, noise=0.05)
 
 SWAP = AugmentConfig(background_swap=1.0)
+BIG = WorldConfig(instances=(2, 4), radius=(0.12, 0.2))
 
 TRIALS = {
     "t01_simclr_local": ("simclr", dict(steps=600, batch_size=256, world=OLD, augment=PLAIN)),
@@ -40,21 +43,34 @@ TRIALS = {
     "t08_moco_rot_b128": ("moco", dict(steps=600, batch_size=128, world=OLD, augment=ROT)),
     "t10_simclr_big_local_b128": ("simclr", dict(steps=1200, batch_size=128, world=OLD_BIG, augment=BIG_ROT)),
     "t11_simclr_big_local_b128_t05": ("simclr", dict(steps=1200, batch_size=128, world=OLD_BIG, augment=BIG_ROT, objective_kwargs={"temperature": 0.5})),
-    # from here on: the current default world (bar, crescent, disc, plus, ring, triangle) and views
-    "t15_simclr": ("simclr", dict(steps=1200, batch_size=128)),
-    "t16_moco_t03_q1024": ("moco", dict(steps=1200, batch_size=128, objective_kwargs={"temperature": 0.3, "queue_size": 1024})),
-    "t17_byol_lr1e3": ("byol", dict(steps=1200, batch_size=128, lr=1e-3)),
+    "t15_simclr": ("simclr", dict(steps=1200, batch_size=128, world=BAR_CRESCENT)),
+    "t16_moco_t03_q1024": ("moco", dict(steps=1200, batch_size=128, world=BAR_CRESCENT, objective_kwargs={"temperature": 0.3, "queue_size": 1024})),
+    "t17_byol_lr1e3": ("byol", dict(steps=1200, batch_size=128, lr=1e-3, world=BAR_CRESCENT)),
     "t18_supervised_patchwork": ("supervised", dict(steps=1200, batch_size=128, world=PATCH, augment=SUP_VIEWS)),
     "t19_simclr_soft_bg": ("simclr", dict(steps=1200, batch_size=128, world=SOFT)),
     "t20_moco_soft_bg_m09": ("moco", dict(steps=1200, batch_size=128, world=SOFT, objective_kwargs={"temperature": 0.3, "queue_size": 1024, "momentum": 0.9})),
     "t21_simclr_old_shapes_soft_bg_t05": ("simclr", dict(steps=1200, batch_size=128, world=OLD_SOFT, objective_kwargs={"temperature": 0.5})),
     "t23_simclr_patchwork_t05": ("simclr", dict(steps=1200, batch_size=128, world=PATCH, objective_kwargs={"temperature": 0.5})),
     "t22_byol_patchwork_m09": ("byol", dict(steps=1200, batch_size=128, world=PATCH, objective_kwargs={"base_momentum": 0.9})),
-    # from here on: world of disc/plus/ring/square/star/triangle; views paste the objects over fresh backgrounds
+    # from here on: the default world (disc, plus, ring, square, star, triangle; 2-5 instances)
     "t30_simclr_bgswap": ("simclr", dict(steps=1200, batch_size=128, augment=SWAP)),
     "t31_byol_bgswap": ("byol", dict(steps=1200, batch_size=128, augment=SWAP)),
     "t32_supervised": ("supervised", dict(steps=800, batch_size=128)),
     "t33_moco_bgswap": ("moco", dict(steps=1200, batch_size=128, augment=SWAP, objective_kwargs={"temperature": 0.2, "queue_size": 1024})),
+    "t34_simclr": ("simclr", dict(steps=1200, batch_size=128)),
+    "t35_simclr_halfswap": ("simclr", dict(steps=1200, batch_size=128, augment=AugmentConfig(scale=(0.2, 0.5), background_swap=0.5))),
+    "t36_supervised_1500": ("supervised", dict(steps=1500, batch_size=128)),
+    "t37_moco": ("moco", dict(steps=800, batch_size=128, objective_kwargs={"temperature": 0.2, "queue_size": 1024})),
+    "t38_byol": ("byol", dict(steps=800, batch_size=128, lr=1e-3)),
+    "t39_supervised_wide_crops": ("supervised", dict(steps=800, batch_size=128, augment=AugmentConfig(scale=(0.7, 1.0)))),
+    "t40_simclr_big_objects": ("simclr", dict(steps=1200, batch_size=128, world=BIG, augment=AugmentConfig(scale=(0.2, 0.5)))),
+    "t41_simclr_2400": ("simclr", dict(steps=2400, batch_size=128)),
+    "t42_simclr_big_objects_3000": ("simclr", dict(steps=3000, batch_size=128, world=BIG, augment=AugmentConfig(scale=(0.2, 0.5)))),
+    "t43_supervised_big_objects": ("supervised", dict(steps=800, batch_size=128, world=BIG)),
+    "t44_moco_big_objects": ("moco", dict(steps=800, batch_size=128, world=BIG, augment=AugmentConfig(scale=(0.2, 0.5)), objective_kwargs={"temperature": 0.2, "queue_size": 1024})),
+    "t45_byol_big_objects": ("byol", dict(steps=800, batch_size=128, lr=1e-3, world=BIG, augment=AugmentConfig(scale=(0.2, 0.5)))),
+    "t46_simclr_4000": ("simclr", dict(steps=4000, batch_size=128)),
+    "t47_moco_2400": ("moco", dict(steps=2400, batch_size=128, objective_kwargs={"temperature": 0.2, "queue_size": 1024})),
     "t00_smoke": ("simclr", dict(steps=3, batch_size=16, augment=SWAP, eval_size=200, pool_size=200)),
 }
 
