@@ -388,13 +388,18 @@ class AgfStartRule(_LinearRule):
     def start(self, targets: torch.Tensor, want_grad: bool) -> tuple[torch.Tensor, torch.Tensor | None]:
         x = self.ctx.pop("x")
         with torch.enable_grad():
-            xr = x.detach().requires_grad_(True)
-            y = F.linear(xr, self.weight, self.bias)
+            # float64 and p_t = sigmoid(u), u = z_t - logsumexp_{j != t} z_j: the same dp_t/dx without the
+            # 1 - p_t that rounds to 0 once a confident head saturates the softmax (an all-zero map).
+            xr = x.detach().double().requires_grad_(True)
+            y = F.linear(xr, self.weight.double(), None if self.bias is None else self.bias.double())
             t = targets.view(-1, 1)
             y_t = y.gather(1, t)
             diff = y - y_t
             sigma = diff.abs().max(dim=1, keepdim=True)[0]
             sigma = torch.where(sigma == 0, torch.ones_like(sigma), sigma)  # all logits equal: p is flat, g = 0
-            p = F.softmax(y_t * torch.exp(-0.5 * (diff / sigma) ** 2), dim=1)
-            (grad,) = torch.autograd.grad(p.gather(1, t).sum(), xr)
+            z = y_t * torch.exp(-0.5 * (diff / sigma) ** 2)
+            u = z.gather(1, t) - z.scatter(1, t, float("-inf")).logsumexp(dim=1, keepdim=True)
+            dp_du = (torch.sigmoid(u) * torch.sigmoid(-u)).detach()
+            (grad,) = torch.autograd.grad(u, xr, grad_outputs=dp_du)
+        grad = grad.to(x.dtype)
         return x * grad, (grad if want_grad else None)

@@ -90,3 +90,26 @@ def test_gradient_stream_is_backprop_of_the_contrastive_softmax(images):
     assert set(got) == set(want)
     for path in want:
         torch.testing.assert_close(got[path], want[path], rtol=1e-9, atol=1e-12)
+
+
+def test_a_confident_head_still_gets_a_map(images):
+    # Scale the classifier until p_t of the gaussian-contrast softmax is exactly 1.0 in float32 (the
+    # textbook dp_t/dz = p_t (1 - p_t) is then 0, an all-zero map); the map must match float64's.
+    model = tiny_vgg()
+    last = model.classifier[-1]
+    with torch.no_grad():
+        last.weight.mul_(1e4)
+        last.bias.mul_(1e4)
+        y = model(images)
+    t = y.argmax(1, keepdim=True)
+    y_t = y.gather(1, t)
+    diff = y - y_t
+    z = y_t * torch.exp(-0.5 * (diff / diff.abs().amax(1, keepdim=True)) ** 2)
+    p_t = F.softmax(z, dim=1).gather(1, t)
+    assert torch.all(p_t == 1.0), "precondition: the float32 softmax saturates"
+    assert torch.all(F.softmax(z.double(), dim=1).gather(1, t) < 1.0), "precondition: float64 does not"
+    single = explain(model, images)
+    double = explain(model.double(), images.double())
+    assert torch.all(single.abs().amax((1, 2)) > 0)
+    for a, b in zip(single, double):
+        assert torch.corrcoef(torch.stack([a.flatten().double(), b.flatten()]))[0, 1] > 0.999
