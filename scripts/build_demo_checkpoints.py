@@ -2,8 +2,8 @@
 
     PYTHONPATH=. python scripts/build_demo_checkpoints.py --method moco [--seed 0] [--threads 1]
 
-Runs exactly ``probe pretrain --method M --out probe/demo/checkpoints/<file> --seed S`` (with
-torch limited to ``--threads`` threads), then writes the file's sha256, the wall time and the
+Trains like ``probe pretrain --method M --out probe/demo/checkpoints/<file> --seed S`` with torch
+limited to ``--threads`` threads (one thread: byte-identical files on the same torch build), then writes the file's sha256, the wall time and the
 held-out measurements into the manifest. ``--controls`` records the random-init control instead.
 ``--record`` skips training: the file is already in place (e.g. written by the same recipe and seed
 through scripts/demo_world_trials.py) and its held-out measurements are taken on the file itself.
@@ -12,6 +12,7 @@ through scripts/demo_world_trials.py) and its held-out measurements are taken on
 from __future__ import annotations
 
 import argparse
+import json
 import platform
 import sys
 from pathlib import Path
@@ -35,6 +36,7 @@ def main() -> None:
     p.add_argument("--threads", type=int, default=1)
     p.add_argument("--record", action="store_true", help="measure and record the file already in place instead of training")
     p.add_argument("--wall-s", type=float, help="with --record: the training wall time to record")
+    p.add_argument("--history", help="with --record: the training run's JSON-lines measurement log to record")
     args = p.parse_args()
     torch.set_num_threads(args.threads)
     data = checkpoints.manifest() or {"about": "reference backbones of the demo, trained on the synthetic world", "files": {}, "controls": {}}
@@ -48,13 +50,16 @@ def main() -> None:
     elif args.method:
         name, fmt = checkpoints.FILES[args.method]
         out = checkpoints.CHECKPOINT_DIR / name
-        rel = out.relative_to(Path(__file__).resolve().parents[1])
-        command = f"PYTHONPATH=. python -m probe pretrain --method {args.method} --out {rel} --seed {args.seed}"
+        command = f"PYTHONPATH=. python scripts/build_demo_checkpoints.py --method {args.method} --seed {args.seed} --threads {args.threads}"
         r = recipe(args.method)
         if args.record:
             loaded = backbones.load(out)
             metrics = evaluate(loaded, loaded.mean is not None, EvalSet.build(r.world, r.eval_size), "cpu", args.seed)
-            summary = {"steps": r.steps, "wall_s": args.wall_s, "metrics": metrics, "history": None}
+            history = None
+            if args.history:
+                lines = Path(args.history).read_text().splitlines()
+                history = [{k: v for k, v in json.loads(line).items() if k not in ("method", "seed")} for line in lines if line.strip()]
+            summary = {"steps": r.steps, "wall_s": args.wall_s, "metrics": metrics, "history": history}
         else:
             summary = pretrain_from_args(argparse.Namespace(method=args.method, out=str(out), steps=None, seed=args.seed, device="cpu"))
         data["files"][name] = {
