@@ -12,7 +12,7 @@ import torch.nn as nn
 from probe.errors import ProbeTypeError, ProbeValueError
 
 from . import baselines
-from .composite import agf_rules, classifier_step, lrp_rules
+from .composite import RESIDUAL_EPS, agf_rules, classifier_step, lrp_rules
 from .engine import Engine, Observer
 from .graph import Graph, trace
 from .numerics import max_per_sample
@@ -21,7 +21,7 @@ METHODS = ("agf", "gradcam", "integrated_gradients", "saliency", "input_x_gradie
 
 # method -> the keyword options it accepts
 OPTIONS: dict[str, tuple[str, ...]] = {
-    "agf": ("composite",),
+    "agf": ("composite", "residual_eps"),
     "lrp": ("epsilon",),
     "gradcam": ("layer",),
     "integrated_gradients": ("n_steps", "internal_batch_size", "baseline"),
@@ -53,7 +53,8 @@ def explain(
     image's k-th highest class instead (0 = top-1).
     ``method``: one of :data:`METHODS`. ``"agf"`` returns the raw signed AGF map as the published
     code defines it (divided by its per-image maximum, summed over channels); options:
-    ``composite={"layer1.0.conv2": "full"}`` overrides the rule of single convs.
+    ``composite={"layer1.0.conv2": "full"}`` overrides the rule of single convs;
+    ``residual_eps`` (default 0.01) stabilises the residual-addition split, 0 is the published rule.
     See docs/ATTRIBUTION.md for every method and option.
     """
     if not isinstance(method, str) or method not in METHODS:
@@ -104,10 +105,17 @@ def input_relevance(
     return _propagate(graph, x, targets.to(x.device), None, method, options, observer)[0]
 
 
+def _residual_eps(options: dict) -> float:
+    value = options.get("residual_eps", RESIDUAL_EPS)
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or not 0 <= value < 1:
+        raise ProbeValueError(f"residual_eps must be a number in [0, 1), got {value!r}")
+    return float(value)
+
+
 def _propagate(graph, x, chosen, rank, method, options, observer=None):
     shapes: dict = {}
     if method == "agf":
-        rules, start = agf_rules(graph, x.dtype, shapes, options.get("composite"))
+        rules, start = agf_rules(graph, x.dtype, shapes, options.get("composite"), _residual_eps(options))
     else:
         rules, start = lrp_rules(graph, x.dtype, options.get("epsilon", 1e-6))
     engine = Engine(graph, rules, start, shapes)

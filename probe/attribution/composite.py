@@ -178,8 +178,13 @@ _SIMPLE_RULES = {
 _AGF_CONV = {"full": rules.AgfConvRule, "flat": rules.FlatConvRule, "zb": rules.BoundedConvRule}
 
 
+#: Default stabiliser of the residual-addition split (``explain(..., residual_eps=0)`` is the published rule).
+RESIDUAL_EPS = 0.01
+
+
 def agf_rules(
-    graph: Graph, dtype: torch.dtype, shapes: dict, overrides: Mapping[str, str] | None = None
+    graph: Graph, dtype: torch.dtype, shapes: dict, overrides: Mapping[str, str] | None = None,
+    residual_eps: float = RESIDUAL_EPS,
 ) -> tuple[dict[int, rules.Rule], int]:
     """One AGF rule per step, and the index of the classifier step where propagation starts."""
     start = classifier_step(graph)
@@ -193,6 +198,8 @@ def agf_rules(
             built[step.index] = _AGF_CONV[modes[step.index]](step, dtype, nonneg=step.inputs[0] in nonneg)
         elif step.kind == "linear":
             built[step.index] = rules.AgfLinearRule(step, dtype, _unflattened_source(graph, step), shapes)
+        elif step.kind == "add":
+            built[step.index] = rules.AddRule(step, dtype, residual_eps)
         else:
             built[step.index] = _SIMPLE_RULES[step.kind](step, dtype)
     return built, start.index

@@ -196,7 +196,16 @@ def _pair(value) -> tuple[int, int]:
 
 
 class AddRule(Rule):
-    """Residual addition (5.2): R split in proportion a/(a+b) and b/(a+b); both inputs get the gradient."""
+    """Residual addition (5.2): R split in proportion a/(a+b) and b/(a+b); both inputs get the gradient.
+
+    Where a and b nearly cancel, a/(a+b) explodes and the two branches receive huge relevances of
+    opposite sign that never cancel again (isolated spikes in the map). ``stabilizer`` = eps pushes the
+    denominator away from 0 by eps * (|a| + |b|), with its sign; 0 is the published rule.
+    """
+
+    def __init__(self, step: Step, dtype: torch.dtype, stabilizer: float = 0.0) -> None:
+        super().__init__(step, dtype)
+        self.stabilizer = stabilizer
 
     def forward(self, values):
         a, b = self.inputs(values)
@@ -207,7 +216,10 @@ class AddRule(Rule):
 
     def backward(self, r, g, want_grad):
         a, b = self.ctx.pop("ab")
-        s = sdiv(r, a + b)
+        z = a + b
+        if self.stabilizer:
+            z = z + self.stabilizer * (a.abs() + b.abs()) * torch.where(z >= 0, 1.0, -1.0)
+        s = sdiv(r, z)
         return [a * s, b * s], [g if want_grad[0] else None, g if want_grad[1] else None]
 
 

@@ -53,7 +53,9 @@ def test_each_layer_conserves_the_signed_relevance_sum(build, images):
         if r_out is not None:
             seen.append((step, r_out.flatten(1), torch.cat([r.flatten(1) for r in r_ins], 1)))
 
-    relevance = input_relevance(model, images.double(), torch.tensor([0, 1, 2]), observer=observe)
+    # the published residual split (residual_eps=0) conserves; the default stabilised one gives up
+    # conservation where the branches cancel (test_residual_split_stays_bounded_where_the_branches_cancel)
+    relevance = input_relevance(model, images.double(), torch.tensor([0, 1, 2]), observer=observe, residual_eps=0.0)
     kinds = {step.kind for step, _, _ in seen}
     assert {"conv", "relu", "batchnorm" if "add" in kinds else "linear"} <= kinds
     for step, r_out, r_in in seen:

@@ -230,3 +230,19 @@ def test_start_rule_is_the_gradient_of_the_contrastive_softmax():
     want = torch.autograd.grad(p, xr, torch.zeros_like(p).scatter(1, targets[:, None], 1))[0]
     torch.testing.assert_close(g, want)
     torch.testing.assert_close(r, x * want)
+
+
+def test_residual_split_stays_bounded_where_the_branches_cancel():
+    # a + b is 1e-6 of |a| + |b|: the published split hands each branch ~1e6 times the relevance, with
+    # opposite signs; the stabilised split keeps each below r / eps and still sums to about r.
+    a, b, r = torch.tensor([1.0]), torch.tensor([-0.999999]), torch.tensor([1.0])
+    step = Step(index=0, kind="add", inputs=("a", "b"), output="y", module=None, where="test add")
+    for eps, bound in ((0.0, None), (0.01, 1 / (0.01 * 2))):
+        rule = rules.AddRule(step, torch.float32, eps)
+        rule.forward({"a": a, "b": b})
+        (ra, rb), _ = rule.backward(r.clone(), None, [False, False])
+        if bound is None:
+            assert ra.abs().item() > 1e5 and (ra + rb).item() == pytest.approx(1.0, rel=1e-2)
+        else:
+            assert ra.abs().item() <= bound and rb.abs().item() <= bound
+            assert (ra + rb).item() == pytest.approx(1e-6 / (1e-6 + 0.01 * 1.999999), rel=1e-3)
