@@ -11,12 +11,8 @@ from tests.backbones.layouts import seeded, torchvision_resnet, vit_small
 
 
 @pytest.fixture(autouse=True)
-def one_thread():
-    """One intra-op thread: these models are tiny, and the 2 shared cores are busy with other work."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+def _quiet(quiet_single_thread):
+    """One torch thread and no progress bars (tests/conftest.py): these models are tiny."""
 
 
 @pytest.fixture(scope="module")
