@@ -71,6 +71,8 @@ TRIALS = {
     "t45_byol_big_objects": ("byol", dict(steps=800, batch_size=128, lr=1e-3, world=BIG, augment=AugmentConfig(scale=(0.2, 0.5)))),
     "t46_simclr_4000": ("simclr", dict(steps=4000, batch_size=128)),
     "t47_moco_2400": ("moco", dict(steps=2400, batch_size=128, objective_kwargs={"temperature": 0.2, "queue_size": 1024})),
+    "t48_simclr_2400_t01": ("simclr", dict(steps=2400, batch_size=128, objective_kwargs={"temperature": 0.1})),
+    "t49_simclr_2400_t02": ("simclr", dict(steps=2400, batch_size=128, objective_kwargs={"temperature": 0.2})),
     "t00_smoke": ("simclr", dict(steps=3, batch_size=16, augment=SWAP, eval_size=200, pool_size=200)),
 }
 
