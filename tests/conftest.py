@@ -37,10 +37,10 @@ def run_cli():
     return run
 
 
-@pytest.fixture
+@pytest.fixture(autouse=True)
 def quiet_single_thread(monkeypatch):
-    """No progress bars and one torch thread (two spinning threads are ~10x slower on a shared 2-core machine);
-    OMP_NUM_THREADS reaches child processes too. Packages that run models use it autouse."""
+    """Every test: no progress bars and one torch thread (two spinning threads are ~10x slower on a shared
+    2-core machine, and one thread matches torchrun workers bytewise); OMP_NUM_THREADS reaches child processes."""
     import torch
 
     monkeypatch.setenv("PROBE_NO_PROGRESS", "1")

@@ -9,11 +9,6 @@ from backbones.small_resnet import SmallResNet
 from tests.backbones.layouts import seeded, torchvision_resnet, vit_small
 
 
-@pytest.fixture(autouse=True)
-def _quiet(quiet_single_thread):
-    """One torch thread and no progress bars (tests/conftest.py): these models are tiny."""
-
-
 @pytest.fixture(scope="module")
 def resnet18_ref() -> nn.Module:
     return torchvision_resnet("resnet18", seed=1)

@@ -39,15 +39,7 @@ def run_block(block: str, index: int) -> dict:
 
 
 @pytest.fixture
-def one_thread():
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
-
-
-@pytest.fixture
-def user_files(tmp_path, monkeypatch, one_thread) -> Path:
+def user_files(tmp_path, monkeypatch) -> Path:
     """A resnet_small checkpoint (plain state dict, random weights) and a 3-category shape world with masks."""
     with torch.random.fork_rng():
         torch.manual_seed(1)  # not the control's seed: the probed weights differ from random_like(seed=0)
@@ -56,7 +48,6 @@ def user_files(tmp_path, monkeypatch, one_thread) -> Path:
     images.rename(tmp_path / "my_images")
     masks.rename(tmp_path / "my_masks")
     monkeypatch.chdir(tmp_path)
-    monkeypatch.setenv("PROBE_NO_PROGRESS", "1")
     return tmp_path
 
 
@@ -87,7 +78,7 @@ def test_readme_examples_run_on_a_generated_checkpoint_and_folder(user_files, ca
     assert "Clustering(k=3" in printed
 
 
-def test_readme_plugin_example_registers_an_architecture(monkeypatch, one_thread):
+def test_readme_plugin_example_registers_an_architecture(monkeypatch):
     monkeypatch.setattr(registry, "_ARCHS", dict(registry._ARCHS))  # leave the real registry untouched
     plugin = [block for block in python_blocks() if "@backbones.register(" in block]
     assert len(plugin) == 1

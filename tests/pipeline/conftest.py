@@ -15,11 +15,6 @@ REPO = Path(__file__).resolve().parents[2]
 FAST = ("--baselines", "gradcam", "--eval-images", "24", "--device", "cpu", "--batch-size", "32")
 
 
-@pytest.fixture(autouse=True)
-def _quiet(quiet_single_thread):
-    """Every test here runs with one torch thread and no progress bars (tests/conftest.py)."""
-
-
 @pytest.fixture(scope="session")
 def world(tmp_path_factory) -> tuple[Path, Path]:
     """(images, masks): 3 categories x (16 single-object + 2 two-object) images at 64 px."""

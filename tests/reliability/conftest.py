@@ -1,4 +1,4 @@
-"""Fixtures of the fault battery: one torch thread, a micro world with awkward files, one clean run."""
+"""Fixtures of the fault battery: a micro world with awkward files, one clean run."""
 
 from __future__ import annotations
 
@@ -8,11 +8,6 @@ from pathlib import Path
 import pytest
 
 from faults_helpers import counting_run, make_micro_world, moco_checkpoint, run_args, total_rows
-
-
-@pytest.fixture(autouse=True)
-def _quiet(quiet_single_thread):
-    """Every test here runs with one torch thread and no progress bars (tests/conftest.py)."""
 
 
 @pytest.fixture(scope="session")
