@@ -165,9 +165,10 @@ def pretrain(
     while step < r.steps:
         index = torch.randint(images.shape[0], (r.batch_size,), generator=gen)
         batch = images[index].to(dev)
+        batch_masks = masks[index].to(dev) if swap else None
         views = []
         for _ in range(objective.views):
-            source = swap_backgrounds(batch, masks[index].to(dev), fresh, r.augment.background_swap, gen) if swap else batch
+            source = swap_backgrounds(batch, batch_masks, fresh, r.augment.background_swap, gen) if swap else batch
             views.append(preprocess(make_views(source, r.augment, gen), objective.normalize).contiguous(memory_format=torch.channels_last))
         loss, logs = objective.loss(views, labels[index].to(dev))
         optimizer.zero_grad(set_to_none=True)
