@@ -28,6 +28,8 @@ from probe.fileio import atomic_path
 SHAPES = ("bar", "crescent", "disc", "plus", "ring", "square", "star", "triangle")
 DEFAULT_CATEGORIES = ("disc", "plus", "ring", "square", "star", "triangle")
 BACKGROUNDS = ("gradient", "blobs", "stripes", "checker")
+#: Bumped whenever the same config and seed start drawing different pixels (part of the array cache key).
+RENDERER = 2
 _SUPERSAMPLE = 4
 _LUMA = np.array([0.299, 0.587, 0.114])
 
@@ -38,8 +40,11 @@ class WorldConfig:
 
     image_size: int = 64
     categories: tuple[str, ...] = DEFAULT_CATEGORIES
-    instances: tuple[int, int] = (2, 5)  # instances per category in an image (inclusive)
-    radius: tuple[float, float] = (0.09, 0.15)  # radius of an equal-area disc, as a fraction of image size
+    instances: tuple[int, int] = (2, 4)  # instances per category in an image (inclusive)
+    # instances of the second category in a two-category image (None: as many as ``instances``); one
+    # instance keeps the image's label (its larger category) from being a coin toss
+    second_instances: tuple[int, int] | None = (1, 1)
+    radius: tuple[float, float] = (0.12, 0.2)  # radius of an equal-area disc, as a fraction of image size
     two_category_fraction: float = 0.2
     backgrounds: tuple[str, ...] = BACKGROUNDS
     background_band: float = 0.25  # luma spread of the background colours
@@ -59,6 +64,8 @@ class WorldConfig:
             raise ProbeValueError(f"WorldConfig.image_size must be >= 16; got {self.image_size}")
         if not 1 <= self.instances[0] <= self.instances[1]:
             raise ProbeValueError(f"WorldConfig.instances must be (lo, hi) with 1 <= lo <= hi; got {self.instances}")
+        if self.second_instances is not None and not 1 <= self.second_instances[0] <= self.second_instances[1]:
+            raise ProbeValueError(f"WorldConfig.second_instances must be (lo, hi) with 1 <= lo <= hi, or None; got {self.second_instances}")
         if not 0 < self.radius[0] <= self.radius[1] < 0.5:
             raise ProbeValueError(f"WorldConfig.radius must be (lo, hi) with 0 < lo <= hi < 0.5; got {self.radius}")
         if not 1 <= self.background_regions[0] <= self.background_regions[1]:
@@ -76,6 +83,7 @@ class WorldConfig:
 
     @classmethod
     def from_json(cls, data: dict) -> "WorldConfig":
+        data = {"second_instances": None, **data}  # world.json files written before the field existed
         return cls(**{k: tuple(v) if isinstance(v, list) else v for k, v in data.items()})
 
 
@@ -226,21 +234,26 @@ def _object_colour(rng: np.random.Generator, cfg: WorldConfig, band_lo: float) -
     return np.zeros(3) if side == "dark" else np.ones(3)
 
 
-def _draw_instances(rng: np.random.Generator, cfg: WorldConfig, todo: list[tuple[str, float]]) -> list[tuple[str, np.ndarray, tuple[int, int, int, int]]]:
+def _draw_instances(
+    rng: np.random.Generator, cfg: WorldConfig, todo: list[tuple[str, float]], required: int = 0
+) -> list[tuple[str, np.ndarray, tuple[int, int, int, int]]]:
     """Place (shape, radius) instances without touching each other; returns (shape, coverage, box) per instance.
 
     A candidate position is first screened with enclosing circles (allowed to overlap,
     since most shapes do not fill their circle), then checked on the drawn pixels against a
-    one-pixel margin around the instances already placed. Instances that do not fit are dropped.
+    one-pixel margin around the instances already placed. Instances that do not fit are dropped,
+    except the first ``required`` ones, which shrink by 15 % per 60 failed tries until they fit.
     """
     size = cfg.image_size
     occupied = np.zeros((size + 2, size + 2), dtype=bool)  # padded by one pixel for the margin
     circles: list[tuple[float, float, float]] = []
     placed = []
-    for name, r in todo:
-        ext = _extent(name, r)
+    for index, (name, r) in enumerate(todo):
         angle = float(rng.uniform(0, 2 * np.pi))
-        for _ in range(60):
+        for attempt in range(600 if index < required else 60):
+            if attempt and attempt % 60 == 0:
+                r *= 0.85
+            ext = _extent(name, r)
             cx, cy = rng.uniform(ext, size - ext, 2)
             if any(math.hypot(cx - px, cy - py) < 0.6 * (ext + pe) for px, py, pe in circles):
                 continue
@@ -267,14 +280,18 @@ def render(cfg: WorldConfig, seed: int, index: int) -> Sample:
     two = len(names) > 1 and rng.random() < cfg.two_category_fraction
     chosen = list(rng.choice(len(names), size=2 if two else 1, replace=False))
     todo = []
-    for cat in chosen:
-        for _ in range(int(rng.integers(cfg.instances[0], cfg.instances[1] + 1))):
+    for rank, cat in enumerate(chosen):
+        lo, hi = cfg.second_instances if rank == 1 and cfg.second_instances is not None else cfg.instances
+        for _ in range(int(rng.integers(lo, hi + 1))):
             todo.append((names[cat], float(rng.uniform(*cfg.radius)) * size))
     rng.shuffle(todo)  # interleave the categories so neither gets the leftover space
+    # but one instance of each category goes first: a crowded image drops extra instances, never a category
+    firsts = [next(i for i, (name, _) in enumerate(todo) if name == names[cat]) for cat in chosen]
+    todo = [todo[i] for i in sorted(firsts)] + [item for i, item in enumerate(todo) if i not in firsts]
     img, band_lo = _background(rng, cfg)
     mask = np.zeros((size, size), dtype=np.uint8)
     counts: dict[str, int] = {}
-    for name, cover, (x0, y0, x1, y1) in _draw_instances(rng, cfg, todo):
+    for name, cover, (x0, y0, x1, y1) in _draw_instances(rng, cfg, todo, required=len(chosen)):
         alpha = cover[..., None]
         img[y0:y1, x0:x1] = img[y0:y1, x0:x1] * (1 - alpha) + _object_colour(rng, cfg, band_lo) * alpha
         mask[y0:y1, x0:x1][cover >= 0.5] = names.index(name) + 1
@@ -304,7 +321,7 @@ def render_arrays(
     from tqdm import tqdm
 
     if cache_dir is not None:
-        key = json.dumps([cfg.to_json(), int(seed), int(start), int(n)], sort_keys=True)
+        key = json.dumps([RENDERER, cfg.to_json(), int(seed), int(start), int(n)], sort_keys=True)
         path = Path(cache_dir) / f"world-{hashlib.sha256(key.encode()).hexdigest()[:20]}.npz"
         if path.exists():
             with np.load(path) as cached:
@@ -350,11 +367,13 @@ class WorldManifest:
     n: int
     class_names: list[str]
     records: list[dict]
+    renderer: int = RENDERER
 
     def to_json(self) -> dict:
         return {
             "format": "ssl-probe synthetic world",
             "version": 1,
+            "renderer": self.renderer,
             "seed": self.seed,
             "n": self.n,
             "config": self.config.to_json(),
@@ -368,7 +387,8 @@ class WorldManifest:
         root = Path(root)
         try:
             data = json.loads((root / "world.json").read_text())
-            return cls(root, WorldConfig.from_json(data["config"]), int(data["seed"]), int(data["n"]), list(data["class_names"]), list(data["images"]))
+            return cls(root, WorldConfig.from_json(data["config"]), int(data["seed"]), int(data["n"]), list(data["class_names"]),
+                       list(data["images"]), int(data.get("renderer", 1)))
         except (OSError, ValueError, KeyError, TypeError) as exc:
             raise ProbeValueError(f"{root / 'world.json'} is not a readable world manifest: {exc}") from exc
 
@@ -378,7 +398,7 @@ def write_image_folder(root: str | os.PathLike, n: int, seed: int, cfg: WorldCon
 
     The folder is the image's primary category (larger object area). The directory is built
     under a temporary name and renamed into place, so ``root`` is either complete or absent.
-    If ``root`` already holds the same world (config, seed, n), it is reused as is.
+    If ``root`` already holds the same world (config, seed, n, renderer), it is reused as is.
     """
     from tqdm import tqdm
 
@@ -386,9 +406,10 @@ def write_image_folder(root: str | os.PathLike, n: int, seed: int, cfg: WorldCon
     root = Path(root)
     if (root / "world.json").exists():
         existing = WorldManifest.read(root)
-        if existing.config == cfg and existing.seed == seed and existing.n == n:
+        if existing.config == cfg and existing.seed == seed and existing.n == n and existing.renderer == RENDERER:
             return existing
-        raise ProbeValueError(f"{root} already holds a different world (seed {existing.seed}, n {existing.n}); choose another directory")
+        raise ProbeValueError(f"{root} already holds a different world (seed {existing.seed}, n {existing.n}, config or "
+                              f"renderer {existing.renderer} vs {RENDERER}); delete it or choose another directory")
     if root.exists() and any(root.iterdir()):
         raise ProbeValueError(f"{root} exists and is not empty; choose an empty or new directory for the world")
     root.parent.mkdir(parents=True, exist_ok=True)

@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from probe.demo.world import SHAPES, WorldConfig, WorldManifest, generate, render, render_arrays, write_image_folder
+from probe.demo.world import RENDERER, SHAPES, WorldConfig, WorldManifest, generate, render, render_arrays, write_image_folder
 from probe.errors import ProbeValueError
 
 CFG = WorldConfig()
@@ -49,6 +49,33 @@ def test_samples_hold_consistent_categories_masks_and_instances():
     assert 40 <= two <= 80
     primaries = {s.category for s in samples}
     assert primaries == set(CFG.categories)
+
+
+@pytest.mark.parametrize("second", [(1, 1), (2, 5)])
+def test_second_instances_bounds_the_second_category(second):
+    # A two-category image draws its second category with ``second_instances`` instances: with
+    # (1, 1) the image label is never a near tie, one category is a single instance.
+    cfg = WorldConfig(instances=(3, 5), radius=(0.06, 0.1), second_instances=second)
+    twos = [s for s in generate(cfg, 200, seed=4) if len(s.categories) == 2]
+    assert len(twos) >= 20
+    fewest = [min(s.instances.values()) for s in twos]
+    if second == (1, 1):
+        assert all(f == 1 for f in fewest)
+        assert sum(s.instances[s.category] >= 3 for s in twos) >= 0.9 * len(twos)  # the primary is the many
+    else:
+        assert sum(f >= 2 for f in fewest) >= 0.8 * len(twos)
+    with pytest.raises(ProbeValueError, match="second_instances"):
+        WorldConfig(second_instances=(0, 1))
+
+
+@pytest.mark.parametrize("instances", [(2, 4), (4, 4)])
+def test_crowded_images_drop_extra_instances_never_a_category(instances):
+    # Two big categories per image: extra instances that find no room are dropped, but each
+    # category's first instance is placed first and shrinks until it fits.
+    cfg = WorldConfig(two_category_fraction=1.0, instances=instances, radius=(0.17, 0.2))
+    samples = list(generate(cfg, 60, seed=9))
+    assert all(len(s.categories) == 2 for s in samples)
+    assert sum(sum(s.instances.values()) < instances[0] + 1 for s in samples) >= 10  # instances were dropped
 
 
 def _erode(m: np.ndarray) -> np.ndarray:
@@ -112,3 +139,8 @@ def test_write_image_folder_layout_and_manifest(tmp_path):
     with pytest.raises(ProbeValueError, match="different world"):
         write_image_folder(root, 20, seed=3, progress=False)
     assert WorldManifest.read(root).config == CFG
+    # a world drawn by an older renderer is refused too: the same config and seed now give other pixels
+    data["renderer"] = RENDERER - 1
+    (root / "world.json").write_text(json.dumps(data))
+    with pytest.raises(ProbeValueError, match="renderer"):
+        write_image_folder(root, 20, seed=2, progress=False)
