@@ -21,6 +21,8 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--eval-images", type=positive_int,
                    help="explain and evaluate at most this many images, up to 16 per pseudo-class "
                         "(a seeded, stratified subset; default: 256)")
+    p.add_argument("--restarts", type=positive_int,
+                   help="k-means runs, the lowest objective kept (default: 10; 1 is the fastest)")
     p.add_argument("--batch-size", type=positive_int, default=64, help="batch size (default: %(default)s)")
     p.add_argument("--num-workers", type=int_at_least(0), default=0, help="data-loading worker processes (default: %(default)s)")
     p.add_argument("--cache-dir", help="feature cache directory (default: OUT/cache)")

@@ -12,7 +12,7 @@ from .summary import closing_summary
 def run_from_args(args: argparse.Namespace) -> None:
     """``probe run``: the whole job, then where the report is and a summary table on stdout."""
     out = args.out
-    optional = {"eval_images": args.eval_images} if args.eval_images is not None else {}
+    optional = {name: getattr(args, name) for name in ("eval_images", "restarts") if getattr(args, name) is not None}
     results = run_probe(
         args.weights, data=args.data, k=args.k, out=out, masks=args.masks, format=args.format, arch=args.arch,
         method=args.method, baselines=tuple(args.baselines), max_images=args.max_images, device=args.device,

@@ -50,7 +50,7 @@ class Prepared:
                           purity=m.get("purity"))
 
 
-def _reusable(path: Path, features: Features, backbone: backbones.Backbone, k: int, seed: int) -> PseudoClasses | None:
+def _reusable(path: Path, features: Features, backbone: backbones.Backbone, options: ProbeOptions) -> PseudoClasses | None:
     if not path.is_file() or features.key is None:
         return None
     try:
@@ -58,8 +58,10 @@ def _reusable(path: Path, features: Features, backbone: backbones.Backbone, k: i
     except DataError as exc:
         log.info("not reusing %s: %s", path, exc)
         return None
-    if state.feature_key != features.key or state.k != k or state.seed != seed or not state.spherical:
-        log.info("not reusing %s: made from other features, k or seed", path)
+    same = (state.feature_key == features.key and state.k == options.k and state.seed == options.seed
+            and state.spherical and state.config.get("nredo") == options.restarts)
+    if not same:
+        log.info("not reusing %s: made from other features, k, seed or restarts", path)
         return None
     return state
 
@@ -78,14 +80,14 @@ def prepare(name: str, role: str, backbone: backbones.Backbone, data: ImageFolde
     rows = np.array([index[p] for p in features.paths], dtype=np.int64)
     state_dir.mkdir(parents=True, exist_ok=True)
     state_path = state_dir / STATE_FILE
-    pseudo = _reusable(state_path, features, backbone, options.k, options.seed)
+    pseudo = _reusable(state_path, features, backbone, options)
     if pseudo is not None:
         log.info("%s: pseudo-classes reused from %s", name, state_path)
     else:
         with clock("cluster", name):
-            result = kmeans(features, options.k, seed=options.seed, spherical=True)
+            result = kmeans(features, options.k, seed=options.seed, nredo=options.restarts, spherical=True)
         with clock("head", name):
-            pseudo = PseudoClasses.from_clusters(features, result, backbone=backbone)
+            pseudo = PseudoClasses.from_clusters(features, result, backbone=backbone, nredo=options.restarts)
         pseudo.save(state_path)
     write_meta(state_dir, name=name, role=role, backbone=backbone, control_of=control_of,
                control_seed=control_seed, k=options.k, seed=options.seed)

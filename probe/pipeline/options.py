@@ -19,6 +19,8 @@ SANITY_IMAGES = 4
 SPECIFICITY_IMAGES = 16
 #: Two-object images shown in the report per backbone.
 SPECIFICITY_EXAMPLES = 3
+#: k-means runs per clustering, the lowest objective kept: one run can land in a poor local optimum.
+KMEANS_RESTARTS = 10
 #: Explanations keep every layer's activations: they run in smaller batches than feature extraction.
 EXPLAIN_BATCH = 16
 
@@ -38,6 +40,7 @@ class ProbeOptions:
     batch_size: int = 64
     num_workers: int = 0
     seed: int = 0
+    restarts: int = KMEANS_RESTARTS
     device: torch.device = field(default_factory=lambda: torch.device("cpu"))
     #: extra keyword options of ``probe.explain`` per method, e.g. ``{"integrated_gradients": {"n_steps": 16}}``
     method_options: Mapping[str, Mapping[str, Any]] = field(default_factory=dict)
@@ -73,7 +76,7 @@ class ProbeOptions:
             raise ProbeValueError(f"--k must be an integer >= 2, got {self.k!r}")
         if isinstance(self.seed, bool) or not isinstance(self.seed, int) or not 0 <= self.seed < 2**63:
             raise ProbeValueError(f"--seed must be an integer in 0..2**63-1, got {self.seed!r}")
-        for name in ("eval_images", "eval_per_class", "card_members", "batch_size"):
+        for name in ("eval_images", "eval_per_class", "card_members", "batch_size", "restarts"):
             if getattr(self, name) < 1:
                 raise ProbeValueError(f"{name} must be >= 1, got {getattr(self, name)}")
         for name in ("sanity_images", "specificity_images", "num_workers"):

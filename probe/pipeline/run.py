@@ -21,7 +21,7 @@ from unsupervised import DataError, ImageFolderData
 from .assess import assess
 from .clusters import Prepared, prepare
 from .images import seeded_subset
-from .options import EVAL_IMAGES, ProbeOptions, resolve_device
+from .options import EVAL_IMAGES, KMEANS_RESTARTS, ProbeOptions, resolve_device
 from .saved import backbone_dir
 from .stages import StageClock, run_log
 
@@ -141,6 +141,7 @@ def run_probe(
     num_workers: int = 0,
     cache_dir: str | os.PathLike | None = None,
     seed: int = 0,
+    restarts: int = KMEANS_RESTARTS,
 ) -> RunResults:
     """The main job: probe the checkpoint ``weights`` on the image folder ``data`` with ``k`` pseudo-classes.
 
@@ -151,7 +152,8 @@ def run_probe(
     """
     resolved = resolve_device(device)
     options = ProbeOptions(k=k, method=method, baselines=tuple(baselines), eval_images=eval_images,
-                           batch_size=batch_size, num_workers=num_workers, seed=seed, device=resolved).check()
+                           batch_size=batch_size, num_workers=num_workers, seed=seed, restarts=restarts,
+                           device=resolved).check()
     if max_images is not None and max_images < 1:
         raise ProbeValueError(f"--max-images must be >= 1, got {max_images}")
     out = Path(out)
@@ -169,6 +171,7 @@ def run_probe(
             "masks": str(dataset.masks_root) if dataset.masks_root is not None else "none",
             "images used": f"{len(dataset)}" + (f" (seeded sample, --max-images {max_images})" if max_images else ""),
             "evaluated images": f"up to {options.eval_per_class} per pseudo-class, {options.eval_images} in all",
+            "k-means": f"{options.restarts} restarts, lowest objective kept",
             "control": f"random init of {backbone.arch}, seed {seed}", "device": str(resolved),
         }
         results = probe_backbones([(name, backbone)], control, dataset, options, out=out, control_of=backbone,

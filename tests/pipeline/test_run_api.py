@@ -6,12 +6,16 @@ import json
 import shutil
 from types import SimpleNamespace
 
+import numpy as np
 import pytest
 
+import backbones
 from probe.cli import main
 from probe.errors import ProbeValueError
 from probe.pipeline import run_probe
+from probe.pipeline.images import with_transform
 from probe.pipeline.run import check_backbone
+from unsupervised import ImageFolderData, PseudoClasses, extract_features, kmeans
 
 FAST = dict(baselines=("gradcam",), eval_images=24, device="cpu", batch_size=32)
 
@@ -98,3 +102,22 @@ def test_an_unlabelled_folder_without_masks_gets_nulls_not_errors(world, checkpo
     assert probe.methods["agf"].positive_perturbation_auc is not None and probe.methods["agf"].sanity is not None
     metrics = json.loads((tmp_path / "out" / "metrics.json").read_text())
     assert metrics["backbones"][0]["semantic"] is None and metrics["dataset"]["skipped"][0]["path"] == "notes.txt"
+
+
+
+@pytest.mark.slow
+def test_restarts_keep_the_lowest_kmeans_objective_and_are_part_of_reuse(run_dir, world, checkpoints, tmp_path):
+    first, _ = run_dir  # made with the default restarts
+    out = tmp_path / "out"
+    shutil.copytree(first, out)
+    _run(checkpoints, world, out, restarts=3)
+    assert "not reusing" in (out / "run.log").read_text()  # other restarts: the pseudo-classes are refitted
+    state = PseudoClasses.load(out / "backbones" / "moco_v2" / "pseudo_classes.pt")
+    assert state.config["nredo"] == 3
+    backbone = backbones.load(checkpoints["moco_v2"])
+    view = with_transform(ImageFolderData(world[0], masks=world[1]), backbone.preprocess)
+    features = extract_features(backbone, view, cache_dir=out / "cache")
+    three = kmeans(features, 3, seed=0, nredo=3, spherical=True)
+    assert state.objective == pytest.approx(three.objective, rel=1e-6)
+    assert np.array_equal(state.labels, three.labels)
+    assert three.objective <= kmeans(features, 3, seed=0, nredo=1, spherical=True).objective
