@@ -8,7 +8,9 @@ an explicit margin (absolute difference, all figures in [0, 1]):
 - localisation (needs masks): the primary method's pointing-game rate exceeds both the
   control's and the centre-point baseline by :data:`POINTING_MARGIN`, AND its mask energy
   exceeds both the control's and the mask's area share (a uniform map's score) by
-  :data:`ENERGY_MARGIN`;
+  :data:`ENERGY_MARGIN`. When a pointing baseline is already above 1 − :data:`POINTING_MARGIN`
+  (objects so large or many that the centre point hits them), no map could pass the pointing
+  part, so it is left out and the mask energy decides alone;
 - faithfulness: the perturbation gap (negative AUC − positive AUC) is positive and exceeds
   the control's by :data:`FAITHFULNESS_MARGIN`.
 
@@ -79,9 +81,15 @@ def _localisation(e: Evidence) -> bool | None:
     needed = (e.pointing, e.pointing_control, e.pointing_centre, e.energy, e.energy_control, e.energy_uniform)
     if _missing(*needed):
         return None
-    points = _beats(e.pointing, max(e.pointing_control, e.pointing_centre), POINTING_MARGIN)
     energy = _beats(e.energy, max(e.energy_control, e.energy_uniform), ENERGY_MARGIN)
-    return points and energy
+    if _pointing_uninformative(e):
+        return energy
+    return _beats(e.pointing, max(e.pointing_control, e.pointing_centre), POINTING_MARGIN) and energy
+
+
+def _pointing_uninformative(e: Evidence) -> bool:
+    """True when even a perfect pointing rate (1.0) could not beat the baselines by the margin."""
+    return not _beats(1.0, max(e.pointing_control, e.pointing_centre), POINTING_MARGIN)
 
 
 def _faithfulness(e: Evidence) -> bool | None:
@@ -130,6 +138,8 @@ def judge(evidence: Evidence, subject: str) -> Verdict:
         if localisation is not None and not faithfulness:
             why = "the maps are not faithful" if faithfulness is False else "faithfulness not measured"
             note = f" (not counted: {why})"
+        if localisation is not None and _pointing_uninformative(evidence):
+            note += "; the pointing game is not counted: its baseline leaves no room to beat it"
         parts.append(
             f"Objects ({_word(localisation)}{note}): {m} points at the object in {_fmt(evidence.pointing)} of images "
             f"(control {_fmt(evidence.pointing_control)}, centre {_fmt(evidence.pointing_centre)}), "

@@ -39,6 +39,16 @@ def test_localisation_must_beat_the_centre_baseline_too():
     assert v.localisation is False and v.semantic is False
 
 
+def test_pointing_is_left_out_when_its_baseline_leaves_no_room():
+    # the centre point hits an object in 0.95 of images: no map can beat that by 0.10
+    crowded = replace(GOOD, pointing=0.97, pointing_centre=0.95)
+    v = judge(crowded, "x")
+    assert v.localisation is True and v.semantic is True
+    assert "pointing game is not counted" in v.statement
+    assert judge(replace(crowded, energy=0.33), "x").localisation is False  # the mask energy still decides
+    assert judge(replace(GOOD, pointing_centre=0.89, pointing=0.95), "x").localisation is False  # room left: counted
+
+
 def test_mask_energy_must_beat_the_mask_area():
     assert judge(replace(GOOD, energy_uniform=0.58), "x").localisation is False
 
