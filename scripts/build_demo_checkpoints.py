@@ -24,6 +24,7 @@ import torch  # noqa: E402
 from probe.demo import checkpoints  # noqa: E402
 import backbones  # noqa: E402
 from probe.demo.measure import EvalSet, evaluate  # noqa: E402
+from probe.demo.objectives import OBJECTIVES  # noqa: E402
 from probe.demo.pretrain import control_metrics, pretrain_from_args, recipe  # noqa: E402
 from probe.fileio import atomic_write_json  # noqa: E402
 
@@ -64,7 +65,7 @@ def main() -> None:
             summary = pretrain_from_args(argparse.Namespace(method=args.method, out=str(out), steps=None, seed=args.seed, device="cpu"))
         data["files"][name] = {
             "method": args.method, "format": fmt, "arch": r.arch, "arch_kwargs": r.arch_kwargs,
-            "input": "[0, 1], no mean/std" if args.method == "simclr" else "ImageNet mean/std",
+            "input": "ImageNet mean/std" if OBJECTIVES[args.method].normalize else "[0, 1], no mean/std",
             "command": command, "seed": args.seed, "steps": summary["steps"], "wall_s": summary["wall_s"],
             "environment": environment, "bytes": out.stat().st_size, "sha256": checkpoints.sha256(out),
             "metrics": summary["metrics"], "history": summary["history"], "recipe": r.to_json(),

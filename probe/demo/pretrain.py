@@ -54,10 +54,11 @@ class Recipe:
 
 #: The recipes of the shipped checkpoints (docs/DEMO_WORLD.md has the trials that chose them).
 RECIPES: dict[str, Recipe] = {
-    "simclr": Recipe("simclr", steps=2400, batch_size=128),
-    "moco": Recipe("moco", steps=2400, batch_size=128, objective_kwargs={"temperature": 0.2, "queue_size": 1024}),
-    "byol": Recipe("byol", steps=800, batch_size=128, lr=1e-3),
-    "supervised": Recipe("supervised", steps=800, batch_size=128, augment=AugmentConfig(scale=(0.5, 1.0))),
+    "simclr": Recipe("simclr", steps=2400, batch_size=128, augment=AugmentConfig(scale=(0.2, 0.5))),
+    "moco": Recipe("moco", steps=2400, batch_size=128, augment=AugmentConfig(scale=(0.2, 0.5)),
+                   objective_kwargs={"temperature": 0.2, "queue_size": 1024}),
+    "byol": Recipe("byol", steps=800, batch_size=128, lr=1e-3, augment=AugmentConfig(scale=(0.2, 0.5))),
+    "supervised": Recipe("supervised", steps=800, batch_size=128, augment=AugmentConfig(scale=(0.2, 0.5))),
 }
 
 

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import json
+
 import pytest
 import torch
 
@@ -10,7 +12,7 @@ from backbones.small_resnet import SmallResNet
 from demo_tiny import TINY_ARCH, tiny_recipe
 from probe.demo import checkpoints
 from probe.demo.measure import preprocess
-from probe.demo.pretrain import pretrain
+from probe.demo.pretrain import pretrain, recipe
 
 
 EXPECTED_FORMAT = {method: fmt for method, (_, fmt) in checkpoints.FILES.items()}
@@ -55,6 +57,8 @@ def test_shipped_checkpoints_match_their_manifest():
         assert entry["format"] == EXPECTED_FORMAT[entry["method"]]
         assert {"nmi", "nmi_single", "probe_acc"} <= set(entry["metrics"])
         assert f"--method {entry['method']}" in entry["command"] and f"--seed {entry['seed']}" in entry["command"]
+        # the recorded recipe is the one the command rebuilds today
+        assert entry["recipe"] == json.loads(json.dumps(recipe(entry["method"]).to_json())), name
         total += path.stat().st_size
     assert total <= 20 * 1024 * 1024
     assert "random_init" in data["controls"]
