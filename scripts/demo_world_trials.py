@@ -83,7 +83,6 @@ TRIALS = {
     "t49_simclr_2400_t02": ("simclr", dict(steps=2400, batch_size=128, objective_kwargs={"temperature": 0.2}, world=SECOND, augment=AugmentConfig())),
     "t50_simclr_one_second": ("simclr", dict(steps=2400, batch_size=128, world=ONE_SECOND, augment=AugmentConfig())),
     "t51_simclr_one_second_big": ("simclr", dict(steps=2400, batch_size=128, augment=WIDE)),
-    "t52_supervised_one_second": ("supervised", dict(steps=800, batch_size=128, world=ONE_SECOND, augment=SUP_VIEWS)),
     "t53_supervised_one_second_big": ("supervised", dict(steps=800, batch_size=128, augment=SUP_VIEWS)),
     "t54_moco_one_second_big": ("moco", dict(steps=2400, batch_size=128, augment=WIDE, objective_kwargs={"temperature": 0.2, "queue_size": 1024})),
     "t55_byol_one_second_big": ("byol", dict(steps=800, batch_size=128, lr=1e-3, augment=WIDE)),
