@@ -20,7 +20,7 @@ from unsupervised import extract_features, kmeans
 
 from .images import with_transform
 from .options import ProbeOptions
-from .saved import STATE_FILE, write_meta
+from .saved import STATE_FILE, discard_pending, pending, write_meta
 from .stages import StageClock
 
 log = logging.getLogger("probe.pipeline")
@@ -79,6 +79,7 @@ def prepare(name: str, role: str, backbone: backbones.Backbone, data: ImageFolde
     index = {path: i for i, path in enumerate(view.paths)}
     rows = np.array([index[p] for p in features.paths], dtype=np.int64)
     state_dir.mkdir(parents=True, exist_ok=True)
+    discard_pending(state_dir)
     state_path = state_dir / STATE_FILE
     pseudo = _reusable(state_path, features, backbone, options)
     if pseudo is not None:
@@ -88,7 +89,7 @@ def prepare(name: str, role: str, backbone: backbones.Backbone, data: ImageFolde
             result = kmeans(features, options.k, seed=options.seed, nredo=options.restarts, spherical=True)
         with clock("head", name):
             pseudo = PseudoClasses.from_clusters(features, result, backbone=backbone, nredo=options.restarts)
-        pseudo.save(state_path)
+        pseudo.save(pending(state_path))  # moved into place with the report
     write_meta(state_dir, name=name, role=role, backbone=backbone, control_of=control_of,
                control_seed=control_seed, k=options.k, seed=options.seed)
     metrics = None

@@ -22,7 +22,7 @@ from .assess import assess
 from .clusters import Prepared, prepare
 from .images import seeded_subset
 from .options import EVAL_IMAGES, KMEANS_RESTARTS, ProbeOptions, resolve_device
-from .saved import backbone_dir
+from .saved import backbone_dir, promote_pending
 from .stages import StageClock, run_log
 
 log = logging.getLogger("probe.pipeline")
@@ -101,7 +101,8 @@ def probe_backbones(
 
 
 def write_run_report(out: str | os.PathLike, results: RunResults, clock: StageClock) -> Path:
-    """Write the report (stage "report"), then ``timings.json`` with every stage's wall-clock seconds.
+    """Write the report (stage "report") and move the run's pending pseudo-class state into place,
+    then ``timings.json`` with every stage's wall-clock seconds.
 
     The timings stay out of metrics.json, which holds only what the inputs and seed determine;
     the report's own time is logged and added to ``results.timings`` afterwards. An earlier run's
@@ -110,6 +111,7 @@ def write_run_report(out: str | os.PathLike, results: RunResults, clock: StageCl
     (Path(out) / TIMINGS_FILE).unlink(missing_ok=True)
     with clock("report"):
         page = write_report(out, results)
+        promote_pending(Path(out))
     results.timings = clock.ordered()
     atomic_write_json(Path(out) / TIMINGS_FILE, {"seconds": results.timings})
     log.info("report written to %s", page)

@@ -3,12 +3,15 @@
 ``probe.json`` says how to rebuild the backbone (checkpoint path, format, architecture, sha256,
 or the seed of a random-init control); ``pseudo_classes.pt`` holds the clusters and the head.
 Together they give back the exact pseudo-class model, for ``probe explain --run`` and the
-paper benchmarks (:func:`load_probe_model`).
+paper benchmarks (:func:`load_probe_model`). A run writes them as ``<file>.pending`` and moves
+them into place only once its report is written, so a failed run never leaves state that
+disagrees with the report beside it.
 """
 
 from __future__ import annotations
 
 import json
+import os
 import re
 from pathlib import Path
 from typing import Any
@@ -24,6 +27,24 @@ BACKBONES_DIR = "backbones"
 META_FILE = "probe.json"
 STATE_FILE = "pseudo_classes.pt"
 META_VERSION = 1
+PENDING = ".pending"
+
+
+def pending(path: Path) -> Path:
+    """Where a run writes ``path`` until its report is written."""
+    return path.with_name(path.name + PENDING)
+
+
+def discard_pending(directory: Path) -> None:
+    """Remove a failed earlier run's unpromoted files from one backbone's folder."""
+    for name in (META_FILE, STATE_FILE):
+        pending(directory / name).unlink(missing_ok=True)
+
+
+def promote_pending(out: Path) -> None:
+    """Move every backbone's pending ``probe.json`` / ``pseudo_classes.pt`` into place (after the report)."""
+    for path in sorted((Path(out) / BACKBONES_DIR).glob(f"*/*{PENDING}")):
+        os.replace(path, path.with_name(path.name.removesuffix(PENDING)))
 
 
 def slug(name: str) -> str:
@@ -38,10 +59,10 @@ def backbone_dir(out: Path, name: str) -> Path:
 
 def write_meta(directory: Path, *, name: str, role: str, backbone: backbones.Backbone,
                control_of: backbones.Backbone | None, control_seed: int | None, k: int, seed: int) -> None:
-    """Record how to rebuild ``backbone`` (a control is rebuilt from its probe's checkpoint and seed)."""
+    """Record how to rebuild ``backbone`` (a control is rebuilt from its probe's checkpoint and seed), as pending."""
     source = control_of if control_of is not None else backbone
     path = source.source.path
-    atomic_write_json(directory / META_FILE, {
+    atomic_write_json(pending(directory / META_FILE), {
         "version": META_VERSION,
         "name": name,
         "role": role,

@@ -59,6 +59,30 @@ def test_a_failing_stage_leaves_no_report_and_keeps_an_earlier_one(run_dir, worl
     assert (earlier / "report.html").read_bytes() == page and (earlier / "metrics.json").read_bytes() == metrics
 
 
+@pytest.mark.slow
+def test_a_failing_rerun_that_reclusters_keeps_the_earlier_pseudo_classes(run_dir, world, checkpoints, tmp_path,
+                                                                          monkeypatch):
+    earlier = tmp_path / "earlier"
+    shutil.copytree(run_dir[0], earlier)
+    state_files = sorted((earlier / "backbones").glob("*/*"))
+    before = {p: p.read_bytes() for p in state_files}
+
+    def fail(*args, **kwargs):
+        raise RuntimeError("evaluation failed")
+
+    with monkeypatch.context() as patched:
+        patched.setattr("probe.pipeline.assess.evaluate_maps", fail)
+        with pytest.raises(RuntimeError):
+            _run(checkpoints, world, earlier, restarts=2)  # other restarts: new pseudo-classes, then a failure
+    assert list((earlier / "backbones").glob("*/*.pending"))  # the new state waited for a report that never came
+    assert {p: p.read_bytes() for p in state_files} == before  # the report's own pseudo-classes are untouched
+    _run(checkpoints, world, earlier)  # a good run with the earlier settings reuses them and drops the leftovers
+    assert "pseudo-classes reused" in (earlier / "run.log").read_text()
+    assert not list((earlier / "backbones").glob("*/*.pending"))
+    assert (earlier / "backbones" / "moco_v2" / "pseudo_classes.pt").read_bytes() == before[
+        earlier / "backbones" / "moco_v2" / "pseudo_classes.pt"]
+
+
 def test_bad_arguments_exit_2_with_one_line(world, checkpoints, tmp_path, capsys):
     images, masks = (str(p) for p in world)
     weights = str(checkpoints["moco_v2"])
@@ -114,6 +138,7 @@ def test_restarts_keep_the_lowest_kmeans_objective_and_are_part_of_reuse(run_dir
     assert "not reusing" in (out / "run.log").read_text()  # other restarts: the pseudo-classes are refitted
     state = PseudoClasses.load(out / "backbones" / "moco_v2" / "pseudo_classes.pt")
     assert state.config["nredo"] == 3
+    assert not list((out / "backbones").glob("*/*.pending"))  # promoted with the report
     backbone = backbones.load(checkpoints["moco_v2"])
     view = with_transform(ImageFolderData(world[0], masks=world[1]), backbone.preprocess)
     features = extract_features(backbone, view, cache_dir=out / "cache")
