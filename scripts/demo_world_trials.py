@@ -17,7 +17,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 import torch  # noqa: E402
 
 from probe.demo.augment import AugmentConfig  # noqa: E402
-from probe.demo.pretrain import pretrain, recipe  # noqa: E402
+from probe.demo.pretrain import OBJECT_SCALE_VIEWS, pretrain, recipe  # noqa: E402
 from probe.demo.world import WorldConfig  # noqa: E402
 
 # Trials t01-t49 drew both categories of a two-category image alike (second_instances=None).
@@ -42,7 +42,7 @@ BIG = WorldConfig(instances=(2, 4), radius=(0.12, 0.2), **V1)
 # From t50 on, a two-category image holds one instance of its second category, so its label is unambiguous.
 ONE_SECOND = WorldConfig(instances=(2, 5), radius=(0.09, 0.15), second_instances=(1, 1))
 # t51 on: the shipped world (WorldConfig()), bigger objects and one instance of the second category.
-WIDE = AugmentConfig(scale=(0.2, 0.5))
+WIDE = OBJECT_SCALE_VIEWS
 
 TRIALS = {
     "t01_simclr_local": ("simclr", dict(steps=600, batch_size=256, world=OLD, augment=PLAIN)),

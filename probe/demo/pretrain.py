@@ -52,13 +52,16 @@ class Recipe:
         return asdict(self)
 
 
+#: Views of every shipped recipe: crops of 20-50 % of the image, so objects in a 32-pixel view keep
+#: about the size they have in the 64-pixel images the demo probes.
+OBJECT_SCALE_VIEWS = AugmentConfig(scale=(0.2, 0.5))
 #: The recipes of the shipped checkpoints (docs/DEMO_WORLD.md has the trials that chose them).
 RECIPES: dict[str, Recipe] = {
-    "simclr": Recipe("simclr", steps=2400, batch_size=128, augment=AugmentConfig(scale=(0.2, 0.5))),
-    "moco": Recipe("moco", steps=2400, batch_size=128, augment=AugmentConfig(scale=(0.2, 0.5)),
+    "simclr": Recipe("simclr", steps=2400, batch_size=128, augment=OBJECT_SCALE_VIEWS),
+    "moco": Recipe("moco", steps=2400, batch_size=128, augment=OBJECT_SCALE_VIEWS,
                    objective_kwargs={"temperature": 0.2, "queue_size": 1024}),
-    "byol": Recipe("byol", steps=800, batch_size=128, lr=1e-3, augment=AugmentConfig(scale=(0.2, 0.5))),
-    "supervised": Recipe("supervised", steps=800, batch_size=128, augment=AugmentConfig(scale=(0.2, 0.5))),
+    "byol": Recipe("byol", steps=800, batch_size=128, lr=1e-3, augment=OBJECT_SCALE_VIEWS),
+    "supervised": Recipe("supervised", steps=800, batch_size=128, augment=OBJECT_SCALE_VIEWS),
 }
 
 

@@ -111,7 +111,8 @@ def write_run_report(out: str | os.PathLike, results: RunResults, clock: StageCl
     (Path(out) / TIMINGS_FILE).unlink(missing_ok=True)
     with clock("report"):
         page = write_report(out, results)
-        promote_pending(Path(out))
+        for backbone in results.backbones:  # this run's folders only, never another run's leftovers
+            promote_pending(backbone_dir(Path(out), backbone.name))
     results.timings = clock.ordered()
     atomic_write_json(Path(out) / TIMINGS_FILE, {"seconds": results.timings})
     log.info("report written to %s", page)

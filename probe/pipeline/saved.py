@@ -28,6 +28,7 @@ META_FILE = "probe.json"
 STATE_FILE = "pseudo_classes.pt"
 META_VERSION = 1
 PENDING = ".pending"
+_SAVED = (META_FILE, STATE_FILE)
 
 
 def pending(path: Path) -> Path:
@@ -37,14 +38,15 @@ def pending(path: Path) -> Path:
 
 def discard_pending(directory: Path) -> None:
     """Remove a failed earlier run's unpromoted files from one backbone's folder."""
-    for name in (META_FILE, STATE_FILE):
+    for name in _SAVED:
         pending(directory / name).unlink(missing_ok=True)
 
 
-def promote_pending(out: Path) -> None:
-    """Move every backbone's pending ``probe.json`` / ``pseudo_classes.pt`` into place (after the report)."""
-    for path in sorted((Path(out) / BACKBONES_DIR).glob(f"*/*{PENDING}")):
-        os.replace(path, path.with_name(path.name.removesuffix(PENDING)))
+def promote_pending(directory: Path) -> None:
+    """Move one backbone's pending ``probe.json`` / ``pseudo_classes.pt`` into place (after the report)."""
+    for name in _SAVED:
+        if pending(directory / name).exists():
+            os.replace(pending(directory / name), directory / name)
 
 
 def slug(name: str) -> str:

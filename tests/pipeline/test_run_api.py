@@ -76,9 +76,13 @@ def test_a_failing_rerun_that_reclusters_keeps_the_earlier_pseudo_classes(run_di
             _run(checkpoints, world, earlier, restarts=2)  # other restarts: new pseudo-classes, then a failure
     assert list((earlier / "backbones").glob("*/*.pending"))  # the new state waited for a report that never came
     assert {p: p.read_bytes() for p in state_files} == before  # the report's own pseudo-classes are untouched
+    other = earlier / "backbones" / "other_run" / "pseudo_classes.pt.pending"  # a folder this run does not own
+    other.parent.mkdir()
+    other.write_bytes(b"left by another run")
     _run(checkpoints, world, earlier)  # a good run with the earlier settings reuses them and drops the leftovers
     assert "pseudo-classes reused" in (earlier / "run.log").read_text()
-    assert not list((earlier / "backbones").glob("*/*.pending"))
+    assert list((earlier / "backbones").glob("*/*.pending")) == [other]
+    assert not (other.parent / "pseudo_classes.pt").exists()
     assert (earlier / "backbones" / "moco_v2" / "pseudo_classes.pt").read_bytes() == before[
         earlier / "backbones" / "moco_v2" / "pseudo_classes.pt"]
 
