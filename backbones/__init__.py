@@ -5,27 +5,32 @@ drops heads, loads strictly and returns a :class:`Backbone`; ``inspect(path)`` r
 without loading. Files are read with ``torch.load(weights_only=True)`` only.
 """
 
-from . import small_resnet  # noqa: F401  (registers the built-in small ResNet family)
-from . import archs  # noqa: F401  (registers torchvision ResNets, SimCLR v2 ResNets, ViTs)
-from .backbone import Backbone, Source, build_preprocess, random_like
+from . import archs  # noqa: F401  (registers torchvision ResNets, the small ResNet, SimCLR v2 ResNets, ViTs)
+from .backbone import Backbone, Source, random_like
 from .errors import ArchitectureError, BackboneWarning, CheckpointError, FormatDetectionError, UnsafeCheckpointError
 from .formats import FormatSpec, list_formats, register_format
 from .loader import inspect, load
-from .registry import ArchSpec, create, get_arch, list_archs, load_plugins, register
+from .preprocessing import CIFAR, IMAGENET, RAW, Normalization, Preprocessing
+from .registry import ArchSpec, Detection, create, get_arch, list_archs, load_plugins, register
 from .report import CheckpointReport
 
 __all__ = [
+    "CIFAR",
+    "IMAGENET",
+    "RAW",
     "ArchSpec",
     "ArchitectureError",
     "Backbone",
     "BackboneWarning",
     "CheckpointError",
     "CheckpointReport",
+    "Detection",
     "FormatDetectionError",
     "FormatSpec",
+    "Normalization",
+    "Preprocessing",
     "Source",
     "UnsafeCheckpointError",
-    "build_preprocess",
     "create",
     "get_arch",
     "inspect",

@@ -140,10 +140,10 @@ class ArchChoice:
 
 def kwargs_for(spec: ArchSpec, shapes: Mapping[str, tuple]) -> dict | None:
     """Constructor arguments read from the shapes; {} for fixed architectures, None if they cannot fit."""
-    if spec.infer_kwargs is None:
+    if spec.detection.infer_kwargs is None:
         return {}
     try:
-        return spec.infer_kwargs(shapes)
+        return spec.detection.infer_kwargs(shapes)
     except Exception:  # a plugin hook that chokes on foreign shapes simply does not fit
         return None
 
@@ -185,9 +185,9 @@ def choose_arch(
     if hinted:
         spec, kwargs, _ = hinted[0]
         return ArchChoice(spec, kwargs, ("every key and shape matches", "preferred by the checkpoint format"))
-    candidates = [f for f in fits if f[0].detection != "hint"]
+    candidates = [f for f in fits if f[0].detection.mode != "hint"]
     # A fallback family counts as specific when it fits with its defaults; with inferred arguments only if nothing else fits.
-    specific = [f for f in candidates if f[0].detection == "auto" or not f[1]]
+    specific = [f for f in candidates if f[0].detection.mode == "auto" or not f[1]]
     pool = specific or candidates
     if len(pool) > 1:
         builtin = [f for f in pool if f[0].origin == "builtin"]
@@ -196,7 +196,7 @@ def choose_arch(
         spec, kwargs, _ = pool[0]
         others = [f[0].name for f in specific if f[0] is not spec]
         notes = (f"the shapes also fit {', '.join(others)} (pass arch= to use one)",) if others else ()
-        caveats = (spec.detect_note,) if spec.detect_note else ()
+        caveats = (spec.detection.note,) if spec.detection.note else ()
         return ArchChoice(spec, kwargs, ("every key and shape matches",), notes, caveats)
     if pool:
         names = ", ".join(f[0].name for f in pool)

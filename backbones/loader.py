@@ -16,10 +16,10 @@ import torch
 from probe.errors import ProbeError
 
 from .archmatch import ArchChoice, KeyDiff, choose_arch, compare, profile, shapes_of, signature
-from .backbone import Backbone, Source, build_preprocess
+from .backbone import Backbone, Source
 from .errors import ArchitectureError, BackboneWarning, CheckpointError
-from .formats import FormatChoice, Normalization, choose_format, get_format
-from .formats.base import Extraction
+from .formats import Extraction, FormatChoice, choose_format, get_format
+from .preprocessing import Preprocessing
 from .reading import RawCheckpoint, file_sha256, read_checkpoint
 from .registry import get_arch
 from .report import CheckpointReport, summarize_dropped
@@ -47,16 +47,13 @@ class _Plan:
         return self.raw.path
 
     @property
-    def normalization(self) -> Normalization | None:
-        if self.extraction.meta.normalization is not None:
-            return self.extraction.meta.normalization
+    def preprocessing(self) -> Preprocessing | None:
+        """The architecture's preprocessing at the size its weights were built for, with the format's changes."""
         if self.arch is None:
             return None
-        return Normalization(self.arch.spec.mean, self.arch.spec.std)
-
-    @property
-    def input_size(self) -> int | None:
-        return None if self.arch is None else int(self.arch.kwargs.get("img_size", self.arch.spec.input_size))
+        default = self.arch.spec.preprocessing
+        size = int(self.arch.kwargs.get("img_size", default.input_size))
+        return self.extraction.meta.preprocessing(default.replace(input_size=size))
 
 
 def _as_float32(state_dict: dict[str, torch.Tensor]) -> tuple[dict[str, torch.Tensor], set[str]]:
@@ -132,13 +129,10 @@ def inspect(path: str | os.PathLike, *, format: str | None = None, arch: str | N
     """
     plan = _plan(path, format, arch)
     meta = plan.extraction.meta
-    norm = plan.normalization
+    prep = plan.preprocessing
     spec = plan.arch.spec if plan.arch else None
     notes = list(meta.notes) + (list(plan.arch.notes) if plan.arch else [])
-    preprocess = ""
-    if spec is not None:
-        transform = build_preprocess(plan.input_size, norm.mean, norm.std, crop_pct=spec.crop_pct, interpolation=meta.interpolation)
-        preprocess = " -> ".join(repr(t) for t in transform.transforms)
+    preprocess = " -> ".join(repr(t) for t in prep.transform().transforms) if prep else ""
     diff = plan.diff or KeyDiff()
     match = plan.format.match
     prof = profile(spec, plan.arch.kwargs) if spec is not None else None
@@ -160,9 +154,9 @@ def inspect(path: str | os.PathLike, *, format: str | None = None, arch: str | N
         parameter_count=prof.parameter_count if prof else None,
         tensor_count=len(plan.state_dict),
         feature_dim=prof.feature_dim if prof else None,
-        input_size=plan.input_size,
-        mean=norm.mean if norm else None,
-        std=norm.std if norm else None,
+        input_size=prep.input_size if prep else None,
+        mean=prep.mean if prep else None,
+        std=prep.std if prep else None,
         preprocess=preprocess,
         agf_supported=spec.agf_supported if spec else None,
         dropped=list(plan.extraction.dropped),
@@ -206,8 +200,7 @@ def _check_features(backbone: Backbone, path: Path) -> int:
     features = None
     for size in dict.fromkeys((min(_PROBE_SIZE, backbone.input_size), backbone.input_size)):
         batch = torch.rand(_PROBE_BATCH, 3, size, size, generator=torch.Generator().manual_seed(0))
-        if backbone.mean is not None:
-            batch = (batch - torch.tensor(backbone.mean).view(1, 3, 1, 1)) / torch.tensor(backbone.std).view(1, 3, 1, 1)
+        batch = backbone.preprocessing.normalization.apply(batch)
         try:
             with torch.no_grad():
                 features = backbone(batch)
@@ -247,7 +240,7 @@ def load(
     if problems:
         error = ArchitectureError if (plan.arch_error or (plan.diff and not plan.diff.ok)) else CheckpointError
         raise error(" | ".join(problems))
-    choice, meta, norm = plan.arch, plan.extraction.meta, plan.normalization
+    choice = plan.arch
     model = _instantiate(choice, plan.state_dict, plan.expected)
     backbone = Backbone(
         model,
@@ -255,12 +248,8 @@ def load(
         format=plan.format.spec.name,
         source=Source(plan.path, plan.sha256, plan.raw.container),
         feature_dim=0,  # measured on the probe batch below
-        mean=norm.mean,
-        std=norm.std,
-        input_size=plan.input_size,
+        preprocessing=plan.preprocessing,
         arch_kwargs=choice.kwargs,
-        crop_pct=choice.spec.crop_pct,
-        interpolation=meta.interpolation,
     )
     backbone.feature_dim = _check_features(backbone, plan.path)
     for caveat in _caveats(plan):

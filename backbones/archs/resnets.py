@@ -14,8 +14,8 @@ import torch.nn as nn
 import torchvision.models as tvm
 from torchvision.models.resnet import BasicBlock, Bottleneck
 
-from .. import small_resnet  # noqa: F401  (registers resnet_small before it is updated below)
-from ..registry import CIFAR_MEAN, CIFAR_STD, register, update_arch
+from ..preprocessing import CIFAR, Preprocessing
+from ..registry import Detection, register
 
 
 class ScaledResNet(nn.Module):
@@ -106,7 +106,7 @@ _TORCHVISION = {
     "resnext101_32x8d": (_R101, "32 groups x 8, 2048-d"),
 }
 for _name, (_layers, _summary) in _TORCHVISION.items():
-    register(_name, family="resnet", infer_kwargs=with_blocks(_layers))(_torchvision(_name, _summary))
+    register(_name, detection=Detection(infer_kwargs=with_blocks(_layers)))(_torchvision(_name, _summary))
 
 
 def _scaled(block: type[nn.Module], layers: list[int], width: int, stem: str, doc: str) -> Callable[..., nn.Module]:
@@ -124,7 +124,7 @@ _SCALED = {
     "resnet200w2": ((3, 24, 36, 3), 2, "every width x2 incl. stem, 4096-d (VICReg 200x2, BYOL 200x2)"),
 }
 for _name, (_layers, _width, _doc) in _SCALED.items():
-    register(_name, family="resnet", infer_kwargs=with_blocks(_layers))(
+    register(_name, detection=Detection(infer_kwargs=with_blocks(_layers)))(
         _scaled(Bottleneck, list(_layers), _width, "imagenet", f"ResNet-{sum(_layers) * 3 + 2}, {_doc}")
     )
 
@@ -134,23 +134,7 @@ _CIFAR_NOTE = (
 )
 for _name, _block, _layers in (("resnet18_cifar", BasicBlock, (2, 2, 2, 2)), ("resnet50_cifar", Bottleneck, _R50)):
     register(
-        _name, family="resnet", input_size=32, mean=CIFAR_MEAN, std=CIFAR_STD, detect_note=_CIFAR_NOTE, infer_kwargs=with_blocks(_layers)
+        _name,
+        preprocessing=Preprocessing(input_size=32, normalization=CIFAR),
+        detection=Detection(infer_kwargs=with_blocks(_layers), note=_CIFAR_NOTE),
     )(_scaled(_block, list(_layers), 1, "cifar", f"ResNet-{_name[6:8]} with solo-learn's CIFAR stem (3x3 conv, padding 2, no max-pool)."))
-
-
-def small_resnet_kwargs(shapes: Mapping[str, tuple]) -> dict | None:
-    """widths/layers/stem of a ``resnet_small`` (BasicBlock, torchvision keys) from checkpoint shapes."""
-    conv1 = shapes.get("conv1.weight")
-    if conv1 is None or len(conv1) != 4 or conv1[-1] not in (3, 7) or any(k.endswith(".conv3.weight") for k in shapes):
-        return None
-    firsts = [shapes.get(f"layer{index}.0.conv1.weight") for index in range(1, 5)]
-    if any(first is None for first in firsts):
-        return None
-    widths = tuple(first[0] for first in firsts)
-    found = {"widths": widths, "layers": block_counts(shapes), "stem": "cifar" if conv1[-1] == 3 else "imagenet"}
-    defaults = {"widths": (16, 32, 64, 128), "layers": (1, 1, 1, 1), "stem": "cifar"}
-    return {k: v for k, v in found.items() if defaults[k] != v}
-
-
-# resnet_small (defined in small_resnet.py) takes any widths: detection tries it only when no fixed ResNet fits.
-update_arch("resnet_small", detection="fallback", infer_kwargs=small_resnet_kwargs)

@@ -11,7 +11,8 @@ from __future__ import annotations
 import torch
 import torch.nn as nn
 
-from ..registry import register
+from ..preprocessing import RAW, Preprocessing
+from ..registry import Detection, register
 from .resnets import block_counts
 
 SK_RATIO = 0.0625  # selective-kernel squeeze ratio of the sk1 models
@@ -147,11 +148,10 @@ def _register_all() -> None:
                 kind = "selective kernels, ResNet-D shortcut" if sk else "plain bottlenecks"
                 register(
                     f"simclr_v2_r{depth}_{width}x_sk{sk}",
+                    preprocessing=Preprocessing(normalization=RAW),
                     family="simclr_v2",
-                    mean=None,
-                    std=None,
+                    detection=Detection(infer_kwargs=_fits(depth, width, sk)),
                     agf_supported=not sk,
-                    infer_kwargs=_fits(depth, width, sk),
                     description=f"SimCLR v2 ResNet-{depth} {width}x, sk{sk} ({kind}), {2048 * width}-d; converter key names",
                 )(build)
 

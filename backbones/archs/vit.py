@@ -13,7 +13,7 @@ from typing import Callable
 
 import torch.nn as nn
 
-from ..registry import register
+from ..registry import Detection, register
 
 AGF_NOTE = "not supported by AGF yet"
 
@@ -58,18 +58,16 @@ _VITS = {
     "vit_base_patch16": (16, 768, 12, "auto", "ViT-B/16, 12 heads (DINO, MoCo v3), 768-d"),
     "vit_base_patch8": (8, 768, 12, "auto", "ViT-B/8, 12 heads (DINO), 768-d"),
 }
-for _name, (_patch, _dim, _heads, _detection, _doc) in _VITS.items():
+
+_HEAD_COUNT_NOTE = (
+    "ViT-S weights do not show the head count: 6 assumed (timm, DINO, DeiT); MoCo v3 models need "
+    "arch=vit_small_patch16_mocov3 (12 heads)"
+)
+for _name, (_patch, _dim, _heads, _mode, _doc) in _VITS.items():
     register(
         _name,
         family="vit",
         agf_supported=False,
-        detection=_detection,
-        infer_kwargs=vit_kwargs,
+        detection=Detection(_mode, vit_kwargs, _HEAD_COUNT_NOTE if _dim == 384 and _heads == 6 else ""),
         description=f"{_doc}; {AGF_NOTE}",
-        detect_note=(
-            "ViT-S weights do not show the head count: 6 assumed (timm, DINO, DeiT); MoCo v3 models need "
-            "arch=vit_small_patch16_mocov3 (12 heads)"
-        )
-        if _name.startswith("vit_small") and _heads == 6
-        else "",
     )(_vit(_patch, _dim, _heads))

@@ -1,4 +1,4 @@
-"""Checkpoint formats: one module per family, each with ``detect(obj)`` and ``extract(obj)``.
+"""Checkpoint formats: one module per family, each with a ``SPEC`` (``detect(obj)`` and ``extract(obj)``).
 
 Detection asks every registered format for a :class:`Match`; the strongest claim wins, and a
 tie at the top (or no claim) is a :class:`FormatDetectionError` listing candidates and evidence.
@@ -7,31 +7,29 @@ Plugins add formats with :func:`register_format` (e.g. from a ``probe.backbones`
 
 from __future__ import annotations
 
+import importlib
+import warnings
 from dataclasses import dataclass
 from typing import Any
 
+from .. import plugins
 from ..errors import FormatDetectionError
-from ..registry import load_plugins
-from . import moco, moco_v3, simclr_v1, simclr_v2, byol, dino, swav, barlow_twins, vicreg, solo_learn, lightly, vissl, plain  # noqa: F401,E501  (registration order = listing order)
-from .base import (
-    ANY,
-    CIFAR,
-    IMAGENET,
-    RAW,
-    SWAV,
-    Extraction,
-    FormatMeta,
-    FormatSpec,
-    Match,
-    Normalization,
-    register_format,
-    registered_formats,
-)
+from . import plain
+from .base import ANY, Extraction, FormatMeta, FormatSpec, Match, register_format, registered_formats
 from .keys import describe_top, find_state_dict
 
+# The built-in formats: a module of this package each, registered in this order (the listing order).
+# A new format is one module with a `SPEC` and one entry here.
+BUILTIN = (
+    "moco", "moco_v3", "simclr_v1", "simclr_v2", "byol", "dino", "swav", "barlow_twins", "vicreg",
+    "solo_learn", "lightly", "vissl", "plain",
+)
+for _name in BUILTIN:
+    register_format(importlib.import_module(f"{__name__}.{_name}").SPEC)
+
 __all__ = [
-    "CIFAR", "IMAGENET", "RAW", "SWAV", "Extraction", "FormatChoice", "FormatMeta", "FormatSpec", "Match",
-    "Normalization", "choose_format", "get_format", "list_formats", "register_format",
+    "BUILTIN", "Extraction", "FormatChoice", "FormatMeta", "FormatSpec", "Match", "choose_format", "get_format",
+    "list_formats", "register_format",
 ]
 
 
@@ -46,7 +44,7 @@ class FormatChoice:
 
 def list_formats() -> list[FormatSpec]:
     """Every known format, built-ins first, then plugins."""
-    load_plugins()
+    plugins.load_plugins()
     return registered_formats()
 
 
@@ -68,8 +66,6 @@ def _claims(obj: Any) -> list[tuple[FormatSpec, Match]]:
             match = None
             if spec.origin == "builtin":
                 raise
-            import warnings
-
             warnings.warn(f"format plugin {spec.name!r} failed to inspect the checkpoint: {exc}", stacklevel=2)
         if match is not None:
             claims.append((spec, match))

@@ -4,7 +4,8 @@ from __future__ import annotations
 
 from typing import Any
 
-from .base import IMAGENET, UNIQUE, Extraction, Match
+from ..preprocessing import IMAGENET
+from .base import UNIQUE, Extraction, Match
 from .keys import count_prefix, find_state_dict, make_meta, require_state_dict, take
 
 BACKBONE = "module.backbone."

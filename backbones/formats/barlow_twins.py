@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from . import _projector
-from .base import Extraction, FormatSpec, Match, register_format
+from .base import Extraction, FormatSpec, Match
 
 
 def detect(obj: Any) -> Match | None:
@@ -16,15 +16,13 @@ def extract(obj: Any) -> Extraction:
     return _projector.extract(obj, title="Barlow Twins")
 
 
-SPEC = register_format(
-    FormatSpec(
-        name="barlow_twins",
-        title="Barlow Twins",
-        detect=detect,
-        extract=extract,
-        signal="'model' with module.backbone., module.projector. and module.bn. (the backbone-only file is a plain state dict)",
-        prefix="module.backbone. (full checkpoint)",
-        drops="module.projector.*, module.bn.*",
-        archs="resnet50",
-    )
+SPEC = FormatSpec(
+    name="barlow_twins",
+    title="Barlow Twins",
+    detect=detect,
+    extract=extract,
+    signal="'model' with module.backbone., module.projector. and module.bn. (the backbone-only file is a plain state dict)",
+    prefix="module.backbone. (full checkpoint)",
+    drops="module.projector.*, module.bn.*",
+    archs="resnet50",
 )

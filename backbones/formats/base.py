@@ -9,21 +9,8 @@ import torch
 
 from probe.errors import ProbeValueError
 
-from ..registry import CIFAR_MEAN, CIFAR_STD, IMAGENET_MEAN, IMAGENET_STD
-
-
-@dataclass(frozen=True)
-class Normalization:
-    """Input normalisation after ToTensor; ``mean is None`` means raw [0, 1] input."""
-
-    mean: tuple[float, float, float] | None
-    std: tuple[float, float, float] | None
-
-
-IMAGENET = Normalization(IMAGENET_MEAN, IMAGENET_STD)
-RAW = Normalization(None, None)
-SWAV = Normalization(IMAGENET_MEAN, (0.228, 0.224, 0.225))
-CIFAR = Normalization(CIFAR_MEAN, CIFAR_STD)
+from .. import plugins
+from ..preprocessing import Normalization, Preprocessing
 
 # Detection strength: the highest wins; a tie at the top is an ambiguity error.
 UNIQUE = 3  # a layout no other known family writes (method-specific prefixes or top-level keys)
@@ -48,11 +35,20 @@ class FormatMeta:
     container_keys: tuple[str, ...] = ()  # every key of that state dict, before stripping
     variant: str | None = None
     normalization: Normalization | None = None  # None: the architecture's default
-    interpolation: str = "bilinear"
+    interpolation: str | None = None  # resize mode the family evaluates with; None: the architecture's default
     arch_hint: str | None = None  # preferred when its shapes match (e.g. MoCo v3 ViT-S has 12 heads)
     ignored: list[str] = field(default_factory=list)  # top-level entries not used (optimizer, epoch...)
     notes: list[str] = field(default_factory=list)  # facts worth knowing (normalisation, variant details)
     caveats: list[str] = field(default_factory=list)  # assumptions that may be wrong; `load` warns about them
+
+    def preprocessing(self, default: Preprocessing) -> Preprocessing:
+        """The architecture's preprocessing with what this checkpoint's family changes."""
+        changes: dict[str, Any] = {}
+        if self.normalization is not None:
+            changes["normalization"] = self.normalization
+        if self.interpolation is not None:
+            changes["interpolation"] = self.interpolation
+        return default.replace(**changes)
 
 
 class Extraction(NamedTuple):
@@ -83,10 +79,17 @@ _FORMATS: dict[str, FormatSpec] = {}
 
 
 def register_format(spec: FormatSpec) -> FormatSpec:
-    """Add a checkpoint format (built-in or plugin); names must be unique."""
+    """Add a checkpoint format (built-in or plugin); names must be unique.
+
+    The origin is set here: ``plugin:<distribution>`` while a plugin loads, ``user:<module>`` for a
+    format defined outside this package.
+    """
     module = getattr(spec.detect, "__module__", "") or ""
-    if spec.origin == "builtin" and module.split(".")[0] != "backbones":
-        spec = replace(spec, origin=f"user:{module}")
+    origin = plugins.current_origin()
+    if origin is None and spec.origin == "builtin" and module.split(".")[0] != "backbones":
+        origin = f"user:{module}"
+    if origin is not None:
+        spec = replace(spec, origin=origin)
     if spec.name in _FORMATS and _FORMATS[spec.name] != spec:
         raise ProbeValueError(f"checkpoint format {spec.name!r} is already registered ({_FORMATS[spec.name].origin})")
     _FORMATS[spec.name] = spec
@@ -94,5 +97,5 @@ def register_format(spec: FormatSpec) -> FormatSpec:
 
 
 def registered_formats() -> list[FormatSpec]:
-    """Formats in registration order (built-ins first)."""
+    """Formats in registration order (built-ins first); plugins are not loaded here."""
     return list(_FORMATS.values())

@@ -7,7 +7,8 @@ from __future__ import annotations
 
 from typing import Any
 
-from .base import IMAGENET, STRONG, UNIQUE, Extraction, FormatSpec, Match, register_format
+from ..preprocessing import IMAGENET
+from .base import STRONG, UNIQUE, Extraction, FormatSpec, Match
 from .keys import count_prefix, find_state_dict, is_state_dict, looks_like_resnet, make_meta, require_state_dict, take
 
 _LEARNER = "online_encoder.net."
@@ -49,15 +50,13 @@ def extract(obj: Any) -> Extraction:
     return Extraction(kept, dropped, make_meta(container, sd, obj, normalization=IMAGENET, variant=variant))
 
 
-SPEC = register_format(
-    FormatSpec(
-        name="byol",
-        title="BYOL (PyTorch conversions)",
-        detect=detect,
-        extract=extract,
-        signal="raw torchvision ResNet keys with fc.* and no num_batches_tracked; or net./online_encoder.* learner keys",
-        prefix="none (learner: net. or online_encoder.net.)",
-        drops="fc.* (online classifier); learner: projector, predictor, target encoder",
-        archs="resnet50 (any torchvision-key ResNet)",
-    )
+SPEC = FormatSpec(
+    name="byol",
+    title="BYOL (PyTorch conversions)",
+    detect=detect,
+    extract=extract,
+    signal="raw torchvision ResNet keys with fc.* and no num_batches_tracked; or net./online_encoder.* learner keys",
+    prefix="none (learner: net. or online_encoder.net.)",
+    drops="fc.* (online classifier); learner: projector, predictor, target encoder",
+    archs="resnet50 (any torchvision-key ResNet)",
 )

@@ -9,7 +9,8 @@ from __future__ import annotations
 from typing import Any
 
 from ..errors import CheckpointError
-from .base import IMAGENET, STRONG, UNIQUE, Extraction, FormatSpec, Match, register_format
+from ..preprocessing import IMAGENET
+from .base import STRONG, UNIQUE, Extraction, FormatSpec, Match
 from .keys import count_prefix, has_prefix, is_state_dict, looks_like_vit, make_meta, take
 
 
@@ -41,16 +42,14 @@ def extract(obj: Any) -> Extraction:
     return Extraction(kept, dropped, meta)
 
 
-SPEC = register_format(
-    FormatSpec(
-        name="dino",
-        title="DINO (ViT-S/B, ResNet-50)",
-        detect=detect,
-        extract=extract,
-        signal="top-level 'teacher' and 'student'; or unprefixed timm ViT keys without head",
-        prefix="teacher: backbone. (ViT) / module.backbone. (ResNet)",
-        drops="teacher head.* (DINOHead); student, optimizer, dino_loss, args",
-        archs="vit_small_patch16/8 (6 heads), vit_base_patch16/8, resnet50",
-        normalization="ImageNet mean/std, bicubic resize",
-    )
+SPEC = FormatSpec(
+    name="dino",
+    title="DINO (ViT-S/B, ResNet-50)",
+    detect=detect,
+    extract=extract,
+    signal="top-level 'teacher' and 'student'; or unprefixed timm ViT keys without head",
+    prefix="teacher: backbone. (ViT) / module.backbone. (ResNet)",
+    drops="teacher head.* (DINOHead); student, optimizer, dino_loss, args",
+    archs="vit_small_patch16/8 (6 heads), vit_base_patch16/8, resnet50",
+    normalization="ImageNet mean/std, bicubic resize",
 )

@@ -11,7 +11,8 @@ from typing import Any, Iterable, Mapping
 import torch
 
 from ..errors import CheckpointError
-from .base import FormatMeta, Normalization
+from ..preprocessing import Normalization
+from .base import FormatMeta
 
 
 

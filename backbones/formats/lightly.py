@@ -11,7 +11,8 @@ from typing import Any
 
 import torch
 
-from .base import IMAGENET, UNIQUE, Extraction, FormatSpec, Match, register_format
+from ..preprocessing import IMAGENET
+from .base import UNIQUE, Extraction, FormatSpec, Match
 from .keys import find_state_dict, has_prefix, make_meta, require_state_dict, take
 from .solo_learn import LIGHTLY_PARTS, has_numeric_backbone
 
@@ -62,15 +63,13 @@ def extract(obj: Any) -> Extraction:
     return Extraction(kept, dropped, make_meta(container, sd, obj, normalization=IMAGENET, variant=variant))
 
 
-SPEC = register_format(
-    FormatSpec(
-        name="lightly",
-        title="lightly (Lightning or state dict)",
-        detect=detect,
-        extract=extract,
-        signal="backbone. keys with backbone_momentum./projection_head./prediction_head./online_classifier., or numeric backbone.N keys",
-        prefix="backbone. (numeric children mapped to conv1/bn1/layer1..4)",
-        drops="everything outside backbone. (momentum copies, projection/prediction heads, online classifier)",
-        archs="torchvision ResNets (resnet18/34/50...), resnet_small",
-    )
+SPEC = FormatSpec(
+    name="lightly",
+    title="lightly (Lightning or state dict)",
+    detect=detect,
+    extract=extract,
+    signal="backbone. keys with backbone_momentum./projection_head./prediction_head./online_classifier., or numeric backbone.N keys",
+    prefix="backbone. (numeric children mapped to conv1/bn1/layer1..4)",
+    drops="everything outside backbone. (momentum copies, projection/prediction heads, online classifier)",
+    archs="torchvision ResNets (resnet18/34/50...), resnet_small",
 )

@@ -4,7 +4,8 @@ from __future__ import annotations
 
 from typing import Any
 
-from .base import IMAGENET, UNIQUE, Extraction, FormatSpec, Match, register_format
+from ..preprocessing import IMAGENET
+from .base import UNIQUE, Extraction, FormatSpec, Match
 from .keys import count_prefix, find_state_dict, make_meta, require_state_dict, take
 
 _PREFIXES = ("module.encoder_q.", "encoder_q.")  # DDP-trained, or trained without DDP (moco#84)
@@ -47,15 +48,13 @@ def extract(obj: Any) -> Extraction:
     return Extraction(kept, dropped, meta)
 
 
-SPEC = register_format(
-    FormatSpec(
-        name="moco",
-        title="MoCo v1/v2",
-        detect=detect,
-        extract=extract,
-        signal="keys start with module.encoder_q. (or encoder_q.), usually under 'state_dict'",
-        prefix="module.encoder_q. / encoder_q.",
-        drops="encoder_q.fc* (v1 linear, v2 fc.0/fc.2 MLP), encoder_k.*, queue, queue_ptr",
-        archs="resnet50 (any torchvision-key ResNet, resnet_small)",
-    )
+SPEC = FormatSpec(
+    name="moco",
+    title="MoCo v1/v2",
+    detect=detect,
+    extract=extract,
+    signal="keys start with module.encoder_q. (or encoder_q.), usually under 'state_dict'",
+    prefix="module.encoder_q. / encoder_q.",
+    drops="encoder_q.fc* (v1 linear, v2 fc.0/fc.2 MLP), encoder_k.*, queue, queue_ptr",
+    archs="resnet50 (any torchvision-key ResNet, resnet_small)",
 )

@@ -9,7 +9,8 @@ from __future__ import annotations
 from typing import Any
 
 from ..errors import CheckpointError
-from .base import IMAGENET, STRONG, UNIQUE, Extraction, FormatSpec, Match, register_format
+from ..preprocessing import IMAGENET
+from .base import STRONG, UNIQUE, Extraction, FormatSpec, Match
 from .keys import count_prefix, find_state_dict, looks_like_vit, make_meta, require_state_dict, strip_common, take
 
 _PREFIXES = ("module.base_encoder.", "base_encoder.")
@@ -79,15 +80,13 @@ def extract(obj: Any) -> Extraction:
     return Extraction(kept, dropped, meta)
 
 
-SPEC = register_format(
-    FormatSpec(
-        name="moco_v3",
-        title="MoCo v3 (ResNet-50, ViT-S/B)",
-        detect=detect,
-        extract=extract,
-        signal="keys start with module.base_encoder. (+ momentum_encoder, predictor); or a ViT main_lincls file (arch vit_*, best_acc1)",
-        prefix="module.base_encoder. / base_encoder. (lincls: module.)",
-        drops="base_encoder.fc* (ResNet) or base_encoder.head* (ViT), momentum_encoder.*, predictor.*",
-        archs="resnet50, vit_small_patch16_mocov3 (12 heads), vit_base_patch16",
-    )
+SPEC = FormatSpec(
+    name="moco_v3",
+    title="MoCo v3 (ResNet-50, ViT-S/B)",
+    detect=detect,
+    extract=extract,
+    signal="keys start with module.base_encoder. (+ momentum_encoder, predictor); or a ViT main_lincls file (arch vit_*, best_acc1)",
+    prefix="module.base_encoder. / base_encoder. (lincls: module.)",
+    drops="base_encoder.fc* (ResNet) or base_encoder.head* (ViT), momentum_encoder.*, predictor.*",
+    archs="resnet50, vit_small_patch16_mocov3 (12 heads), vit_base_patch16",
 )

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from .base import ANY, GENERIC, Extraction, FormatSpec, Match, register_format
+from .base import ANY, GENERIC, Extraction, FormatSpec, Match
 from .keys import classifier_prefixes, find_state_dict, looks_like_resnet, looks_like_vit, make_meta, require_state_dict, strip_common, take
 
 _WRAPPERS = ("state_dict", "model")
@@ -60,16 +60,14 @@ def extract(obj: Any) -> Extraction:
     return Extraction(kept, dropped, meta)
 
 
-SPEC = register_format(
-    FormatSpec(
-        name="plain",
-        title="plain torchvision/timm state dict",
-        detect=detect,
-        extract=extract,
-        signal="a state dict (optionally under 'state_dict'/'model', optionally module.-prefixed) of torchvision ResNet or timm ViT keys; any other tensor dict needs --arch",
-        prefix="module. if every key has it (forced with --format plain: any shared prefix hiding ResNet/ViT keys)",
-        drops="fc.* (ResNet classifier) / head.* (ViT classifier)",
-        archs="every registered architecture, plugins included",
-        normalization="the architecture's default (ImageNet mean/std)",
-    )
+SPEC = FormatSpec(
+    name="plain",
+    title="plain torchvision/timm state dict",
+    detect=detect,
+    extract=extract,
+    signal="a state dict (optionally under 'state_dict'/'model', optionally module.-prefixed) of torchvision ResNet or timm ViT keys; any other tensor dict needs --arch",
+    prefix="module. if every key has it (forced with --format plain: any shared prefix hiding ResNet/ViT keys)",
+    drops="fc.* (ResNet classifier) / head.* (ViT classifier)",
+    archs="every registered architecture, plugins included",
+    normalization="the architecture's default (ImageNet mean/std)",
 )

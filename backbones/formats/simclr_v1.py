@@ -8,7 +8,8 @@ from __future__ import annotations
 
 from typing import Any
 
-from .base import RAW, STRONG, Extraction, FormatSpec, Match, register_format
+from ..preprocessing import RAW
+from .base import STRONG, Extraction, FormatSpec, Match
 from .keys import looks_like_resnet, make_meta, require_state_dict, take
 
 
@@ -33,16 +34,14 @@ def extract(obj: Any) -> Extraction:
     return Extraction(kept, dropped, meta)
 
 
-SPEC = register_format(
-    FormatSpec(
-        name="simclr_v1",
-        title="SimCLR v1 (tonylins/simclr-converter)",
-        detect=detect,
-        extract=extract,
-        signal="exactly one top-level entry 'state_dict' holding unprefixed torchvision ResNet keys and fc.*",
-        prefix="none",
-        drops="fc.* (supervised head; its bias is not even converted)",
-        archs="resnet50, resnet50w2, resnet50w4 (every width x k incl. stem)",
-        normalization="none: RGB in [0, 1]",
-    )
+SPEC = FormatSpec(
+    name="simclr_v1",
+    title="SimCLR v1 (tonylins/simclr-converter)",
+    detect=detect,
+    extract=extract,
+    signal="exactly one top-level entry 'state_dict' holding unprefixed torchvision ResNet keys and fc.*",
+    prefix="none",
+    drops="fc.* (supervised head; its bias is not even converted)",
+    archs="resnet50, resnet50w2, resnet50w4 (every width x k incl. stem)",
+    normalization="none: RGB in [0, 1]",
 )

@@ -8,7 +8,8 @@ from __future__ import annotations
 
 from typing import Any
 
-from .base import RAW, UNIQUE, Extraction, FormatSpec, Match, register_format
+from ..preprocessing import RAW
+from .base import UNIQUE, Extraction, FormatSpec, Match
 from .keys import is_state_dict, make_meta, require_state_dict, take
 
 
@@ -33,16 +34,14 @@ def extract(obj: Any) -> Extraction:
     return Extraction(kept, dropped, meta)
 
 
-SPEC = register_format(
-    FormatSpec(
-        name="simclr_v2",
-        title="SimCLR v2 (Separius/SimCLRv2-Pytorch)",
-        detect=detect,
-        extract=extract,
-        signal="top-level 'resnet' (net.0.* stem, net.{1..4}.blocks.*) and 'head' entries",
-        prefix="none (converter key names kept)",
-        drops="resnet fc.* (supervised head); the 'head' entry (projection head)",
-        archs="simclr_v2_r{50,101,152}_{1,2,3}x_sk{0,1}",
-        normalization="none: RGB in [0, 1]",
-    )
+SPEC = FormatSpec(
+    name="simclr_v2",
+    title="SimCLR v2 (Separius/SimCLRv2-Pytorch)",
+    detect=detect,
+    extract=extract,
+    signal="top-level 'resnet' (net.0.* stem, net.{1..4}.blocks.*) and 'head' entries",
+    prefix="none (converter key names kept)",
+    drops="resnet fc.* (supervised head); the 'head' entry (projection head)",
+    archs="simclr_v2_r{50,101,152}_{1,2,3}x_sk{0,1}",
+    normalization="none: RGB in [0, 1]",
 )

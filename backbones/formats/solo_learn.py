@@ -8,7 +8,8 @@ from __future__ import annotations
 
 from typing import Any
 
-from .base import CIFAR, IMAGENET, UNIQUE, Extraction, FormatSpec, Match, register_format
+from ..preprocessing import CIFAR, IMAGENET
+from .base import UNIQUE, Extraction, FormatSpec, Match
 from .keys import count_prefix, find_state_dict, has_prefix, make_meta, require_state_dict, take
 
 _METHOD_PARTS = ("momentum_backbone.", "projector.", "momentum_projector.", "predictor.", "classifier.", "momentum_classifier.")
@@ -53,16 +54,14 @@ def extract(obj: Any) -> Extraction:
     return Extraction(kept, dropped, meta)
 
 
-SPEC = register_format(
-    FormatSpec(
-        name="solo_learn",
-        title="solo-learn (Lightning)",
-        detect=detect,
-        extract=extract,
-        signal="state_dict with backbone. (or encoder.) plus momentum_backbone./projector./classifier./predictor.",
-        prefix="backbone. (older: encoder.)",
-        drops="everything outside backbone. (projector, predictor, momentum_*, classifier, queue)",
-        archs="resnet18/50, resnet18_cifar/resnet50_cifar, vit_small_patch16, vit_base_patch16",
-        normalization="ImageNet mean/std; CIFAR stem: CIFAR mean/std, 32 px",
-    )
+SPEC = FormatSpec(
+    name="solo_learn",
+    title="solo-learn (Lightning)",
+    detect=detect,
+    extract=extract,
+    signal="state_dict with backbone. (or encoder.) plus momentum_backbone./projector./classifier./predictor.",
+    prefix="backbone. (older: encoder.)",
+    drops="everything outside backbone. (projector, predictor, momentum_*, classifier, queue)",
+    archs="resnet18/50, resnet18_cifar/resnet50_cifar, vit_small_patch16, vit_base_patch16",
+    normalization="ImageNet mean/std; CIFAR stem: CIFAR mean/std, 32 px",
 )

@@ -7,7 +7,8 @@ from __future__ import annotations
 
 from typing import Any
 
-from .base import SWAV, UNIQUE, Extraction, FormatSpec, Match, register_format
+from ..preprocessing import SWAV
+from .base import UNIQUE, Extraction, FormatSpec, Match
 from .keys import count_prefix, find_state_dict, looks_like_resnet, make_meta, require_state_dict, strip_common, take
 
 _HEADS = ("projection_head.", "prototypes.")
@@ -40,16 +41,14 @@ def extract(obj: Any) -> Extraction:
     return Extraction(kept, dropped, meta)
 
 
-SPEC = register_format(
-    FormatSpec(
-        name="swav",
-        title="SwAV / DeepCluster-v2 / SeLa-v2",
-        detect=detect,
-        extract=extract,
-        signal="module.prototypes* and/or module.projection_head.* next to torchvision ResNet keys",
-        prefix="module.",
-        drops="projection_head.*, prototypes* (no fc is stored)",
-        archs="resnet50, resnet50w2/w4/w5",
-        normalization="mean ImageNet, std (0.228, 0.224, 0.225)",
-    )
+SPEC = FormatSpec(
+    name="swav",
+    title="SwAV / DeepCluster-v2 / SeLa-v2",
+    detect=detect,
+    extract=extract,
+    signal="module.prototypes* and/or module.projection_head.* next to torchvision ResNet keys",
+    prefix="module.",
+    drops="projection_head.*, prototypes* (no fc is stored)",
+    archs="resnet50, resnet50w2/w4/w5",
+    normalization="mean ImageNet, std (0.228, 0.224, 0.225)",
 )

@@ -9,7 +9,7 @@ from __future__ import annotations
 from typing import Any
 
 from . import _projector
-from .base import Extraction, FormatSpec, Match, register_format
+from .base import Extraction, FormatSpec, Match
 
 
 def detect(obj: Any) -> Match | None:
@@ -20,15 +20,13 @@ def extract(obj: Any) -> Extraction:
     return _projector.extract(obj, title="VICReg")
 
 
-SPEC = register_format(
-    FormatSpec(
-        name="vicreg",
-        title="VICReg",
-        detect=detect,
-        extract=extract,
-        signal="'model' with module.backbone. and module.projector., no module.bn. (the backbone-only file is a plain state dict)",
-        prefix="module.backbone. (full checkpoint)",
-        drops="module.projector.*",
-        archs="resnet50, resnet50w2 (x2), resnet200w2",
-    )
+SPEC = FormatSpec(
+    name="vicreg",
+    title="VICReg",
+    detect=detect,
+    extract=extract,
+    signal="'model' with module.backbone. and module.projector., no module.bn. (the backbone-only file is a plain state dict)",
+    prefix="module.backbone. (full checkpoint)",
+    drops="module.projector.*",
+    archs="resnet50, resnet50w2 (x2), resnet200w2",
 )

@@ -5,7 +5,8 @@ from __future__ import annotations
 from typing import Any
 
 from ..errors import CheckpointError
-from .base import IMAGENET, UNIQUE, Extraction, FormatSpec, Match, register_format
+from ..preprocessing import IMAGENET
+from .base import UNIQUE, Extraction, FormatSpec, Match
 from .keys import count_prefix, describe_top, find_state_dict, is_state_dict, make_meta, take
 
 _BLOCKS = "_feature_blocks."
@@ -51,16 +52,14 @@ def extract(obj: Any) -> Extraction:
     return Extraction(kept, dropped, meta)
 
 
-SPEC = register_format(
-    FormatSpec(
-        name="vissl",
-        title="VISSL",
-        detect=detect,
-        extract=extract,
-        signal="classy_state_dict (base_model.model.trunk), or _feature_blocks. keys",
-        prefix="_feature_blocks. (trunk)",
-        drops="heads.*; optimizer, meter and loss state (MoCo queue)",
-        archs="torchvision ResNets, resnet50w2/w4/w5",
-        normalization="ImageNet mean/std (also for VISSL-trained SimCLR)",
-    )
+SPEC = FormatSpec(
+    name="vissl",
+    title="VISSL",
+    detect=detect,
+    extract=extract,
+    signal="classy_state_dict (base_model.model.trunk), or _feature_blocks. keys",
+    prefix="_feature_blocks. (trunk)",
+    drops="heads.*; optimizer, meter and loss state (MoCo queue)",
+    archs="torchvision ResNets, resnet50w2/w4/w5",
+    normalization="ImageNet mean/std (also for VISSL-trained SimCLR)",
 )

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 import torch.nn as nn
 
-from backbones.small_resnet import SmallResNet
+from backbones.archs.small_resnet import SmallResNet
 from tests.backbones.layouts import seeded, torchvision_resnet, vit_small
 
 

@@ -12,10 +12,10 @@ from torchvision.models.resnet import Bottleneck
 import backbones
 from backbones.archmatch import choose_arch, shapes_of
 from backbones.archs.resnets import ScaledResNet
-from backbones.small_resnet import SmallResNet
+from backbones.archs.small_resnet import SmallResNet
 from tests.backbones.layouts import assert_same_features, save, state, torchvision_resnet
 
-AUTO_ARCHS = [a.name for a in backbones.list_archs() if a.origin == "builtin" and a.detection != "hint"]
+AUTO_ARCHS = [a.name for a in backbones.list_archs() if a.origin == "builtin" and a.detection.mode != "hint"]
 
 
 def meta_shapes(name: str, **kwargs) -> dict[str, tuple]:

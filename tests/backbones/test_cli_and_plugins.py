@@ -15,7 +15,7 @@ import torch.nn as nn
 import backbones
 from backbones import registry
 from backbones.formats import base as format_base
-from backbones.small_resnet import SmallResNet
+from backbones.archs.small_resnet import SmallResNet
 from probe import cli
 from probe.errors import ProbeValueError
 from tests.backbones.layouts import assert_same_features, save, state
@@ -92,7 +92,7 @@ def test_list_shows_formats_and_architectures(capsys):
 
 
 def test_decorator_registration(private_registries, tmp_path, capsys):
-    @backbones.register("tiny_test_net", input_size=32, mean=None, std=None, agf_supported=True)
+    @backbones.register("tiny_test_net", preprocessing=backbones.Preprocessing(32, backbones.RAW), agf_supported=True)
     def tiny_test_net() -> nn.Module:
         """Two convolutions and a pooled output."""
         return nn.Sequential(nn.Conv2d(3, 8, 3), nn.ReLU(), nn.Conv2d(8, 6, 3), nn.AdaptiveAvgPool2d(1), nn.Flatten())
@@ -148,7 +148,7 @@ def plugin_arch():
     return nn.Sequential(nn.Conv2d(3, 5, 3), nn.AdaptiveAvgPool2d(1), nn.Flatten())
 
 
-@backbones.register("plugin_deco_arch", input_size=32)
+@backbones.register("plugin_deco_arch", preprocessing=backbones.Preprocessing(input_size=32))
 def plugin_deco_arch():
     """Registered by decorator when the plugin module is imported."""
     return nn.Sequential(nn.Conv2d(3, 4, 1), nn.AdaptiveAvgPool2d(1), nn.Flatten())

@@ -10,7 +10,7 @@ import backbones
 from backbones import ArchitectureError
 from probe.errors import ProbeValueError
 from backbones.archmatch import compare, shapes_of, signature
-from backbones.small_resnet import SmallResNet
+from backbones.archs.small_resnet import SmallResNet
 from tests.backbones.layouts import save, state
 
 

@@ -8,7 +8,7 @@ import pytest
 import torch
 
 import backbones
-from backbones.small_resnet import SmallResNet
+from backbones.archs.small_resnet import SmallResNet
 from demo_tiny import TINY_ARCH, tiny_recipe
 from probe.demo import checkpoints
 from probe.demo.measure import preprocess
@@ -18,7 +18,9 @@ from probe.demo.pretrain import pretrain, recipe
 EXPECTED_FORMAT = {method: fmt for method, (_, fmt) in checkpoints.FILES.items()}
 
 
-@backbones.register("resnet_small_demo_test", input_size=32, description="tiny SmallResNet for tests")
+@backbones.register(
+    "resnet_small_demo_test", preprocessing=backbones.Preprocessing(input_size=32), description="tiny SmallResNet for tests"
+)
 def _tiny(**kwargs) -> SmallResNet:
     return SmallResNet(**{**TINY_ARCH, **kwargs})
 

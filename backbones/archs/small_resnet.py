@@ -6,13 +6,18 @@ Key names follow torchvision's ResNet (``conv1``, ``bn1``, ``layer1.0.conv1``, .
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from typing import Sequence
 
 import torch
 import torch.nn as nn
 from torchvision.models.resnet import BasicBlock
 
-from .registry import register
+from ..preprocessing import Preprocessing
+from ..registry import Detection, register
+from .resnets import block_counts
+
+DEFAULTS = {"widths": (16, 32, 64, 128), "layers": (1, 1, 1, 1), "stem": "cifar"}
 
 
 class SmallResNet(nn.Module):
@@ -24,9 +29,9 @@ class SmallResNet(nn.Module):
 
     def __init__(
         self,
-        widths: Sequence[int] = (16, 32, 64, 128),
-        layers: Sequence[int] = (1, 1, 1, 1),
-        stem: str = "cifar",
+        widths: Sequence[int] = DEFAULTS["widths"],
+        layers: Sequence[int] = DEFAULTS["layers"],
+        stem: str = DEFAULTS["stem"],
     ) -> None:
         super().__init__()
         if len(widths) != 4 or len(layers) != 4:
@@ -70,7 +75,26 @@ class SmallResNet(nn.Module):
         return self.fc(torch.flatten(self.avgpool(x), 1))
 
 
-@register("resnet_small", input_size=64, description="small ResNet (BasicBlock, widths 16-128, CIFAR stem) for 64 px images")
+def small_resnet_kwargs(shapes: Mapping[str, tuple]) -> dict | None:
+    """widths/layers/stem (those that differ from the defaults) from checkpoint shapes; None if not this family."""
+    conv1 = shapes.get("conv1.weight")
+    if conv1 is None or len(conv1) != 4 or conv1[-1] not in (3, 7) or any(k.endswith(".conv3.weight") for k in shapes):
+        return None
+    firsts = [shapes.get(f"layer{index}.0.conv1.weight") for index in range(1, 5)]
+    if any(first is None for first in firsts):
+        return None
+    widths = tuple(first[0] for first in firsts)
+    found = {"widths": widths, "layers": block_counts(shapes), "stem": "cifar" if conv1[-1] == 3 else "imagenet"}
+    return {k: v for k, v in found.items() if DEFAULTS[k] != v}
+
+
+# It takes any widths, so detection tries it only when no fixed ResNet fits.
+@register(
+    "resnet_small",
+    preprocessing=Preprocessing(input_size=64),
+    detection=Detection(mode="fallback", infer_kwargs=small_resnet_kwargs),
+    description="small ResNet (BasicBlock, widths 16-128, CIFAR stem) for 64 px images",
+)
 def resnet_small(**kwargs) -> SmallResNet:
     """Small ResNet for 64 px images: widths 16/32/64/128, one BasicBlock per stage, CIFAR stem."""
     return SmallResNet(**kwargs)
