@@ -7,10 +7,9 @@ shape agrees. The same comparison, against a chosen architecture, lists the left
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from functools import lru_cache
-from typing import Callable
 
 import torch
 
@@ -118,7 +117,9 @@ def compare(expected: Mapping[str, tuple], found: Mapping[str, tuple]) -> KeyDif
     """Keys/shapes of an architecture vs a checkpoint; missing ``num_batches_tracked`` is fine."""
     missing = tuple(k for k in expected if k not in found and not k.endswith("num_batches_tracked"))
     unexpected = tuple(k for k in found if k not in expected)
-    mismatched = tuple((k, found[k], expected[k]) for k in expected if k in found and tuple(found[k]) != tuple(expected[k]))
+    mismatched = tuple(
+        (k, found[k], expected[k]) for k in expected if k in found and tuple(found[k]) != tuple(expected[k])
+    )
     return KeyDiff(missing, unexpected, mismatched)
 
 
@@ -186,7 +187,8 @@ def choose_arch(
         spec, kwargs, _ = hinted[0]
         return ArchChoice(spec, kwargs, ("every key and shape matches", "preferred by the checkpoint format"))
     candidates = [f for f in fits if f[0].detection.mode != "hint"]
-    # A fallback family counts as specific when it fits with its defaults; with inferred arguments only if nothing else fits.
+    # A fallback family counts as specific when it fits with its defaults;
+    # with inferred arguments, only if nothing else fits.
     specific = [f for f in candidates if f[0].detection.mode == "auto" or not f[1]]
     pool = specific or candidates
     if len(pool) > 1:
@@ -205,5 +207,7 @@ def choose_arch(
     closest = "; ".join(f"{spec.name}: {diff.describe(3)}" for spec, _, diff in near[:3])
     raise ArchitectureError(
         f"{path}: no registered architecture matches the weights ({len(shapes)} tensors, first keys "
-        f"{_listing(list(shapes), 3)})" + (f". Closest: {closest}" if closest else "") + ". Pass arch= if it is a registered one"
+        f"{_listing(list(shapes), 3)})"
+        + (f". Closest: {closest}" if closest else "")
+        + ". Pass arch= if it is a registered one"
     )

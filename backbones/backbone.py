@@ -78,7 +78,10 @@ class Backbone(nn.Module):
 
     def extra_repr(self) -> str:
         norm = "[0, 1] input" if self.mean is None else f"mean={self.mean}, std={self.std}"
-        return f"arch={self.arch}, format={self.format}, feature_dim={self.feature_dim}, input_size={self.input_size}, {norm}"
+        return (
+            f"arch={self.arch}, format={self.format}, feature_dim={self.feature_dim}, "
+            f"input_size={self.input_size}, {norm}"
+        )
 
 
 def random_like(backbone: Backbone, seed: int) -> Backbone:

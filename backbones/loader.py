@@ -99,7 +99,9 @@ def _plan(path: str | os.PathLike, format: str | None, arch: str | None) -> _Pla
         raise
     except Exception as exc:  # a constructor rejecting the arguments read from the shapes
         arch_error = f"{raw.path}: cannot build architecture {arch!r} for these weights: {exc}"
-    return _Plan(raw, file_sha256(raw.path), choice, extraction, state_dict, arch_choice, arch_error, expected, diff, nonfinite)
+    return _Plan(
+        raw, file_sha256(raw.path), choice, extraction, state_dict, arch_choice, arch_error, expected, diff, nonfinite
+    )
 
 
 def _caveats(plan: _Plan) -> list[str]:
@@ -180,7 +182,9 @@ def _with_bn_counters(state_dict: dict[str, torch.Tensor], expected: dict[str, t
     return full
 
 
-def _instantiate(choice: ArchChoice, state_dict: dict[str, torch.Tensor], expected: dict[str, tuple]) -> torch.nn.Module:
+def _instantiate(
+    choice: ArchChoice, state_dict: dict[str, torch.Tensor], expected: dict[str, tuple]
+) -> torch.nn.Module:
     """Build the architecture with the checkpoint's tensors, skipping the random initialisation when possible."""
     full = _with_bn_counters(state_dict, expected)
     with torch.device("meta"):
@@ -209,7 +213,9 @@ def _check_features(backbone: Backbone, path: Path) -> int:
             if size == backbone.input_size:
                 raise
     if not bool(torch.isfinite(features).all()):
-        raise CheckpointError(f"{path}: the loaded backbone produces NaN/inf features on a probe batch (broken BatchNorm statistics?)")
+        raise CheckpointError(
+            f"{path}: the loaded backbone produces NaN/inf features on a probe batch (broken BatchNorm statistics?)"
+        )
     if float(features.var(dim=0).max()) <= 1e-12:
         warnings.warn(
             f"{path}: features have zero variance across a random probe batch (all {features.shape[-1]} dims constant, "

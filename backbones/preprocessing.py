@@ -28,7 +28,9 @@ class Normalization:
 
     def __post_init__(self) -> None:
         if (self.mean is None) != (self.std is None):
-            raise ProbeValueError(f"mean and std must both be given or both be None, got mean={self.mean}, std={self.std}")
+            raise ProbeValueError(
+                f"mean and std must both be given or both be None, got mean={self.mean}, std={self.std}"
+            )
         for name in ("mean", "std"):
             value = getattr(self, name)
             if value is not None:
@@ -103,7 +105,9 @@ class Preprocessing:
         if self.crop_pct is not None and not 0 < self.crop_pct <= 1:
             raise ProbeValueError(f"crop_pct must be in (0, 1], got {self.crop_pct}")
         if self.interpolation not in INTERPOLATIONS:
-            raise ProbeValueError(f"interpolation must be one of {', '.join(INTERPOLATIONS)}, got {self.interpolation!r}")
+            raise ProbeValueError(
+                f"interpolation must be one of {', '.join(INTERPOLATIONS)}, got {self.interpolation!r}"
+            )
 
     @property
     def mean(self) -> RGB | None:

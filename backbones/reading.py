@@ -98,7 +98,11 @@ def read_checkpoint(path: str | os.PathLike) -> RawCheckpoint:
     if not p.exists():
         raise CheckpointError(f"{p}: no such file")
     if p.is_dir():
-        inside = sorted(q.name for q in p.iterdir() if q.suffix in {".pth", ".pt", ".tar", ".ckpt", ".torch", ".safetensors", ".bin"})
+        inside = sorted(
+            q.name
+            for q in p.iterdir()
+            if q.suffix in {".pth", ".pt", ".tar", ".ckpt", ".torch", ".safetensors", ".bin"}
+        )
         hint = f"; checkpoint-like files inside: {', '.join(inside[:8])}" if inside else ""
         raise CheckpointError(f"{p} is a directory, not a checkpoint file; pass the file itself{hint}")
     kind = sniff(p)
@@ -114,7 +118,9 @@ def read_checkpoint(path: str | os.PathLike) -> RawCheckpoint:
     if kind == "pickle":
         raise UnsafeCheckpointError(_plain_pickle_message(p))
     if kind == "hdf5":
-        raise CheckpointError(f"{p} is an HDF5 file (Keras/TensorFlow weights); only PyTorch and .safetensors checkpoints are supported")
+        raise CheckpointError(
+            f"{p} is an HDF5 file (Keras/TensorFlow weights); only PyTorch and .safetensors checkpoints are supported"
+        )
     if kind in ("tar", "gzip"):
         raise CheckpointError(f"{p} is a {kind} archive, not a checkpoint: extract the checkpoint file from it first")
     with open(p, "rb") as handle:
@@ -137,7 +143,10 @@ def _check_torch_zip(path: Path) -> None:
     shown = ", ".join(names[:5]) + (" ..." if len(names) > 5 else "")
     what = "a zip archive but not a torch checkpoint"
     if any(".index" in n or ".data-" in n or n.endswith("saved_model.pb") for n in names):
-        what += " (it looks like a TensorFlow checkpoint: convert it to PyTorch first, e.g. SimCLR with tonylins/simclr-converter)"
+        what += (
+            " (it looks like a TensorFlow checkpoint: convert it to PyTorch first, "
+            "e.g. SimCLR with tonylins/simclr-converter)"
+        )
     elif names and all(n.endswith(".npy") for n in names):
         what += " (it looks like a numpy .npz archive)"
     raise CheckpointError(f"{path} is {what}; it contains: {shown}")
@@ -150,7 +159,9 @@ def _torch_load(path: Path) -> Any:
     except pickle.UnpicklingError as exc:
         text = str(exc)
         if "Weights only load failed" not in text:
-            raise CheckpointError(f"{path} is truncated or corrupt: {text.splitlines()[0] if text else exc!r}") from None
+            raise CheckpointError(
+                f"{path} is truncated or corrupt: {text.splitlines()[0] if text else exc!r}"
+            ) from None
         raise UnsafeCheckpointError(_refused_global_message(path, text)) from None
     except UnsafeCheckpointError:
         raise
@@ -169,7 +180,8 @@ def _refused_global_message(path: Path, text: str) -> str:
             what += " (omegaconf config objects in Lightning hyper_parameters)"
     else:
         detail = next((line.strip() for line in text.splitlines() if "WeightsUnpickler error" in line), "")
-        what = f"it contains pickle content that weights-only loading refuses ({detail.removeprefix('WeightsUnpickler error: ')})"
+        detail = detail.removeprefix("WeightsUnpickler error: ")
+        what = f"it contains pickle content that weights-only loading refuses ({detail})"
     return (
         f"refused to load {path}: {what}; loading it would run code from the file. "
         f"Only tensors, containers and a few benign types are accepted; {CONVERT_HINT}"
@@ -218,7 +230,8 @@ def _plain_pickle_message(path: Path) -> str:
     return (
         f"refused to load {path}: it is a plain Python pickle (protocol {protocol}), not a PyTorch checkpoint"
         + (f"; {'; '.join(clues)}" if clues else "")
-        + "." + origin
+        + "."
+        + origin
         + " Unpickling it would run arbitrary code (and needs the libraries that wrote it), so ssl-probe never does. "
         "Convert it offline in a trusted environment to a PyTorch state dict (for BYOL: chigur/byol-convert, "
         "then load the resulting .pth.tar, format 'byol'); see docs/BACKBONES.md."

@@ -12,8 +12,8 @@ the ``probe.backbones`` entry-point group of their own distribution (``backbones
 
 from __future__ import annotations
 
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
-from typing import Callable, Mapping
 
 import torch.nn as nn
 

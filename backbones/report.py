@@ -69,7 +69,14 @@ class CheckpointReport:
             ("input size", str(self.input_size) if self.input_size is not None else "-"),
             ("normalisation", norm),
             ("preprocess", self.preprocess or "-"),
-            ("AGF", "-" if self.agf_supported is None else "supported" if self.agf_supported else "not supported for this architecture"),
+            (
+                "AGF",
+                "-"
+                if self.agf_supported is None
+                else "supported"
+                if self.agf_supported
+                else "not supported for this architecture",
+            ),
             ("dropped (heads)", ", ".join(self.dropped_summary) or "none"),
             ("ignored entries", ", ".join(self.ignored_entries) or "none"),
             ("leftover keys", self._leftovers() or "none"),
@@ -89,14 +96,20 @@ class CheckpointReport:
 
     def _leftovers(self) -> str:
         parts = []
-        for label, items in (("missing", self.missing), ("unexpected", self.unexpected), ("shape mismatch", self.mismatched)):
+        for label, items in (
+            ("missing", self.missing),
+            ("unexpected", self.unexpected),
+            ("shape mismatch", self.mismatched),
+        ):
             if items:
-                parts.append(f"{label}: {', '.join(items[:10])}" + (f" ... (+{len(items) - 10})" if len(items) > 10 else ""))
+                parts.append(
+                    f"{label}: {', '.join(items[:10])}" + (f" ... (+{len(items) - 10})" if len(items) > 10 else "")
+                )
         return "; ".join(parts)
 
 
 def summarize_dropped(dropped: list[str], all_keys: tuple[str, ...]) -> list[str]:
-    """Group dropped keys under the shortest dotted prefix that no kept key shares, e.g. ``module.encoder_k.* (320)``."""
+    """Group dropped keys under the shortest dotted prefix no kept key shares, e.g. ``module.encoder_k.* (320)``."""
     dropped_set = set(dropped)
     kept_prefixes = set()
     for key in all_keys:

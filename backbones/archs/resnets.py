@@ -6,8 +6,7 @@ BatchNorm2d, ReLU, MaxPool2d, AdaptiveAvgPool2d and residual adds only.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
-from typing import Callable
+from collections.abc import Callable, Mapping
 
 import torch
 import torch.nn as nn
@@ -68,9 +67,7 @@ class ScaledResNet(nn.Module):
 
 def block_counts(shapes: Mapping[str, tuple], prefix: str = "layer", depth: int = 1) -> tuple[int, ...]:
     """Blocks per stage from key names (``layer{i}.{block}.``, or another numbering at ``depth``)."""
-    return tuple(
-        len({k.split(".")[depth] for k in shapes if k.startswith(f"{prefix}{i}.")}) for i in range(1, 5)
-    )
+    return tuple(len({k.split(".")[depth] for k in shapes if k.startswith(f"{prefix}{i}.")}) for i in range(1, 5))
 
 
 def with_blocks(layers: tuple[int, ...]) -> Callable[[Mapping[str, tuple]], dict | None]:
@@ -137,4 +134,12 @@ for _name, _block, _layers in (("resnet18_cifar", BasicBlock, (2, 2, 2, 2)), ("r
         _name,
         preprocessing=Preprocessing(input_size=32, normalization=CIFAR),
         detection=Detection(infer_kwargs=with_blocks(_layers), note=_CIFAR_NOTE),
-    )(_scaled(_block, list(_layers), 1, "cifar", f"ResNet-{_name[6:8]} with solo-learn's CIFAR stem (3x3 conv, padding 2, no max-pool)."))
+    )(
+        _scaled(
+            _block,
+            list(_layers),
+            1,
+            "cifar",
+            f"ResNet-{_name[6:8]} with solo-learn's CIFAR stem (3x3 conv, padding 2, no max-pool).",
+        )
+    )

@@ -69,9 +69,13 @@ class Bottleneck(nn.Module):
         super().__init__()
         self.projection: nn.Module = Projection(cin, planes * 4, stride, selective) if project else nn.Identity()
         middle: list[nn.Module] = (
-            [SelectiveKernel(planes, planes, stride)] if selective else [_conv(planes, planes, stride=stride), _bn(planes)]
+            [SelectiveKernel(planes, planes, stride)]
+            if selective
+            else [_conv(planes, planes, stride=stride), _bn(planes)]
         )
-        self.net = nn.Sequential(_conv(cin, planes, 1), _bn(planes), *middle, _conv(planes, planes * 4, 1), _bn(planes * 4, relu=False))
+        self.net = nn.Sequential(
+            _conv(cin, planes, 1), _bn(planes), *middle, _conv(planes, planes * 4, 1), _bn(planes * 4, relu=False)
+        )
         self.act = nn.ReLU()
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
@@ -93,7 +97,13 @@ class Stage(nn.Module):
 def _stem(width: int, selective: bool) -> nn.Sequential:
     half = 64 * width // 2
     if selective:  # three 3x3 convolutions
-        convs: list[nn.Module] = [_conv(3, half, stride=2), _bn(half), _conv(half, half), _bn(half), _conv(half, 2 * half)]
+        convs: list[nn.Module] = [
+            _conv(3, half, stride=2),
+            _bn(half),
+            _conv(half, half),
+            _bn(half),
+            _conv(half, 2 * half),
+        ]
     else:
         convs = [_conv(3, 2 * half, 7, stride=2)]
     return nn.Sequential(*convs, _bn(2 * half), nn.MaxPool2d(3, stride=2, padding=1))
@@ -152,7 +162,9 @@ def _register_all() -> None:
                     family="simclr_v2",
                     detection=Detection(infer_kwargs=_fits(depth, width, sk)),
                     agf_supported=not sk,
-                    description=f"SimCLR v2 ResNet-{depth} {width}x, sk{sk} ({kind}), {2048 * width}-d; converter key names",
+                    description=(
+                        f"SimCLR v2 ResNet-{depth} {width}x, sk{sk} ({kind}), {2048 * width}-d; converter key names"
+                    ),
                 )(build)
 
 

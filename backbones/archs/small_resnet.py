@@ -6,8 +6,7 @@ Key names follow torchvision's ResNet (``conv1``, ``bn1``, ``layer1.0.conv1``, .
 
 from __future__ import annotations
 
-from collections.abc import Mapping
-from typing import Sequence
+from collections.abc import Mapping, Sequence
 
 import torch
 import torch.nn as nn

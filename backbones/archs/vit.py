@@ -8,8 +8,7 @@ their weights have identical shapes, so only the format can tell them apart.
 from __future__ import annotations
 
 import math
-from collections.abc import Mapping
-from typing import Callable
+from collections.abc import Callable, Mapping
 
 import torch.nn as nn
 

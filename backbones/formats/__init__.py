@@ -21,15 +21,34 @@ from .keys import describe_top, find_state_dict
 # The built-in formats: a module of this package each, registered in this order (the listing order).
 # A new format is one module with a `SPEC` and one entry here.
 BUILTIN = (
-    "moco", "moco_v3", "simclr_v1", "simclr_v2", "byol", "dino", "swav", "barlow_twins", "vicreg",
-    "solo_learn", "lightly", "vissl", "plain",
+    "moco",
+    "moco_v3",
+    "simclr_v1",
+    "simclr_v2",
+    "byol",
+    "dino",
+    "swav",
+    "barlow_twins",
+    "vicreg",
+    "solo_learn",
+    "lightly",
+    "vissl",
+    "plain",
 )
 for _name in BUILTIN:
     register_format(importlib.import_module(f"{__name__}.{_name}").SPEC)
 
 __all__ = [
-    "BUILTIN", "Extraction", "FormatChoice", "FormatMeta", "FormatSpec", "Match", "choose_format", "get_format",
-    "list_formats", "register_format",
+    "BUILTIN",
+    "Extraction",
+    "FormatChoice",
+    "FormatMeta",
+    "FormatSpec",
+    "Match",
+    "choose_format",
+    "get_format",
+    "list_formats",
+    "register_format",
 ]
 
 
@@ -102,7 +121,9 @@ def _unknown_message(obj: Any, path: str, claims: list[tuple[FormatSpec, Match]]
         evidence += f"{where}; first keys: {', '.join(keys[:4])}"
         hidden = plain.wrapper_prefix(found[1])
         if hidden:
-            evidence += f"; every key starts with {hidden!r}, behind which are ResNet/ViT keys (format='plain' strips it)"
+            evidence += (
+                f"; every key starts with {hidden!r}, behind which are ResNet/ViT keys (format='plain' strips it)"
+            )
     hint = " A dict of tensors can be loaded with format='plain' and an explicit arch=." if claims else ""
     names = ", ".join(s.name for s in list_formats())
     return (

@@ -21,7 +21,9 @@ SPEC = FormatSpec(
     title="Barlow Twins",
     detect=detect,
     extract=extract,
-    signal="'model' with module.backbone., module.projector. and module.bn. (the backbone-only file is a plain state dict)",
+    signal=(
+        "'model' with module.backbone., module.projector. and module.bn. (the backbone-only file is a plain state dict)"
+    ),
     prefix="module.backbone. (full checkpoint)",
     drops="module.projector.*, module.bn.*",
     archs="resnet50",

@@ -25,14 +25,16 @@ def detect(obj: Any) -> Match | None:
     found = find_state_dict(obj, "state_dict")
     if found is not None and _learner_prefix(found[1]):
         sd = found[1]
-        return Match(UNIQUE, (f"BYOL learner keys: {_learner_prefix(sd)!r}, online_encoder.projector / online_predictor",))
+        return Match(
+            UNIQUE, (f"BYOL learner keys: {_learner_prefix(sd)!r}, online_encoder.projector / online_predictor",)
+        )
     if is_state_dict(obj) and looks_like_resnet(obj) and "fc.weight" in obj:
         if not any(k.endswith("num_batches_tracked") for k in obj):
             return Match(
                 STRONG,
                 (
-                    "raw torchvision ResNet state dict with fc.* and no BatchNorm num_batches_tracked (byol-convert layout;"
-                    " old torchvision files look the same and load identically)",
+                    "raw torchvision ResNet state dict with fc.* and no BatchNorm num_batches_tracked "
+                    "(byol-convert layout; old torchvision files look the same and load identically)",
                 ),
             )
     return None

@@ -18,7 +18,9 @@ def detect(obj: Any) -> Match | None:
     if isinstance(obj, dict) and is_state_dict(obj.get("teacher")) and "student" in obj:
         teacher = obj["teacher"]
         kind = "ViT" if any(k.endswith("cls_token") for k in teacher) else "ResNet"
-        return Match(UNIQUE, ("top-level 'teacher' and 'student' entries (full training checkpoint)", f"{kind} teacher"))
+        return Match(
+            UNIQUE, ("top-level 'teacher' and 'student' entries (full training checkpoint)", f"{kind} teacher")
+        )
     if is_state_dict(obj) and looks_like_vit(obj) and not has_prefix(obj, "head."):
         return Match(STRONG, ("unprefixed timm ViT keys with no classifier head (DINO backbone release layout)",))
     return None

@@ -6,14 +6,14 @@ character-set stripping or substring replacement.
 
 from __future__ import annotations
 
-from typing import Any, Iterable, Mapping
+from collections.abc import Iterable, Mapping
+from typing import Any
 
 import torch
 
 from ..errors import CheckpointError
 from ..preprocessing import Normalization
 from .base import FormatMeta
-
 
 
 def is_state_dict(obj: Any) -> bool:
@@ -130,7 +130,9 @@ def ignored_entries(obj: Any, *used: str) -> list[str]:
     return [str(k) for k in obj if k not in used]
 
 
-def make_meta(container: str, sd: Mapping[str, Any], obj: Any, *, normalization: Normalization | None = None, **kw) -> FormatMeta:
+def make_meta(
+    container: str, sd: Mapping[str, Any], obj: Any, *, normalization: Normalization | None = None, **kw
+) -> FormatMeta:
     """FormatMeta for weights found at ``container`` in ``obj``."""
     used = (container.split(".")[0],) if container else ()
     return FormatMeta(

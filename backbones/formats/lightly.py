@@ -68,7 +68,10 @@ SPEC = FormatSpec(
     title="lightly (Lightning or state dict)",
     detect=detect,
     extract=extract,
-    signal="backbone. keys with backbone_momentum./projection_head./prediction_head./online_classifier., or numeric backbone.N keys",
+    signal=(
+        "backbone. keys with backbone_momentum./projection_head./prediction_head./online_classifier., "
+        "or numeric backbone.N keys"
+    ),
     prefix="backbone. (numeric children mapped to conv1/bn1/layer1..4)",
     drops="everything outside backbone. (momentum copies, projection/prediction heads, online classifier)",
     archs="torchvision ResNets (resnet18/34/50...), resnet_small",

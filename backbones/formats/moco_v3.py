@@ -85,7 +85,10 @@ SPEC = FormatSpec(
     title="MoCo v3 (ResNet-50, ViT-S/B)",
     detect=detect,
     extract=extract,
-    signal="keys start with module.base_encoder. (+ momentum_encoder, predictor); or a ViT main_lincls file (arch vit_*, best_acc1)",
+    signal=(
+        "keys start with module.base_encoder. (+ momentum_encoder, predictor); "
+        "or a ViT main_lincls file (arch vit_*, best_acc1)"
+    ),
     prefix="module.base_encoder. / base_encoder. (lincls: module.)",
     drops="base_encoder.fc* (ResNet) or base_encoder.head* (ViT), momentum_encoder.*, predictor.*",
     archs="resnet50, vit_small_patch16_mocov3 (12 heads), vit_base_patch16",

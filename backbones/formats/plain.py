@@ -11,7 +11,16 @@ from __future__ import annotations
 from typing import Any
 
 from .base import ANY, GENERIC, Extraction, FormatSpec, Match
-from .keys import classifier_prefixes, find_state_dict, looks_like_resnet, looks_like_vit, make_meta, require_state_dict, strip_common, take
+from .keys import (
+    classifier_prefixes,
+    find_state_dict,
+    looks_like_resnet,
+    looks_like_vit,
+    make_meta,
+    require_state_dict,
+    strip_common,
+    take,
+)
 
 _WRAPPERS = ("state_dict", "model")
 _MAX_WRAPPER_DEPTH = 3
@@ -54,9 +63,13 @@ def extract(obj: Any) -> Extraction:
     kept, dropped = take(sd, prefix, head=classifier_prefixes(strip_common(sd, prefix)))
     meta = make_meta(container, sd, obj)
     if prefix not in ("", "module."):
-        meta.caveats.append(f"the unknown key prefix {prefix!r} was stripped; normalisation is the architecture's default")
+        meta.caveats.append(
+            f"the unknown key prefix {prefix!r} was stripped; normalisation is the architecture's default"
+        )
     if looks_like_resnet(kept) and not dropped:
-        meta.notes.append("Barlow Twins, VICReg and DINO ResNet-50 backbone files share this layout and load the same way")
+        meta.notes.append(
+            "Barlow Twins, VICReg and DINO ResNet-50 backbone files share this layout and load the same way"
+        )
     return Extraction(kept, dropped, meta)
 
 
@@ -65,7 +78,10 @@ SPEC = FormatSpec(
     title="plain torchvision/timm state dict",
     detect=detect,
     extract=extract,
-    signal="a state dict (optionally under 'state_dict'/'model', optionally module.-prefixed) of torchvision ResNet or timm ViT keys; any other tensor dict needs --arch",
+    signal=(
+        "a state dict (optionally under 'state_dict'/'model', optionally module.-prefixed) of torchvision "
+        "ResNet or timm ViT keys; any other tensor dict needs --arch"
+    ),
     prefix="module. if every key has it (forced with --format plain: any shared prefix hiding ResNet/ViT keys)",
     drops="fc.* (ResNet classifier) / head.* (ViT classifier)",
     archs="every registered architecture, plugins included",

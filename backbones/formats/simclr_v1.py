@@ -22,7 +22,10 @@ def detect(obj: Any) -> Match | None:
     classes, width = tuple(sd["fc.weight"].shape)
     return Match(
         STRONG,
-        ("single top-level entry 'state_dict'", f"unprefixed torchvision ResNet keys with fc [{classes}, {width}] (converter layout)"),
+        (
+            "single top-level entry 'state_dict'",
+            f"unprefixed torchvision ResNet keys with fc [{classes}, {width}] (converter layout)",
+        ),
     )
 
 

@@ -12,7 +12,14 @@ from ..preprocessing import CIFAR, IMAGENET
 from .base import UNIQUE, Extraction, FormatSpec, Match
 from .keys import count_prefix, find_state_dict, has_prefix, make_meta, require_state_dict, take
 
-_METHOD_PARTS = ("momentum_backbone.", "projector.", "momentum_projector.", "predictor.", "classifier.", "momentum_classifier.")
+_METHOD_PARTS = (
+    "momentum_backbone.",
+    "projector.",
+    "momentum_projector.",
+    "predictor.",
+    "classifier.",
+    "momentum_classifier.",
+)
 LIGHTLY_PARTS = ("backbone_momentum.", "projection_head.", "prediction_head.", "online_classifier.")
 
 
@@ -47,10 +54,14 @@ def extract(obj: Any) -> Extraction:
     kept, dropped = take(sd, prefix, discard=None)
     conv1 = kept.get("conv1.weight")
     cifar = conv1 is not None and tuple(conv1.shape[-2:]) == (3, 3)
-    meta = make_meta(container, sd, obj, normalization=CIFAR if cifar else IMAGENET, variant="CIFAR stem" if cifar else None)
+    meta = make_meta(
+        container, sd, obj, normalization=CIFAR if cifar else IMAGENET, variant="CIFAR stem" if cifar else None
+    )
     if cifar:
         meta.arch_hint = "resnet50_cifar" if "layer1.0.conv3.weight" in kept else "resnet18_cifar"
-        meta.notes.append("CIFAR stem (3x3 conv, padding 2, no max-pool) and CIFAR mean/std; STL-10 runs use their own statistics")
+        meta.notes.append(
+            "CIFAR stem (3x3 conv, padding 2, no max-pool) and CIFAR mean/std; STL-10 runs use their own statistics"
+        )
     return Extraction(kept, dropped, meta)
 
 

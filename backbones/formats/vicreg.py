@@ -25,7 +25,10 @@ SPEC = FormatSpec(
     title="VICReg",
     detect=detect,
     extract=extract,
-    signal="'model' with module.backbone. and module.projector., no module.bn. (the backbone-only file is a plain state dict)",
+    signal=(
+        "'model' with module.backbone. and module.projector., no module.bn. "
+        "(the backbone-only file is a plain state dict)"
+    ),
     prefix="module.backbone. (full checkpoint)",
     drops="module.projector.*",
     archs="resnet50, resnet50w2 (x2), resnet200w2",

@@ -20,7 +20,12 @@ def _model(obj: Any) -> tuple[str, dict] | None:
     base = classy.get("base_model") if isinstance(classy, dict) else None
     model = base.get("model") if isinstance(base, dict) else None
     if isinstance(model, dict) and is_state_dict(model.get("trunk")):
-        flat = {f"{part}.{k}": v for part in ("trunk", "heads") if is_state_dict(model.get(part)) for k, v in model[part].items()}
+        flat = {
+            f"{part}.{k}": v
+            for part in ("trunk", "heads")
+            if is_state_dict(model.get(part))
+            for k, v in model[part].items()
+        }
         return "classy_state_dict.base_model.model", flat
     found = find_state_dict(obj, "model_state_dict")
     if found is not None and (count_prefix(found[1], _BLOCKS) or count_prefix(found[1], "trunk." + _BLOCKS)):
@@ -43,11 +48,17 @@ def detect(obj: Any) -> Match | None:
 def extract(obj: Any) -> Extraction:
     found = _model(obj)
     if found is None:
-        raise CheckpointError(f"not a VISSL checkpoint: no classy_state_dict trunk or {_BLOCKS!r} keys; top level {describe_top(obj)}")
+        raise CheckpointError(
+            f"not a VISSL checkpoint: no classy_state_dict trunk or {_BLOCKS!r} keys; top level {describe_top(obj)}"
+        )
     container, sd = found
     kept, dropped = take(sd, _prefix(sd), discard=None)
     meta = make_meta(container, sd, obj, normalization=IMAGENET)
-    if isinstance(obj, dict) and isinstance(obj.get("classy_state_dict"), dict) and "ema_model" in obj["classy_state_dict"]:
+    if (
+        isinstance(obj, dict)
+        and isinstance(obj.get("classy_state_dict"), dict)
+        and "ema_model" in obj["classy_state_dict"]
+    ):
         meta.notes.append("an EMA copy of the model is also stored; the base model was loaded")
     return Extraction(kept, dropped, meta)
 

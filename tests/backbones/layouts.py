@@ -8,7 +8,6 @@ import torch
 import torch.nn as nn
 import torchvision
 
-
 IMAGENET = ((0.485, 0.456, 0.406), (0.229, 0.224, 0.225))
 
 
@@ -69,7 +68,11 @@ def shared(sd: dict[str, torch.Tensor], old: str, new: str) -> dict[str, torch.T
 
 def zeros_like_keys(sd: dict[str, torch.Tensor], old: str, new: str) -> dict[str, torch.Tensor]:
     """All-zero tensors of the same shapes under another prefix, stored as one element each."""
-    return {k.replace(old, new, 1): torch.zeros((), dtype=v.dtype).expand(v.shape) for k, v in sd.items() if k.startswith(old)}
+    return {
+        k.replace(old, new, 1): torch.zeros((), dtype=v.dtype).expand(v.shape)
+        for k, v in sd.items()
+        if k.startswith(old)
+    }
 
 
 def mlp_head(prefix: str, dims: list[int], *, bn: bool, seed: int) -> dict[str, torch.Tensor]:

@@ -73,10 +73,21 @@ def test_widened_resnets_have_the_documented_sizes():
         assert shapes["layer4.2.conv3.weight"][0] == dim
 
 
-ALLOWED_MODULES = (nn.Conv2d, nn.BatchNorm2d, nn.ReLU, nn.MaxPool2d, nn.AdaptiveAvgPool2d, nn.Flatten, nn.Identity, nn.Linear)
+ALLOWED_MODULES = (
+    nn.Conv2d,
+    nn.BatchNorm2d,
+    nn.ReLU,
+    nn.MaxPool2d,
+    nn.AdaptiveAvgPool2d,
+    nn.Flatten,
+    nn.Identity,
+    nn.Linear,
+)
 
 
-@pytest.mark.parametrize("name", ["resnet_small", "resnet18", "resnet50w2", "resnext50_32x4d", "resnet18_cifar", "simclr_v2_r50_1x_sk0"])
+@pytest.mark.parametrize(
+    "name", ["resnet_small", "resnet18", "resnet50w2", "resnext50_32x4d", "resnet18_cifar", "simclr_v2_r50_1x_sk0"]
+)
 def test_agf_architectures_trace_to_standard_modules(name):
     """`nn.Sequential(backbone, nn.Linear(D, k))` traces with torch.fx into standard modules and adds only."""
     with torch.device("meta"):
@@ -132,6 +143,8 @@ def test_torchvision_and_timm_names_for_the_same_weights(tmp_path):
     """timm ResNet key names are torchvision's: a timm-style plain file loads as the torchvision arch."""
     model = torchvision.models.resnet34().eval()
     sd = state(model)
-    path = save({"state_dict_ema": {}, "state_dict": {"module." + k: v for k, v in sd.items()}}, tmp_path / "timm_train.pth.tar")
+    path = save(
+        {"state_dict_ema": {}, "state_dict": {"module." + k: v for k, v in sd.items()}}, tmp_path / "timm_train.pth.tar"
+    )
     backbone = backbones.load(path)
     assert (backbone.format, backbone.arch) == ("plain", "resnet34")

@@ -14,8 +14,8 @@ import torch.nn as nn
 
 import backbones
 from backbones import registry
-from backbones.formats import base as format_base
 from backbones.archs.small_resnet import SmallResNet
+from backbones.formats import base as format_base
 from probe import cli
 from probe.errors import ProbeValueError
 from tests.backbones.layouts import assert_same_features, save, state
@@ -86,7 +86,17 @@ def test_expected_errors_are_one_line_and_exit_2(args, message, moco_file, tmp_p
 def test_list_shows_formats_and_architectures(capsys):
     assert cli.main(["backbones", "list"]) == 0
     out = capsys.readouterr().out
-    for name in ("moco_v3", "simclr_v2", "solo_learn", "vissl", "plain", "resnet50w2", "simclr_v2_r50_1x_sk0", "vit_small_patch16_mocov3", "resnet_small"):
+    for name in (
+        "moco_v3",
+        "simclr_v2",
+        "solo_learn",
+        "vissl",
+        "plain",
+        "resnet50w2",
+        "simclr_v2_r50_1x_sk0",
+        "vit_small_patch16_mocov3",
+        "resnet_small",
+    ):
         assert f"  {name} " in out
     assert ".safetensors" in out
 
@@ -121,13 +131,21 @@ def test_a_user_architecture_with_builtin_shapes_does_not_steal_detection(privat
 
 def test_a_user_format(private_registries, tmp_path):
     def detect(obj):
-        return format_base.Match(3, ("key 'my_trainer_backbone'",)) if isinstance(obj, dict) and "my_trainer_backbone" in obj else None
+        return (
+            format_base.Match(3, ("key 'my_trainer_backbone'",))
+            if isinstance(obj, dict) and "my_trainer_backbone" in obj
+            else None
+        )
 
     def extract(obj):
         sd = obj["my_trainer_backbone"]
-        return format_base.Extraction(dict(sd), [], format_base.FormatMeta(container="my_trainer_backbone", container_keys=tuple(sd)))
+        return format_base.Extraction(
+            dict(sd), [], format_base.FormatMeta(container="my_trainer_backbone", container_keys=tuple(sd))
+        )
 
-    backbones.register_format(format_base.FormatSpec("my_trainer", "My trainer", detect, extract, signal="my_trainer_backbone"))
+    backbones.register_format(
+        format_base.FormatSpec("my_trainer", "My trainer", detect, extract, signal="my_trainer_backbone")
+    )
     torch.manual_seed(14)
     model = SmallResNet().eval()
     backbone = backbones.load(save({"my_trainer_backbone": state(model), "step": 3}, tmp_path / "mine.pt"))
@@ -163,10 +181,12 @@ def _extract(obj):
     return Extraction(dict(sd), [], FormatMeta(container="plugin_weights", container_keys=tuple(sd)))
 
 
-backbones.register_format(FormatSpec("plugin_format", "A plugin's trainer", _detect, _extract, signal="plugin_weights entry"))
+backbones.register_format(
+    FormatSpec("plugin_format", "A plugin's trainer", _detect, _extract, signal="plugin_weights entry")
+)
 '''
 
-LOAD_SCRIPT = '''
+LOAD_SCRIPT = """
 import sys, torch, backbones
 torch.manual_seed(0)
 import fake_plugin
@@ -178,7 +198,7 @@ assert torch.allclose(loaded(x), model(x), atol=1e-6), "features differ"
 torch.save({"plugin_weights": model.state_dict()}, sys.argv[1])
 again = backbones.load(sys.argv[1], arch="plugin_arch")
 print("loaded", loaded.arch, loaded.feature_dim, again.format)
-'''
+"""
 
 
 def test_entry_point_plugin_for_real(tmp_path):
@@ -192,12 +212,20 @@ def test_entry_point_plugin_for_real(tmp_path):
     )
     (site / "fake_plugin.py").write_text(textwrap.dedent(PLUGIN_MODULE))
     env = dict(os.environ, PYTHONPATH=os.pathsep.join([str(site), str(REPO)]))
-    listed = subprocess.run([sys.executable, "-m", "probe", "backbones", "list"], env=env, capture_output=True, text=True, timeout=300)
+    listed = subprocess.run(
+        [sys.executable, "-m", "probe", "backbones", "list"], env=env, capture_output=True, text=True, timeout=300
+    )
     assert listed.returncode == 0, listed.stderr
     rows = {line.split()[0]: line for line in listed.stdout.splitlines() if line.startswith("  ")}
     assert "plugin:fake-plugin" in rows["plugin_arch"] and "A plugin backbone" in rows["plugin_arch"]
     assert "plugin:fake-plugin" in rows["plugin_deco_arch"]
     assert "plugin_weights entry" in rows["plugin_format"] and "plugin:fake-plugin" in rows["plugin_format"]
-    loaded = subprocess.run([sys.executable, "-c", LOAD_SCRIPT, str(tmp_path / "p.pth")], env=env, capture_output=True, text=True, timeout=300)
+    loaded = subprocess.run(
+        [sys.executable, "-c", LOAD_SCRIPT, str(tmp_path / "p.pth")],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
     assert loaded.returncode == 0, loaded.stderr
     assert loaded.stdout.split() == ["loaded", "plugin_arch", "5", "plugin_format"]

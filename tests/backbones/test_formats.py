@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import argparse
 import warnings
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Callable
 
 import pytest
 import torch
@@ -50,7 +50,15 @@ def moco_v2(ref, tmp):
     sd.update(shared(sd, "module.encoder_q.", "module.encoder_k."))
     sd["module.queue"] = torch.randn(128, 4096)
     sd["module.queue_ptr"] = torch.zeros(1, dtype=torch.long)
-    return save({"epoch": 200, "arch": "resnet18", "state_dict": sd, "optimizer": {"state": {}, "param_groups": [{"lr": 0.03, "params": [0, 1]}]}}, tmp / "moco_v2_200ep_pretrain.pth.tar")
+    return save(
+        {
+            "epoch": 200,
+            "arch": "resnet18",
+            "state_dict": sd,
+            "optimizer": {"state": {}, "param_groups": [{"lr": 0.03, "params": [0, 1]}]},
+        },
+        tmp / "moco_v2_200ep_pretrain.pth.tar",
+    )
 
 
 def moco_v1_no_ddp(ref, tmp):
@@ -67,8 +75,17 @@ def moco_v3_resnet(ref, tmp):
     sd.update(proj)
     sd.update(shared(sd, "module.base_encoder.", "module.momentum_encoder."))
     sd.update(mlp_head("module.predictor.", [256, 1024, 256], bn=True, seed=7))
-    scaler = {"scale": 65536.0, "growth_factor": 2.0, "backoff_factor": 0.5, "growth_interval": 2000, "_growth_tracker": 0}
-    return save({"epoch": 100, "arch": "resnet50", "state_dict": sd, "optimizer": {}, "scaler": scaler}, tmp / "r-50-100ep.pth.tar")
+    scaler = {
+        "scale": 65536.0,
+        "growth_factor": 2.0,
+        "backoff_factor": 0.5,
+        "growth_interval": 2000,
+        "_growth_tracker": 0,
+    }
+    return save(
+        {"epoch": 100, "arch": "resnet50", "state_dict": sd, "optimizer": {}, "scaler": scaler},
+        tmp / "r-50-100ep.pth.tar",
+    )
 
 
 def moco_v3_vit(ref, tmp):
@@ -82,7 +99,10 @@ def moco_v3_vit(ref, tmp):
 def moco_v3_lincls(ref, tmp):
     sd = state(ref, "module.")
     sd["module.head.weight"], sd["module.head.bias"] = torch.randn(1000, 384), torch.randn(1000)
-    return save({"epoch": 90, "arch": "vit_small", "state_dict": sd, "best_acc1": torch.tensor(73.2), "optimizer": {}}, tmp / "linear-vit-s-300ep.pth.tar")
+    return save(
+        {"epoch": 90, "arch": "vit_small", "state_dict": sd, "best_acc1": torch.tensor(73.2), "optimizer": {}},
+        tmp / "linear-vit-s-300ep.pth.tar",
+    )
 
 
 def simclr_v1(ref, tmp):
@@ -111,8 +131,17 @@ def dino_full_vit(ref, tmp):
     head["head.last_layer.weight_g"], head["head.last_layer.weight_v"] = torch.ones(1024, 1), torch.randn(1024, 64)
     teacher = {**state(ref, "backbone."), **head}
     student = zeros_like_keys(teacher, "", "module.")  # a different network: loading it would show
-    args = argparse.Namespace(arch="vit_small", patch_size=16, out_dim=1024, lr=0.0005, data_path="/data/imagenet", use_fp16=True)
-    obj = {"student": student, "teacher": teacher, "optimizer": {}, "epoch": 100, "args": args, "dino_loss": {"center": torch.zeros(1, 1024)}}
+    args = argparse.Namespace(
+        arch="vit_small", patch_size=16, out_dim=1024, lr=0.0005, data_path="/data/imagenet", use_fp16=True
+    )
+    obj = {
+        "student": student,
+        "teacher": teacher,
+        "optimizer": {},
+        "epoch": 100,
+        "args": args,
+        "dino_loss": {"center": torch.zeros(1, 1024)},
+    }
     return save(obj, tmp / "dino_deitsmall16_pretrain_full_checkpoint.pth")
 
 
@@ -147,7 +176,17 @@ def barlow_full(ref, tmp):
     sd.update(mlp_head("module.projector.", [128, 512, 512, 512], bn=True, seed=16))
     bn = nn.BatchNorm1d(512, affine=False)
     sd.update(state(bn, "module.bn."))
-    return save({"epoch": 1000, "model": sd, "optimizer": {"state": {}, "param_groups": [{"weight_decay_filter": True, "lars_adaptation_filter": True, "params": [0]}]}}, tmp / "checkpoint.pth")
+    return save(
+        {
+            "epoch": 1000,
+            "model": sd,
+            "optimizer": {
+                "state": {},
+                "param_groups": [{"weight_decay_filter": True, "lars_adaptation_filter": True, "params": [0]}],
+            },
+        },
+        tmp / "checkpoint.pth",
+    )
 
 
 def backbone_only(ref, tmp):
@@ -189,7 +228,10 @@ def lightly_numeric(ref, tmp):
     sd.update(shared(sd, "backbone.", "backbone_momentum."))
     sd.update(mlp_head("projection_head.layers.", [512, 256, 64], bn=True, seed=20))
     sd.update(mlp_head("prediction_head.layers.", [64, 256, 64], bn=True, seed=21))
-    return save({"state_dict": sd, "pytorch-lightning_version": "2.2.0", "epoch": 10, "hyper_parameters": {"batch_size": 256}}, tmp / "byol-lightly.ckpt")
+    return save(
+        {"state_dict": sd, "pytorch-lightning_version": "2.2.0", "epoch": 10, "hyper_parameters": {"batch_size": 256}},
+        tmp / "byol-lightly.ckpt",
+    )
 
 
 def lightly_benchmark(ref, tmp):
@@ -198,14 +240,28 @@ def lightly_benchmark(ref, tmp):
     sd.update(mlp_head("projection_head.layers.", [128, 64, 32], bn=True, seed=22))
     sd["online_classifier.classification_head.weight"] = torch.randn(10, 128)
     sd["online_classifier.classification_head.bias"] = torch.randn(10)
-    return save({"state_dict": sd, "pytorch-lightning_version": "2.2.0", "hyper_parameters": {"batch_size_per_device": 128, "num_classes": 10}}, tmp / "simclr-lightly.ckpt")
+    return save(
+        {
+            "state_dict": sd,
+            "pytorch-lightning_version": "2.2.0",
+            "hyper_parameters": {"batch_size_per_device": 128, "num_classes": 10},
+        },
+        tmp / "simclr-lightly.ckpt",
+    )
 
 
 def vissl(ref, tmp):
     trunk = state(ref, "_feature_blocks.")
     heads = mlp_head("0.clf.0.", [128, 64], bn=False, seed=23)
     classy = {"base_model": {"model": {"trunk": trunk, "heads": heads}, "meta": {}}, "optimizer": {"num_updates": 10}}
-    obj = {"phase_idx": 799, "iteration": 1000, "iteration_num": 1000, "train_phase_idx": 399, "loss": {"queue": torch.randn(128, 64)}, "classy_state_dict": classy}
+    obj = {
+        "phase_idx": 799,
+        "iteration": 1000,
+        "iteration_num": 1000,
+        "train_phase_idx": 399,
+        "loss": {"queue": torch.randn(128, 64)},
+        "classy_state_dict": classy,
+    }
     return save(obj, tmp / "model_final_checkpoint_phase799.torch")
 
 
@@ -235,13 +291,21 @@ CASES = {
     "moco_v1_no_ddp": Case("small_ref", moco_v1_no_ddp, "moco", "resnet_small", IMAGENET, 64, input_size=64),
     "moco_v3_resnet": Case("resnet18_ref", moco_v3_resnet, "moco_v3", "resnet18", IMAGENET, 64),
     "moco_v3_vit": Case("vit12_ref", moco_v3_vit, "moco_v3", "vit_small_patch16_mocov3", IMAGENET, 32, input_size=32),
-    "moco_v3_lincls": Case("vit12_ref", moco_v3_lincls, "moco_v3", "vit_small_patch16_mocov3", IMAGENET, 32, input_size=32),
+    "moco_v3_lincls": Case(
+        "vit12_ref", moco_v3_lincls, "moco_v3", "vit_small_patch16_mocov3", IMAGENET, 32, input_size=32
+    ),
     "simclr_v1": Case("small_ref", simclr_v1, "simclr_v1", "resnet_small", None, 64, input_size=64),
     "byol_convert": Case("small_ref", byol_convert, "byol", "resnet_small", IMAGENET, 64, input_size=64),
     "byol_learner": Case("small_ref", byol_learner, "byol", "resnet_small", IMAGENET, 64, input_size=64),
-    "dino_full_vit": Case("vit6_ref", dino_full_vit, "dino", "vit_small_patch16", IMAGENET, 32, input_size=32, interpolation="bicubic"),
-    "dino_full_resnet": Case("small_ref", dino_full_resnet, "dino", "resnet_small", IMAGENET, 64, input_size=64, interpolation="bicubic"),
-    "dino_vit_backbone": Case("vit6_ref", dino_vit_backbone, "dino", "vit_small_patch16", IMAGENET, 32, input_size=32, interpolation="bicubic"),
+    "dino_full_vit": Case(
+        "vit6_ref", dino_full_vit, "dino", "vit_small_patch16", IMAGENET, 32, input_size=32, interpolation="bicubic"
+    ),
+    "dino_full_resnet": Case(
+        "small_ref", dino_full_resnet, "dino", "resnet_small", IMAGENET, 64, input_size=64, interpolation="bicubic"
+    ),
+    "dino_vit_backbone": Case(
+        "vit6_ref", dino_vit_backbone, "dino", "vit_small_patch16", IMAGENET, 32, input_size=32, interpolation="bicubic"
+    ),
     "swav": Case("small_ref", swav, "swav", "resnet_small", SWAV, 64, input_size=64),
     "deepcluster_v2": Case("small_ref", deepcluster_v2, "swav", "resnet_small", SWAV, 64, input_size=64),
     "barlow_twins_full": Case("small_ref", barlow_full, "barlow_twins", "resnet_small", IMAGENET, 64, input_size=64),
@@ -252,7 +316,9 @@ CASES = {
     "lightly_benchmark": Case("small_ref", lightly_benchmark, "lightly", "resnet_small", IMAGENET, 64, input_size=64),
     "vissl": Case("small_ref", vissl, "vissl", "resnet_small", IMAGENET, 64, input_size=64),
     "torchvision": Case("resnet18_ref", torchvision_plain, "plain", "resnet18", IMAGENET, 64),
-    "timm_safetensors": Case("vit6_ref", timm_safetensors, "plain", "vit_small_patch16", IMAGENET, 32, input_size=32, caveat="head count"),
+    "timm_safetensors": Case(
+        "vit6_ref", timm_safetensors, "plain", "vit_small_patch16", IMAGENET, 32, input_size=32, caveat="head count"
+    ),
     "legacy_torch_file": Case("small_ref", legacy_moco, "moco", "resnet_small", IMAGENET, 64, input_size=64),
 }
 
@@ -321,7 +387,12 @@ def test_dino_full_checkpoint_uses_the_teacher(vit6_ref, tmp_path):
 
 def test_inspect_groups_the_dropped_keys(resnet18_ref, tmp_path):
     report = backbones.inspect(moco_v2(resnet18_ref, tmp_path))
-    assert report.dropped_summary == ["module.encoder_q.fc.* (4)", f"module.encoder_k.* ({len(resnet18_ref.state_dict()) + 4})", "module.queue", "module.queue_ptr"]
+    assert report.dropped_summary == [
+        "module.encoder_q.fc.* (4)",
+        f"module.encoder_k.* ({len(resnet18_ref.state_dict()) + 4})",
+        "module.queue",
+        "module.queue_ptr",
+    ]
     assert report.ignored_entries == ["epoch", "arch", "optimizer"]
     assert report.variant == "v2 (MLP head fc.0/fc.2)"
     assert report.loadable and not (report.missing or report.unexpected or report.mismatched)

@@ -20,7 +20,9 @@ PACKAGE = Path(backbones.__file__).parent
 
 
 def test_transform_resizes_crops_and_normalises_as_configured():
-    prep = backbones.Preprocessing(input_size=224, normalization=backbones.Normalization((0.5, 0.25, 0.0), (0.5, 0.5, 1.0)))
+    prep = backbones.Preprocessing(
+        input_size=224, normalization=backbones.Normalization((0.5, 0.25, 0.0), (0.5, 0.5, 1.0))
+    )
     steps = prep.transform().transforms
     resize = next(t for t in steps if isinstance(t, transforms.Resize))
     crop = next(t for t in steps if isinstance(t, transforms.CenterCrop))

@@ -35,8 +35,10 @@ class CreatesFile:
 def fake_global(monkeypatch, module: str, name: str, obj=None):
     """Make ``module.name`` importable (pickle checks it when writing a reference) and return the object."""
     if obj is None:
+
         def obj(*args, **kwargs):
             return None
+
     obj.__module__, obj.__qualname__, obj.__name__ = module, name, name
     parts = module.split(".")
     for depth in range(1, len(parts) + 1):  # every parent package must be importable too
@@ -44,7 +46,9 @@ def fake_global(monkeypatch, module: str, name: str, obj=None):
         if dotted not in sys.modules:
             monkeypatch.setitem(sys.modules, dotted, types.ModuleType(dotted))
         if depth > 1:
-            monkeypatch.setattr(sys.modules[".".join(parts[: depth - 1])], parts[depth - 1], sys.modules[dotted], raising=False)
+            monkeypatch.setattr(
+                sys.modules[".".join(parts[: depth - 1])], parts[depth - 1], sys.modules[dotted], raising=False
+            )
     monkeypatch.setattr(sys.modules[module], name, obj, raising=False)
     return obj
 
@@ -58,7 +62,9 @@ def small_state() -> dict[str, torch.Tensor]:
 def test_payload_that_would_create_a_file_is_refused(tmp_path, zip_format):
     marker = tmp_path / "pwned.txt"
     path = tmp_path / "evil.pth"
-    torch.save({"state_dict": small_state(), "extra": CreatesFile(marker)}, path, _use_new_zipfile_serialization=zip_format)
+    torch.save(
+        {"state_dict": small_state(), "extra": CreatesFile(marker)}, path, _use_new_zipfile_serialization=zip_format
+    )
     for attempt in (backbones.load, backbones.inspect):
         with pytest.raises(UnsafeCheckpointError) as info:
             attempt(path)
@@ -101,7 +107,9 @@ def test_byol_jax_dill_pickle_is_refused_with_a_conversion_hint(tmp_path, monkey
 
 
 def test_namespace_is_allowed_but_other_classes_are_not(tmp_path, monkeypatch):
-    allowed = save({"state_dict": small_state(), "args": argparse.Namespace(lr=0.1, arch="resnet_small")}, tmp_path / "ns.pth")
+    allowed = save(
+        {"state_dict": small_state(), "args": argparse.Namespace(lr=0.1, arch="resnet_small")}, tmp_path / "ns.pth"
+    )
     assert backbones.load(allowed).arch == "resnet_small"
 
     class TrainConfig:
@@ -118,7 +126,11 @@ def test_omegaconf_hyper_parameters_are_refused_with_a_hint(tmp_path, monkeypatc
         pass
 
     fake_global(monkeypatch, "omegaconf.dictconfig", "DictConfig", DictConfig)
-    obj = {"state_dict": {"backbone." + k: v for k, v in small_state().items()}, "pytorch-lightning_version": "2.0", "hyper_parameters": DictConfig(lr=1)}
+    obj = {
+        "state_dict": {"backbone." + k: v for k, v in small_state().items()},
+        "pytorch-lightning_version": "2.0",
+        "hyper_parameters": DictConfig(lr=1),
+    }
     path = save(obj, tmp_path / "lightning.ckpt")
     with pytest.raises(UnsafeCheckpointError, match="omegaconf config objects"):
         backbones.load(path)
@@ -129,7 +141,15 @@ def vicreg_full(tmp_path: Path, filter_fn, name: str = "resnet50_fullckpt.pth") 
     model = SmallResNet().eval()
     sd = state(model, "module.backbone.")
     sd.update(mlp_head("module.projector.", [128, 256, 256], bn=True, seed=4))
-    group = {"lr": 0.0, "weight_decay": 1e-6, "momentum": 0.9, "eta": 0.001, "weight_decay_filter": filter_fn, "lars_adaptation_filter": filter_fn, "params": [0, 1]}
+    group = {
+        "lr": 0.0,
+        "weight_decay": 1e-6,
+        "momentum": 0.9,
+        "eta": 0.001,
+        "weight_decay_filter": filter_fn,
+        "lars_adaptation_filter": filter_fn,
+        "params": [0, 1],
+    }
     save({"epoch": 100, "model": sd, "optimizer": {"state": {}, "param_groups": [group]}}, tmp_path / name)
     return tmp_path / name, model
 
@@ -252,7 +272,9 @@ def test_non_finite_weights_are_refused_naming_the_keys(tmp_path):
     sd["layer2.0.conv1.weight"][0, 0, 0, 0] = float("nan")
     sd["bn1.running_var"][3] = float("inf")
     path = save(sd, tmp_path / "nan.pth")
-    with pytest.raises(CheckpointError, match=r"2 weight tensors contain NaN or inf: bn1\.running_var, layer2\.0\.conv1\.weight"):
+    with pytest.raises(
+        CheckpointError, match=r"2 weight tensors contain NaN or inf: bn1\.running_var, layer2\.0\.conv1\.weight"
+    ):
         backbones.load(path)
     assert not backbones.inspect(path).loadable
 
@@ -278,4 +300,3 @@ def test_reader_never_calls_an_unrestricted_torch_load(tmp_path, monkeypatch):
     monkeypatch.setattr(torch, "load", spy)
     backbones.load(good_file(tmp_path))
     assert calls == [True]
-

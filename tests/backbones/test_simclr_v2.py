@@ -61,8 +61,9 @@ def test_sk0_matches_torchvision_resnet50(tmp_path):
 @pytest.mark.parametrize("width", [2, 3])
 def test_wider_sk0_is_the_every_width_resnet(width):
     """At 2x/3x the converter's ResNet widens every channel exactly as the scaled torchvision-key ResNet does."""
-    from backbones.archs.resnets import ScaledResNet
     from torchvision.models.resnet import Bottleneck
+
+    from backbones.archs.resnets import ScaledResNet
 
     with torch.device("meta"):
         scaled = ScaledResNet(Bottleneck, [3, 4, 6, 3], width=width)
@@ -71,7 +72,9 @@ def test_wider_sk0_is_the_every_width_resnet(width):
 
 
 def _bn(sd, prefix, x):
-    return F.batch_norm(x, sd[prefix + "running_mean"], sd[prefix + "running_var"], sd[prefix + "weight"], sd[prefix + "bias"], eps=1e-5)
+    return F.batch_norm(
+        x, sd[prefix + "running_mean"], sd[prefix + "running_var"], sd[prefix + "weight"], sd[prefix + "bias"], eps=1e-5
+    )
 
 
 def _conv(sd, key, x, stride=1):

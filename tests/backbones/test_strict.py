@@ -8,9 +8,9 @@ import torchvision
 
 import backbones
 from backbones import ArchitectureError
-from probe.errors import ProbeValueError
 from backbones.archmatch import compare, shapes_of, signature
 from backbones.archs.small_resnet import SmallResNet
+from probe.errors import ProbeValueError
 from tests.backbones.layouts import save, state
 
 
@@ -22,7 +22,9 @@ def small_sd() -> dict[str, torch.Tensor]:
 
 def test_leftover_prefix_never_loads_nothing(tmp_path, small_sd):
     """A MoCo file whose encoder was wrapped twice keeps a `module.` after the known prefix is stripped."""
-    path = save({"state_dict": {f"module.encoder_q.module.{k}": v for k, v in small_sd.items()}}, tmp_path / "twice.pth.tar")
+    path = save(
+        {"state_dict": {f"module.encoder_q.module.{k}": v for k, v in small_sd.items()}}, tmp_path / "twice.pth.tar"
+    )
     with pytest.raises(ArchitectureError, match="no registered architecture matches"):
         backbones.load(path)
     with pytest.raises(ArchitectureError) as info:
@@ -72,7 +74,9 @@ def test_wrong_architecture_for_the_weights(tmp_path):
     with pytest.raises(ArchitectureError) as info:
         backbones.load(path, arch="resnet34")
     assert "missing keys: layer1.2.conv1.weight" in str(info.value)
-    with pytest.raises(ArchitectureError, match=r"shape mismatch.*conv1\.weight \(checkpoint \[64, 3, 7, 7\], model \[64, 3, 3, 3\]\)"):
+    with pytest.raises(
+        ArchitectureError, match=r"shape mismatch.*conv1\.weight \(checkpoint \[64, 3, 7, 7\], model \[64, 3, 3, 3\]\)"
+    ):
         backbones.load(path, arch="resnet18_cifar")
 
 
@@ -91,7 +95,9 @@ def test_simclr_2x_weights_are_not_torchvision_wide_resnet():
 
 def test_unknown_names_list_the_valid_ones(tmp_path, small_sd):
     path = save(small_sd, tmp_path / "small.pth")
-    with pytest.raises(backbones.CheckpointError, match="unknown checkpoint format 'mocov9'; known formats: moco, moco_v3"):
+    with pytest.raises(
+        backbones.CheckpointError, match="unknown checkpoint format 'mocov9'; known formats: moco, moco_v3"
+    ):
         backbones.load(path, format="mocov9")
     with pytest.raises(ProbeValueError, match="unknown backbone architecture 'resnet9'; known: .*resnet18"):
         backbones.load(path, arch="resnet9")
