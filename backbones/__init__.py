@@ -7,7 +7,14 @@ without loading. Files are read with ``torch.load(weights_only=True)`` only.
 
 from . import archs  # noqa: F401  (registers torchvision ResNets, the small ResNet, SimCLR v2 ResNets, ViTs)
 from .backbone import Backbone, Source, random_like
-from .errors import ArchitectureError, BackboneWarning, CheckpointError, FormatDetectionError, UnsafeCheckpointError
+from .errors import (
+    ArchitectureError,
+    BackboneWarning,
+    CheckpointError,
+    FormatDetectionError,
+    UnknownFormatError,
+    UnsafeCheckpointError,
+)
 from .formats import FormatSpec, list_formats, register_format
 from .loader import inspect, load
 from .preprocessing import CIFAR, IMAGENET, RAW, Normalization, Preprocessing
@@ -30,6 +37,7 @@ __all__ = [
     "Normalization",
     "Preprocessing",
     "Source",
+    "UnknownFormatError",
     "UnsafeCheckpointError",
     "create",
     "get_arch",

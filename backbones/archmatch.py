@@ -95,15 +95,24 @@ class KeyDiff:
         return "; ".join(parts)
 
     def leftover_prefix(self) -> str | None:
-        """A prefix that, removed from the unexpected keys, would turn them into missing ones."""
+        """A prefix whose removal turns the unexpected keys carrying it (at least half of them) into missing ones.
+
+        Every key carrying it must map onto a missing key: a prefix that only some keys would lose
+        (a numeric ``4.0.`` in front of ``conv1.weight`` but also ``conv2.weight``) is not a leftover.
+        """
         if not self.unexpected or not self.missing:
             return None
         missing = set(self.missing)
+        candidates = []
         for key in self.unexpected:
             parts = key.split(".")
-            for cut in range(1, len(parts)):
-                if ".".join(parts[cut:]) in missing:
-                    return ".".join(parts[:cut]) + "."
+            candidates += [".".join(parts[:cut]) + "." for cut in range(1, len(parts)) if ".".join(parts[cut:]) in missing]
+        for prefix in sorted(set(candidates), key=len):
+            carrying = [k for k in self.unexpected if k.startswith(prefix)]
+            # BatchNorm counters may be absent from the architecture's missing list (they are optional)
+            fits = all(k.removeprefix(prefix) in missing or k.endswith("num_batches_tracked") for k in carrying)
+            if fits and 2 * len(carrying) >= len(self.unexpected):
+                return prefix
         return None
 
 
@@ -209,5 +218,5 @@ def choose_arch(
         f"{path}: no registered architecture matches the weights ({len(shapes)} tensors, first keys "
         f"{_listing(list(shapes), 3)})"
         + (f". Closest: {closest}" if closest else "")
-        + ". Pass arch= if it is a registered one"
+        + ". If it is a network of your own, register it (backbones.register) and pass arch="
     )

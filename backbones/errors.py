@@ -17,6 +17,10 @@ class FormatDetectionError(CheckpointError):
     """The checkpoint format is unknown or ambiguous; the message lists the candidates and their evidence."""
 
 
+class UnknownFormatError(FormatDetectionError):
+    """No checkpoint format recognises the file (as opposed to several claiming it)."""
+
+
 class ArchitectureError(CheckpointError):
     """The weights do not fit the architecture (detected or requested); the message lists the keys."""
 

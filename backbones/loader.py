@@ -17,7 +17,7 @@ from probe.errors import ProbeError
 
 from .archmatch import ArchChoice, KeyDiff, choose_arch, compare, profile, shapes_of, signature
 from .backbone import Backbone, Source
-from .errors import ArchitectureError, BackboneWarning, CheckpointError
+from .errors import ArchitectureError, BackboneWarning, CheckpointError, UnknownFormatError
 from .formats import Extraction, FormatChoice, choose_format, get_format
 from .preprocessing import Preprocessing
 from .reading import RawCheckpoint, file_sha256, read_checkpoint
@@ -78,7 +78,10 @@ def _plan(path: str | os.PathLike, format: str | None, arch: str | None) -> _Pla
     if format is not None:
         get_format(format)
     raw = read_checkpoint(path)
-    choice = choose_format(raw.obj, str(raw.path), forced=format, arch_given=arch is not None)
+    try:
+        choice = choose_format(raw.obj, str(raw.path), forced=format, arch_given=arch is not None)
+    except UnknownFormatError as exc:
+        raise UnknownFormatError(f"{exc}{_suggestion(raw.obj)}") from None
     try:
         extraction = choice.spec.extract(raw.obj)
     except CheckpointError as exc:
@@ -102,6 +105,23 @@ def _plan(path: str | os.PathLike, format: str | None, arch: str | None) -> _Pla
     return _Plan(
         raw, file_sha256(raw.path), choice, extraction, state_dict, arch_choice, arch_error, expected, diff, nonfinite
     )
+
+
+def _suggestion(obj: object) -> str:
+    """What would load an undetected file, tried before it is said: a registered architecture, or nothing."""
+    try:
+        state_dict = get_format("plain").extract(obj).state_dict
+    except CheckpointError:
+        return ""  # not a dict of tensors: nothing to suggest
+    try:
+        choice = choose_arch(shapes_of(state_dict), "")
+    except ArchitectureError:
+        return (
+            " No registered architecture fits its tensors, so it cannot be loaded as it is; a network of your own"
+            " can be registered (backbones.register) and named with arch= (--arch)."
+        )
+    name = choice.spec.name
+    return f" It loads with format='plain', arch={name!r} (--format plain --arch {name})."
 
 
 def _caveats(plan: _Plan) -> list[str]:

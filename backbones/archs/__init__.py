@@ -1,3 +1,3 @@
-"""Built-in architectures: torchvision-key ResNets, the small ResNet, the SimCLR v2 converter's ResNet, timm ViTs."""
+"""Built-in architectures: torchvision ResNets and VGGs, small and lightly ResNets, SimCLR v2 ResNets, timm ViTs."""
 
-from . import resnets, simclr_v2, small_resnet, vit  # noqa: F401  (importing registers them)
+from . import lightly_resnet, resnets, simclr_v2, small_resnet, vgg, vit  # noqa: F401  (importing registers them)

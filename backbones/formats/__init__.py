@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from .. import plugins
-from ..errors import FormatDetectionError
+from ..errors import FormatDetectionError, UnknownFormatError
 from . import plain
 from .base import ANY, Extraction, FormatMeta, FormatSpec, Match, register_format, registered_formats
 from .keys import describe_top, find_state_dict
@@ -101,7 +101,7 @@ def choose_format(obj: Any, path: str, *, forced: str | None = None, arch_given:
         return FormatChoice(get_format(forced), None)
     claims = sorted(_claims(obj), key=lambda c: -c[1].strength)
     if not claims or (claims[0][1].strength == ANY and not arch_given):
-        raise FormatDetectionError(_unknown_message(obj, path, claims))
+        raise UnknownFormatError(_unknown_message(obj, path))
     best = [c for c in claims if c[1].strength == claims[0][1].strength]
     if len(best) > 1:
         listed = "; ".join(_explain(s, m) for s, m in best)
@@ -112,7 +112,7 @@ def choose_format(obj: Any, path: str, *, forced: str | None = None, arch_given:
     return FormatChoice(spec, match, tuple((s.name, m) for s, m in claims[1:] if m.strength > ANY))
 
 
-def _unknown_message(obj: Any, path: str, claims: list[tuple[FormatSpec, Match]]) -> str:
+def _unknown_message(obj: Any, path: str) -> str:
     found = find_state_dict(obj, "state_dict", "model")
     evidence = f"top level: {describe_top(obj)}"
     if found is not None:
@@ -121,12 +121,9 @@ def _unknown_message(obj: Any, path: str, claims: list[tuple[FormatSpec, Match]]
         evidence += f"{where}; first keys: {', '.join(keys[:4])}"
         hidden = plain.wrapper_prefix(found[1])
         if hidden:
-            evidence += (
-                f"; every key starts with {hidden!r}, behind which are ResNet/ViT keys (format='plain' strips it)"
-            )
-    hint = " A dict of tensors can be loaded with format='plain' and an explicit arch=." if claims else ""
+            evidence += f"; every key starts with {hidden!r}, behind which are known key names"
     names = ", ".join(s.name for s in list_formats())
     return (
-        f"{path}: could not detect the checkpoint format ({evidence}).{hint} Known formats: {names} "
-        "(their detection signals: `probe backbones list`)"
+        f"{path}: could not detect the checkpoint format ({evidence}). Known formats: {names} "
+        "(their detection signals: `probe backbones list`)."
     )

@@ -102,14 +102,21 @@ def looks_like_vit(keys: Iterable[str]) -> bool:
     return "cls_token" in keys and "patch_embed.proj.weight" in keys
 
 
+def looks_like_vgg(keys: Iterable[str]) -> bool:
+    keys = set(keys)
+    return "features.0.weight" in keys and "classifier.0.weight" in keys
+
+
+def layout_name(keys: Iterable[str]) -> str | None:
+    """"ResNet", "ViT" or "VGG" when the key names are torchvision's/timm's for that family, else None."""
+    keys = set(keys)
+    checks = (("ResNet", looks_like_resnet), ("ViT", looks_like_vit), ("VGG", looks_like_vgg))
+    return next((name for name, check in checks if check(keys)), None)
+
+
 def classifier_prefixes(keys: Iterable[str]) -> tuple[str, ...]:
-    """The classifier a plain ResNet (``fc.``) or timm ViT (``head.``) state dict may carry."""
-    keys = list(keys)
-    if looks_like_resnet(keys):
-        return ("fc.",)
-    if looks_like_vit(keys):
-        return ("head.",)
-    return ()
+    """The classifier a torchvision ResNet (``fc.``) or VGG (``classifier.6.``) or timm ViT (``head.``) may carry."""
+    return {"ResNet": ("fc.",), "ViT": ("head.",), "VGG": ("classifier.6.",)}.get(layout_name(keys), ())
 
 
 def describe_top(obj: Any) -> str:

@@ -20,7 +20,6 @@ _METHOD_PARTS = (
     "classifier.",
     "momentum_classifier.",
 )
-LIGHTLY_PARTS = ("backbone_momentum.", "projection_head.", "prediction_head.", "online_classifier.")
 
 
 def _prefix(sd) -> str | None:
@@ -28,8 +27,8 @@ def _prefix(sd) -> str | None:
     return next((p for p in ("backbone.", "encoder.") if count_prefix(sd, p)), None)
 
 
-def has_numeric_backbone(sd) -> bool:
-    """lightly's `Sequential(*resnet.children()[:-1])` gives keys like `backbone.0.weight`."""
+def _numeric_backbone(sd) -> bool:
+    """solo-learn backbones are torchvision/timm modules; numeric `backbone.0.weight` keys are someone else's."""
     return any(k.startswith("backbone.") and k.split(".")[1].isdigit() for k in sd)
 
 
@@ -40,7 +39,7 @@ def detect(obj: Any) -> Match | None:
     sd = found[1]
     prefix = _prefix(sd)
     parts = [p.rstrip(".") for p in _METHOD_PARTS if has_prefix(sd, p)]
-    if prefix is None or not parts or has_prefix(sd, LIGHTLY_PARTS) or has_numeric_backbone(sd):
+    if prefix is None or not parts or _numeric_backbone(sd):
         return None
     reasons = [f"{prefix!r} keys with {', '.join(parts)}"]
     if isinstance(obj, dict) and "pytorch-lightning_version" in obj:
