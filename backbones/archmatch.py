@@ -106,7 +106,9 @@ class KeyDiff:
         candidates = []
         for key in self.unexpected:
             parts = key.split(".")
-            candidates += [".".join(parts[:cut]) + "." for cut in range(1, len(parts)) if ".".join(parts[cut:]) in missing]
+            candidates += [
+                ".".join(parts[:cut]) + "." for cut in range(1, len(parts)) if ".".join(parts[cut:]) in missing
+            ]
         for prefix in sorted(set(candidates), key=len):
             carrying = [k for k in self.unexpected if k.startswith(prefix)]
             # BatchNorm counters may be absent from the architecture's missing list (they are optional)

@@ -108,7 +108,7 @@ def looks_like_vgg(keys: Iterable[str]) -> bool:
 
 
 def layout_name(keys: Iterable[str]) -> str | None:
-    """"ResNet", "ViT" or "VGG" when the key names are torchvision's/timm's for that family, else None."""
+    """ "ResNet", "ViT" or "VGG" when the key names are torchvision's/timm's for that family, else None."""
     keys = set(keys)
     checks = (("ResNet", looks_like_resnet), ("ViT", looks_like_vit), ("VGG", looks_like_vgg))
     return next((name for name, check in checks if check(keys)), None)

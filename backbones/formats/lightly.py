@@ -39,7 +39,7 @@ def _branch(sd: Mapping[str, Any]) -> str | None:
 
 
 def trunk_kind(sd: Mapping[str, Any]) -> str | None:
-    """"torchvision" / "resnetgenerator" for a numeric ``Sequential(*resnet.children()[:-1])`` trunk, else None."""
+    """ "torchvision" / "resnetgenerator" for a numeric ``Sequential(*resnet.children()[:-1])`` trunk, else None."""
     firsts = {k.split(".", 1)[0] for k in sd}
     stem = sd.get("0.weight")
     if not all(f.isdigit() for f in firsts) or stem is None or stem.dim() != 4 or stem.shape[1] != 3:

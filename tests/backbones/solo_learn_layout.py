@@ -60,7 +60,10 @@ class SoloLayout(pl.LightningModule):
             self.momentum_backbone = copy.deepcopy(self.backbone).requires_grad_(False)
             self.momentum_projector = copy.deepcopy(self.projector).requires_grad_(False)
             self.predictor = nn.Sequential(
-                nn.Linear(PROJ_OUT, PRED_HIDDEN), nn.BatchNorm1d(PRED_HIDDEN), nn.ReLU(), nn.Linear(PRED_HIDDEN, PROJ_OUT)
+                nn.Linear(PROJ_OUT, PRED_HIDDEN),
+                nn.BatchNorm1d(PRED_HIDDEN),
+                nn.ReLU(),
+                nn.Linear(PRED_HIDDEN, PROJ_OUT),
             )
         elif method == "simclr":
             self.projector = nn.Sequential(nn.Linear(512, PROJ_HIDDEN), nn.ReLU(), nn.Linear(PROJ_HIDDEN, PROJ_OUT))
@@ -83,7 +86,10 @@ class SoloLayout(pl.LightningModule):
 
     def on_train_batch_end(self, outputs, batch, batch_idx) -> None:
         if self.method == "byol":  # solo-learn's MomentumUpdater: an exponential moving average
-            for online, momentum in ((self.backbone, self.momentum_backbone), (self.projector, self.momentum_projector)):
+            for online, momentum in (
+                (self.backbone, self.momentum_backbone),
+                (self.projector, self.momentum_projector),
+            ):
                 for p_online, p_momentum in zip(online.parameters(), momentum.parameters()):
                     p_momentum.data.mul_(self.tau).add_(p_online.data, alpha=1 - self.tau)
 

@@ -82,11 +82,24 @@ ALLOWED_MODULES = (
     nn.Flatten,
     nn.Identity,
     nn.Linear,
+    nn.Dropout,  # VGG's classifier; the AGF engine treats it as the identity (eval mode)
 )
 
 
 @pytest.mark.parametrize(
-    "name", ["resnet_small", "resnet18", "resnet50w2", "resnext50_32x4d", "resnet18_cifar", "simclr_v2_r50_1x_sk0"]
+    "name",
+    [
+        "resnet_small",
+        "resnet18",
+        "resnet50w2",
+        "resnext50_32x4d",
+        "resnet18_cifar",
+        "simclr_v2_r50_1x_sk0",
+        "lightly_resnet",
+        "lightly_resnet_trunk",
+        "vgg16",
+        "vgg11_bn",
+    ],  # fmt: skip
 )
 def test_agf_architectures_trace_to_standard_modules(name):
     """`nn.Sequential(backbone, nn.Linear(D, k))` traces with torch.fx into standard modules and adds only."""

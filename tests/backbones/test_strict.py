@@ -101,3 +101,31 @@ def test_unknown_names_list_the_valid_ones(tmp_path, small_sd):
         backbones.load(path, format="mocov9")
     with pytest.raises(ProbeValueError, match="unknown backbone architecture 'resnet9'; known: .*resnet18"):
         backbones.load(path, arch="resnet9")
+
+
+def test_an_undetected_file_gets_a_suggestion_that_was_tried_and_works(tmp_path, small_sd):
+    path = save({f"trainer.encoder.{k}": v for k, v in small_sd.items()}, tmp_path / "wrapped.pth")
+    with pytest.raises(backbones.UnknownFormatError) as info:
+        backbones.load(path)
+    message = str(info.value)
+    assert "It loads with format='plain', arch='resnet_small' (--format plain --arch resnet_small)" in message
+    assert len(message.splitlines()) == 1
+    with pytest.warns(backbones.BackboneWarning, match="unknown key prefix 'trainer.encoder.'"):
+        loaded = backbones.load(path, format="plain", arch="resnet_small")
+    assert loaded.arch == "resnet_small"
+
+
+def test_a_file_no_architecture_fits_gets_no_suggestion_to_force_it(tmp_path):
+    path = save({"embedding.table": torch.zeros(10, 4), "scale": torch.ones(1)}, tmp_path / "other.pth")
+    with pytest.raises(backbones.UnknownFormatError) as info:
+        backbones.load(path)
+    message = str(info.value)
+    assert "format='plain'" not in message and "No registered architecture fits its tensors" in message
+
+
+def test_a_leftover_prefix_is_named_only_when_removing_it_fits_the_keys():
+    keys = {"conv1.weight": (1,), "bn1.weight": (1,), "layer1.0.conv1.weight": (1,), "layer1.0.conv2.weight": (1,)}
+    twice = compare(keys, {f"module.{k}": v for k, v in keys.items()})
+    assert twice.leftover_prefix() == "module."
+    numeric = compare(keys, {"0.weight": (1,), "1.weight": (1,), "4.0.conv1.weight": (1,), "4.0.conv2.weight": (1,)})
+    assert numeric.leftover_prefix() is None and "leftover" not in numeric.describe()
