@@ -1,3 +1,3 @@
-"""Built-in architectures: torchvision-key ResNets, the small ResNet, the SimCLR v2 converter's ResNet, timm ViTs."""
+"""Built-in architectures: torchvision-key ResNets, the small and SimCLR v2 ResNets, timm ViTs, CLIP towers."""
 
-from . import resnets, simclr_v2, small_resnet, vit  # noqa: F401  (importing registers them)
+from . import clip, resnets, simclr_v2, small_resnet, vit  # noqa: F401  (importing registers them)
