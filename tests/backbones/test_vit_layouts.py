@@ -99,6 +99,16 @@ def test_dinov2_giant_swiglu_is_refused_by_name(dinov2_ref, tmp_path):
 
 
 @pytest.fixture(scope="module")
+def small6_ref() -> VisionTransformer:
+    return timm_vit(384, 6, 2, 16, 32, seed=38)
+
+
+@pytest.fixture(scope="module")
+def small12_ref() -> VisionTransformer:
+    return timm_vit(384, 12, 2, 16, 32, seed=39)
+
+
+@pytest.fixture(scope="module")
 def tiny_ref() -> VisionTransformer:
     return timm_vit(192, 3, 2, 16, 32, seed=33)
 
@@ -215,12 +225,16 @@ def test_ibot_teacher_file_with_mean_pooling_and_layer_scale(tmp_path):
     assert_features(backbone, timm_vit_features(ref, x, mean_pool=True), x)
 
 
-def test_ibot_full_checkpoint_uses_the_teacher_and_proves_six_heads(vit6_ref, tmp_path):
-    path = ibot_full(vit6_ref, tmp_path)
+def test_ibot_full_checkpoint_uses_the_teacher_and_proves_six_heads(small6_ref, tmp_path):
+    path = ibot_full(small6_ref, tmp_path)
     backbone = backbones.load(path)
-    assert (backbone.format, backbone.arch) == ("ibot", "vit_small_patch16")
+    assert (backbone.format, backbone.arch, backbone.arch_kwargs) == (
+        "ibot",
+        "vit_small_patch16",
+        {"img_size": 32, "depth": 2},
+    )
     x = inputs(32)
-    assert_features(backbone, timm_vit_features(vit6_ref, x, mean_pool=False), x)
+    assert_features(backbone, timm_vit_features(small6_ref, x, mean_pool=False), x)
     report = backbones.inspect(path)
     assert report.weights_at == "teacher" and report.dropped_summary == ["head.* (4)"]
     assert {"student", "ibot_loss", "args"} <= set(report.ignored_entries)
@@ -238,9 +252,9 @@ def ibot_vit_small_teacher(ref, tmp):
 
 
 @pytest.mark.parametrize("write, format", [(moco_v3_convert_to_deit, "mae"), (ibot_vit_small_teacher, "ibot")])
-def test_vit_small_without_proof_of_its_family_needs_arch(write, format, vit12_ref, tmp_path):
+def test_vit_small_without_proof_of_its_family_needs_arch(write, format, small12_ref, tmp_path):
     """MoCo v3's 12-head ViT-S saved without its prefixes never loads silently as a 6-head ViT-S."""
-    path = write(vit12_ref, tmp_path)
+    path = write(small12_ref, tmp_path)
     report = backbones.inspect(path)
     assert report.format == format and not report.loadable
     assert "vit_small_patch16, vit_small_patch16_mocov3" in report.problems[0]
@@ -248,6 +262,6 @@ def test_vit_small_without_proof_of_its_family_needs_arch(write, format, vit12_r
         backbones.load(path)
     twelve = backbones.load(path, arch="vit_small_patch16_mocov3")
     x = inputs(32)
-    assert_features(twelve, timm_vit_features(vit12_ref, x, mean_pool=False), x)
+    assert_features(twelve, timm_vit_features(small12_ref, x, mean_pool=False), x)
     six = backbones.load(path, arch="vit_small_patch16")
     assert not torch.allclose(six(x), twelve(x), atol=1e-3)
