@@ -125,6 +125,8 @@ _VITS = {
     ),
 }
 
+_READ = "depth, input size, pooling and LayerScale read from the weights"
+_READ_DINOV2 = "depth, input size and register tokens read from the weights"
 for _name, (_size, _doc) in _VITS.items():
     register(
         _name,
@@ -132,5 +134,5 @@ for _name, (_size, _doc) in _VITS.items():
         agf_supported=False,
         preprocessing=Preprocessing(interpolation="bicubic") if _size.dinov2 else None,
         detection=Detection("auto", lambda shapes, size=_size: vit_kwargs(size, shapes)),
-        description=f"{_doc}; depth, input size, pooling and registers read from the weights; {AGF_NOTE}",
+        description=f"{_doc}; {_READ_DINOV2 if _size.dinov2 else _READ}; {AGF_NOTE}",
     )(_builder(_size))
