@@ -5,7 +5,7 @@ drops heads, loads strictly and returns a :class:`Backbone`; ``inspect(path)`` r
 without loading. Files are read with ``torch.load(weights_only=True)`` only.
 """
 
-from . import archs  # noqa: F401  (registers torchvision ResNets, the small ResNet, SimCLR v2 ResNets, ViTs)
+from . import archs  # noqa: F401  (registers the built-in architectures)
 from .backbone import Backbone, Source, random_like
 from .errors import (
     ArchitectureError,

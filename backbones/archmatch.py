@@ -21,6 +21,7 @@ _FAMILY_MARKERS: dict[str, Callable[[Mapping[str, tuple]], bool]] = {
     "resnet": lambda shapes: "conv1.weight" in shapes,
     "simclr_v2": lambda shapes: "net.0.0.weight" in shapes,
     "vit": lambda shapes: "cls_token" in shapes,
+    "clip_resnet": lambda shapes: "attnpool.c_proj.weight" in shapes,
 }
 _LIST_LIMIT = 6
 
@@ -212,8 +213,12 @@ def choose_arch(
         caveats = (spec.detection.note,) if spec.detection.note else ()
         return ArchChoice(spec, kwargs, ("every key and shape matches",), notes, caveats)
     if pool:
-        names = ", ".join(f[0].name for f in pool)
-        raise ArchitectureError(f"{path}: the weights fit several architectures ({names}); pass arch= to choose")
+        listed = "; ".join(f"{f[0].name} ({f[0].description.split(';')[0]})" for f in pool)
+        raise ArchitectureError(
+            f"{path}: the weights fit several architectures ({listed}), which differ in what tensors do not show "
+            f"(such as the number of attention heads or the activation); pass arch= (--arch) with one of "
+            f"{', '.join(f[0].name for f in pool)}"
+        )
     near.sort(key=lambda f: f[2].size)
     closest = "; ".join(f"{spec.name}: {diff.describe(3)}" for spec, _, diff in near[:3])
     raise ArchitectureError(

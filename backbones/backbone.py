@@ -70,7 +70,7 @@ class Backbone(nn.Module):
 
     @property
     def agf_supported(self) -> bool:
-        """Whether the AGF engine covers this architecture (False for ViTs and SimCLR v2 sk1)."""
+        """Whether the AGF engine covers this architecture (False for ViTs, CLIP towers and SimCLR v2 sk1)."""
         return get_arch(self.arch).agf_supported
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:

@@ -69,6 +69,7 @@ class Normalization:
 IMAGENET = Normalization((0.485, 0.456, 0.406), (0.229, 0.224, 0.225))
 CIFAR = Normalization((0.4914, 0.4822, 0.4465), (0.247, 0.243, 0.261))
 SWAV = Normalization(IMAGENET.mean, (0.228, 0.224, 0.225))  # SwAV's own code has 0.228 for red
+CLIP = Normalization((0.48145466, 0.4578275, 0.40821073), (0.26862954, 0.26130258, 0.27577711))  # OpenAI's
 RAW = Normalization(None, None)
 IMAGENET_MEAN, IMAGENET_STD = IMAGENET.mean, IMAGENET.std
 CIFAR_MEAN, CIFAR_STD = CIFAR.mean, CIFAR.std

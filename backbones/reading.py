@@ -138,6 +138,8 @@ def _check_torch_zip(path: Path) -> None:
             names = archive.namelist()
     except (zipfile.BadZipFile, OSError) as exc:
         raise CheckpointError(f"{path} is a truncated or corrupt zip/torch file ({exc})") from None
+    if any(name.endswith("/constants.pkl") for name in names) or any("/code/" in name for name in names):
+        raise UnsafeCheckpointError(_torchscript_message(path))
     if any(name == "data.pkl" or name.endswith("/data.pkl") for name in names):
         return
     shown = ", ".join(names[:5]) + (" ..." if len(names) > 5 else "")
@@ -150,6 +152,18 @@ def _check_torch_zip(path: Path) -> None:
     elif names and all(n.endswith(".npy") for n in names):
         what += " (it looks like a numpy .npz archive)"
     raise CheckpointError(f"{path} is {what}; it contains: {shown}")
+
+
+def _torchscript_message(path: Path) -> str:
+    return (
+        f"refused to load {path}: it is a TorchScript archive (it holds code/ and constants.pkl, as OpenAI's CLIP "
+        "releases do); loading one runs the TorchScript code stored in it, so ssl-probe never does. On a trusted "
+        "machine, save its weights as a plain state dict once, e.g. "
+        f"`python -c \"import torch; torch.save(torch.jit.load('{path.name}', map_location='cpu').state_dict(), "
+        "'clip_state_dict.pt')\"` (the OpenAI keys it keeps tell ssl-probe to use QuickGELU), or with open_clip: "
+        "`model = open_clip.create_model('ViT-B-16-quickgelu', pretrained=FILE)` (the file's model name with "
+        "-quickgelu) and `torch.save(model.state_dict(), OUT)`, then load it with --arch clip_vit_quickgelu"
+    )
 
 
 def _torch_load(path: Path) -> Any:

@@ -1,3 +1,4 @@
-"""Built-in architectures: torchvision ResNets and VGGs, small and lightly ResNets, SimCLR v2 ResNets, timm ViTs."""
+"""Built-in architectures: torchvision ResNets and VGGs, small and lightly ResNets, SimCLR v2 ResNets, timm ViTs,
+CLIP towers."""
 
-from . import lightly_resnet, resnets, simclr_v2, small_resnet, vgg, vit  # noqa: F401  (importing registers them)
+from . import clip, lightly_resnet, resnets, simclr_v2, small_resnet, vgg, vit  # noqa: F401  (importing registers them)

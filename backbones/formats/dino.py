@@ -2,6 +2,8 @@
 
 Full checkpoints hold ``args`` as an argparse.Namespace (allowlisted by the reader). The
 teacher's keys are ``backbone.*``/``head.*`` for ViTs and ``module.backbone.*`` for ResNets.
+A full checkpoint proves DINO's ViT-S (6 heads); a bare state dict proves nothing about the head
+count, so a bare ViT-S needs ``arch=``.
 """
 
 from __future__ import annotations
@@ -11,11 +13,11 @@ from typing import Any
 from ..errors import CheckpointError
 from ..preprocessing import IMAGENET
 from .base import STRONG, UNIQUE, Extraction, FormatSpec, Match
-from .keys import count_prefix, has_prefix, is_state_dict, looks_like_vit, make_meta, take
+from .keys import has_prefix, is_state_dict, looks_like_vit, make_meta, take, teacher_backbone, vit_small_hint
 
 
 def detect(obj: Any) -> Match | None:
-    if isinstance(obj, dict) and is_state_dict(obj.get("teacher")) and "student" in obj:
+    if isinstance(obj, dict) and is_state_dict(obj.get("teacher")) and "student" in obj and "ibot_loss" not in obj:
         teacher = obj["teacher"]
         kind = "ViT" if any(k.endswith("cls_token") for k in teacher) else "ResNet"
         return Match(
@@ -29,18 +31,15 @@ def detect(obj: Any) -> Match | None:
 def extract(obj: Any) -> Extraction:
     if isinstance(obj, dict) and is_state_dict(obj.get("teacher")):
         teacher = obj["teacher"]
-        prefix = "module.backbone." if count_prefix(teacher, "module.backbone.") else "backbone."
-        kept, dropped = take(teacher, prefix, discard=(prefix.replace("backbone.", "head."),))
+        kept, dropped = teacher_backbone(teacher)
         meta = make_meta("teacher", teacher, obj, normalization=IMAGENET, variant="full checkpoint (teacher)")
+        meta.arch_hint = vit_small_hint(kept)  # DINO's ViT-S has timm's 6 heads
     elif is_state_dict(obj):
         kept, dropped = take(obj, "", head=("head.",))
         meta = make_meta("", obj, obj, normalization=IMAGENET, variant="backbone only")
     else:
         raise CheckpointError("not a DINO checkpoint: neither a 'teacher' entry nor a plain state dict")
     meta.interpolation = "bicubic"
-    proj = kept.get("patch_embed.proj.weight")
-    if proj is not None and proj.shape[0] == 384:  # DINO's ViT-S has timm's 6 heads
-        meta.arch_hint = f"vit_small_patch{proj.shape[-1]}"
     return Extraction(kept, dropped, meta)
 
 
@@ -52,6 +51,6 @@ SPEC = FormatSpec(
     signal="top-level 'teacher' and 'student'; or unprefixed timm ViT keys without head",
     prefix="teacher: backbone. (ViT) / module.backbone. (ResNet)",
     drops="teacher head.* (DINOHead); student, optimizer, dino_loss, args",
-    archs="vit_small_patch16/8 (6 heads), vit_base_patch16/8, resnet50",
+    archs="vit_small_patch16/8 (6 heads; a bare ViT-S needs arch=), vit_base_patch16/8, resnet50",
     normalization="ImageNet mean/std, bicubic resize",
 )

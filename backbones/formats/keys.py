@@ -149,3 +149,23 @@ def make_meta(
         ignored=ignored_entries(obj, *used),
         **kw,
     )
+
+
+def teacher_backbone(
+    teacher: Mapping[str, torch.Tensor], *, head: tuple[str, ...] = ()
+) -> tuple[dict[str, torch.Tensor], list[str]]:
+    """The backbone of a DINO-style teacher (``backbone.*``, or ``module.backbone.*`` for DDP ResNets).
+
+    The projection head next to it (``head.*``) is dropped, and so are backbone keys starting with
+    one of ``head`` (e.g. iBOT's ``masked_embed``).
+    """
+    prefix = "module.backbone." if count_prefix(teacher, "module.backbone.") else "backbone."
+    return take(teacher, prefix, head=head, discard=(prefix.replace("backbone.", "head."),))
+
+
+def vit_small_hint(backbone: Mapping[str, torch.Tensor]) -> str | None:
+    """``vit_small_patch{p}`` (6 heads) for a ViT-S backbone, for formats whose layout proves a 6-head family."""
+    proj = backbone.get("patch_embed.proj.weight")
+    if proj is not None and proj.shape[0] == 384 and "cls_token" in backbone:
+        return f"vit_small_patch{proj.shape[-1]}"
+    return None

@@ -10,6 +10,7 @@ from torch import fx
 from torchvision.models.resnet import Bottleneck
 
 import backbones
+from backbones import ArchitectureError
 from backbones.archmatch import choose_arch, shapes_of
 from backbones.archs.resnets import ScaledResNet
 from backbones.archs.small_resnet import SmallResNet
@@ -23,17 +24,34 @@ def meta_shapes(name: str, **kwargs) -> dict[str, tuple]:
         return shapes_of(backbones.create(name, **kwargs).state_dict())
 
 
+# Architectures whose weights have identical shapes but compute different things (head count, activation).
+TWINS = [("vit_small_patch16", "vit_small_patch16_mocov3"), ("clip_vit", "clip_vit_quickgelu")]
+TWIN_OF = {a: b for pair in TWINS for a, b in (pair, pair[::-1])}
+
+
 @pytest.mark.parametrize("name", AUTO_ARCHS)
 def test_every_architecture_is_recognised_from_its_shapes(name):
-    choice = choose_arch(meta_shapes(name), "test")
-    assert (choice.spec.name, choice.kwargs) == (name, {})
+    shapes = meta_shapes(name)
+    hinted = choose_arch(shapes, "test", hint=name)
+    assert (hinted.spec.name, hinted.kwargs) == (name, {})
+    if name in TWIN_OF:
+        with pytest.raises(ArchitectureError, match=f"{name}.*{TWIN_OF[name]}|{TWIN_OF[name]}.*{name}"):
+            choose_arch(shapes, "test")
+    else:
+        choice = choose_arch(shapes, "test")
+        assert (choice.spec.name, choice.kwargs) == (name, {})
 
 
-def test_mocov3_vit_small_is_chosen_only_by_hint():
-    shapes = meta_shapes("vit_small_patch16_mocov3")
-    plain = choose_arch(shapes, "test")
-    assert plain.spec.name == "vit_small_patch16" and any("12 heads" in n for n in plain.caveats)
-    assert choose_arch(shapes, "test", hint="vit_small_patch16_mocov3").spec.name == "vit_small_patch16_mocov3"
+@pytest.mark.parametrize("pair", TWINS)
+def test_shape_twins_need_a_hint_or_arch(pair):
+    """A 12-head MoCo v3 ViT-S never loads silently as timm's 6-head ViT-S (nor QuickGELU CLIP as GELU)."""
+    shapes = meta_shapes(pair[0])
+    with pytest.raises(ArchitectureError) as info:
+        choose_arch(shapes, "test")
+    assert "attention heads or the activation" in str(info.value)
+    for name in pair:
+        assert choose_arch(shapes, "test", hint=name).spec.name == name
+        assert choose_arch(shapes, "test", forced=name).spec.name == name
 
 
 @pytest.mark.parametrize(

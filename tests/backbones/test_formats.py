@@ -24,6 +24,7 @@ from tests.backbones.layouts import (
     shared,
     state,
     torchvision_resnet,
+    vit_small,
     zeros_like_keys,
 )
 
@@ -42,6 +43,7 @@ class Case:
     input_size: int = 224
     interpolation: str = "bilinear"
     caveat: str | None = None  # the one BackboneWarning this file should raise, if any
+    arch_given: str | None = None  # arch= for files whose weights cannot say it (a bare ViT-S)
 
 
 def moco_v2(ref, tmp):
@@ -304,7 +306,15 @@ CASES = {
         "small_ref", dino_full_resnet, "dino", "resnet_small", IMAGENET, 64, input_size=64, interpolation="bicubic"
     ),
     "dino_vit_backbone": Case(
-        "vit6_ref", dino_vit_backbone, "dino", "vit_small_patch16", IMAGENET, 32, input_size=32, interpolation="bicubic"
+        "vit6_ref",
+        dino_vit_backbone,
+        "dino",
+        "vit_small_patch16",
+        IMAGENET,
+        32,
+        input_size=32,
+        interpolation="bicubic",
+        arch_given="vit_small_patch16",
     ),
     "swav": Case("small_ref", swav, "swav", "resnet_small", SWAV, 64, input_size=64),
     "deepcluster_v2": Case("small_ref", deepcluster_v2, "swav", "resnet_small", SWAV, 64, input_size=64),
@@ -317,7 +327,14 @@ CASES = {
     "vissl": Case("small_ref", vissl, "vissl", "resnet_small", IMAGENET, 64, input_size=64),
     "torchvision": Case("resnet18_ref", torchvision_plain, "plain", "resnet18", IMAGENET, 64),
     "timm_safetensors": Case(
-        "vit6_ref", timm_safetensors, "plain", "vit_small_patch16", IMAGENET, 32, input_size=32, caveat="head count"
+        "vit6_ref",
+        timm_safetensors,
+        "plain",
+        "vit_small_patch16",
+        IMAGENET,
+        32,
+        input_size=32,
+        arch_given="vit_small_patch16",
     ),
     "legacy_torch_file": Case("small_ref", legacy_moco, "moco", "resnet_small", IMAGENET, 64, input_size=64),
 }
@@ -340,7 +357,7 @@ def test_family_round_trip(name, request, tmp_path):
     path = case.write(reference, tmp_path)
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
-        backbone = backbones.load(path)
+        backbone = backbones.load(path, arch=case.arch_given)
     assert [str(w.message) for w in caught if case.caveat is None or case.caveat not in str(w.message)] == []
     assert (backbone.format, backbone.arch) == (case.format, case.arch)
     assert not backbone.training and isinstance(backbone, nn.Module)
@@ -370,12 +387,19 @@ def test_moco_v3_vit_needs_its_twelve_heads(vit12_ref, tmp_path):
     assert not torch.allclose(six(x), twelve(x), atol=1e-3)
 
 
-def test_vit_small_head_count_is_a_warned_assumption_only_without_a_family(vit6_ref, tmp_path):
-    with pytest.warns(backbones.BackboneWarning, match="6 assumed"):
-        backbones.load(timm_safetensors(vit6_ref, tmp_path))
-    with warnings.catch_warnings():
-        warnings.simplefilter("error")
-        backbones.load(dino_vit_backbone(vit6_ref, tmp_path))
+@pytest.mark.parametrize("write", [timm_safetensors, dino_vit_backbone])
+def test_a_bare_vit_small_needs_arch(write, vit6_ref, tmp_path):
+    """A ViT-S state dict does not show its head count: inspect says so, load refuses, and either arch= works."""
+    path = write(vit6_ref, tmp_path)
+    report = backbones.inspect(path)
+    assert not report.loadable and report.arch is None
+    assert "vit_small_patch16, vit_small_patch16_mocov3" in report.problems[0]
+    with pytest.raises(backbones.ArchitectureError, match="attention heads"):
+        backbones.load(path)
+    assert_same_features(backbones.load(path, arch="vit_small_patch16"), vit6_ref, 32)
+    twelve = vit_small(12, seed=0)
+    twelve.load_state_dict(vit6_ref.state_dict())
+    assert_same_features(backbones.load(path, arch="vit_small_patch16_mocov3"), twelve, 32)
 
 
 def test_dino_full_checkpoint_uses_the_teacher(vit6_ref, tmp_path):
