@@ -8,14 +8,14 @@ import json
 import pytest
 
 from probe.errors import ProbeValueError
-from probe.report import assess, build_metrics, validate_metrics, write_report
+from probe.report import build_metrics, validate_metrics, write_report
 
 from .synthetic import HOSTILE_BACKBONE, make_results
 
 
 def _metrics(**kw) -> dict:
     results = make_results(**kw)
-    return build_metrics(results, assess(results))
+    return build_metrics(results)
 
 
 def test_full_results_have_the_issue_fields():
@@ -50,7 +50,7 @@ def test_nan_and_inf_become_null():
     results = make_results()
     results.backbones[0].methods["gradcam"].miou = float("nan")
     results.backbones[0].pseudo_classes[0].mask_energy = float("inf")
-    m = build_metrics(results, assess(results))
+    m = build_metrics(results)
     assert m["backbones"][0]["attribution"]["gradcam"]["miou"] is None
     assert m["backbones"][0]["pseudo_classes"][0]["mask_energy"] is None
 
