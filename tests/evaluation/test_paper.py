@@ -11,9 +11,9 @@ import torch
 import torchvision
 from PIL import Image
 
-from probe.errors import ProbeValueError
 from probe.cli import main
 from probe.commands.paper import classifier
+from probe.errors import ProbeValueError
 from probe.evaluation.paper import (
     Classifier,
     GtSegs,
@@ -21,8 +21,7 @@ from probe.evaluation.paper import (
     run_perturbation,
     run_segmentation,
 )
-
-from .helpers import RegionModel, input_x_gradient
+from tests.support.models import RegionModel
 
 MATLAB_HEADER = b"MATLAB 7.3 MAT-file, Platform: GLNXA64, Created on: Mon Jan  1 00:00:00 2024 HDF5 schema 1.00 ."
 

@@ -13,8 +13,7 @@ from probe.pipeline.evaluate import method_results
 from probe.pipeline.verdicts import judge_run
 from probe.report import BackboneResults, Clustering, Member, PseudoClass, RunResults, write_report
 from probe.report.metrics_json import validate_metrics
-
-from .helpers import gradient_of_total, input_x_gradient, small_cnn
+from tests.support.models import gradient_of_total, input_x_gradient, small_cnn
 
 K = 3
 

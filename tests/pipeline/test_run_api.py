@@ -13,8 +13,8 @@ import backbones
 from probe.cli import main
 from probe.errors import ProbeValueError
 from probe.pipeline import run_probe
-from probe.pipeline.images import with_transform
 from probe.pipeline.compare import check_backbone
+from probe.pipeline.images import with_transform
 from unsupervised import ImageFolderData, PseudoClasses, extract_features, kmeans
 
 FAST = dict(baselines=("gradcam",), eval_images=24, device="cpu", batch_size=32)

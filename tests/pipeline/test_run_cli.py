@@ -9,9 +9,8 @@ import torch
 
 from probe.pipeline import load_probe_model
 from probe.report import validate_metrics
+from tests.support.shapes import run_args
 from unsupervised import PseudoClasses
-
-from conftest import run_args
 
 pytestmark = pytest.mark.slow
 

@@ -9,8 +9,7 @@ import pytest
 
 from probe.errors import ProbeValueError
 from probe.report import build_metrics, validate_metrics, write_report
-
-from .synthetic import HOSTILE_BACKBONE, make_results
+from tests.support.results import HOSTILE_BACKBONE, make_results
 
 
 def _metrics(**kw) -> dict:

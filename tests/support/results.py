@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import numpy as np
 
+from probe.pipeline.evaluate import curve
+from probe.pipeline.verdicts import judge_run
 from probe.report import (
     BackboneResults,
     Clustering,
@@ -16,8 +18,6 @@ from probe.report import (
     SpecificityExample,
     SpecificitySummary,
 )
-from probe.pipeline.evaluate import curve
-from probe.pipeline.verdicts import judge_run
 
 HOSTILE_BACKBONE = "my <b>model</b> & co"
 HOSTILE_LABEL = "<script>alert(1)</script>"
