@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import copy
 import json
+from dataclasses import replace
 
 import pytest
 
@@ -96,4 +97,21 @@ def test_results_are_checked_before_writing(tmp_path):
     results.backbones[0].control = "nope"
     with pytest.raises(ProbeValueError, match="no backbone named 'nope'"):
         write_report(tmp_path, results)
+    results = make_results()
+    del results.verdicts[results.backbones[0].name]  # the report renders verdicts, it never judges
+    with pytest.raises(ProbeValueError, match="has no verdicts"):
+        write_report(tmp_path, results)
+    results = make_results()
+    results.verdicts[results.backbones[0].name].pseudo_classes.pop()
+    with pytest.raises(ProbeValueError, match="has no verdicts"):
+        write_report(tmp_path, results)
     assert not (tmp_path / "report.html").exists()
+
+
+def test_the_report_shows_the_stored_verdicts():
+    results = make_results()
+    stored = results.verdicts[results.backbones[0].name]
+    results.verdicts[results.backbones[0].name] = replace(
+        stored, backbone=replace(stored.backbone, semantic=False, statement="judged elsewhere"))
+    probe = build_metrics(results)["backbones"][0]
+    assert probe["semantic"] is False and probe["verdict"] == "judged elsewhere"
