@@ -14,7 +14,6 @@ import json
 import tempfile
 import time
 from pathlib import Path
-from typing import Sequence
 
 import numpy as np
 import torch

@@ -71,7 +71,8 @@ def _fake_command(name: str, handler) -> types.ModuleType:
 
 def test_a_new_subcommand_is_one_module_and_one_registry_entry(monkeypatch, capsys):
     seen = []
-    monkeypatch.setitem(sys.modules, "probe.commands.sizes", _fake_command("sizes", lambda args: seen.append(args) or 3))
+    command = _fake_command("sizes", lambda args: seen.append(args) or 3)
+    monkeypatch.setitem(sys.modules, "probe.commands.sizes", command)
     monkeypatch.setattr(cli, "COMMANDS", (*cli.COMMANDS, "sizes"))
     assert cli.main(["sizes", "--max-images", "7"]) == 3
     assert seen[0].max_images == 7
@@ -102,7 +103,8 @@ def test_parameter_errors_read_as_the_library_names_them_and_survive_pickling():
 
 
 def test_building_the_parser_imports_no_torch():
-    code = "import sys, probe.cli; probe.cli.build_parser(); print(sorted(m for m in sys.modules if m.startswith('torch')))"
+    code = ("import sys, probe.cli; probe.cli.build_parser(); "
+            "print(sorted(m for m in sys.modules if m.startswith('torch')))")
     done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
     assert done.returncode == 0, done.stderr
     assert done.stdout.strip() == "[]"

@@ -56,5 +56,5 @@ def test_debug_shows_the_traceback_of_an_expected_error(micro_world, weights, tm
                                    capture_output=True, text=True, timeout=300) for flags in ([], ["--debug"]))
     assert plain.returncode == debug.returncode == 2
     assert "Traceback" not in plain.stderr and plain.stderr.count("\n") == 1
-    assert debug.stderr.startswith("Traceback") and "ProbeValueError" in debug.stderr
+    assert debug.stderr.startswith("Traceback") and "ParameterError" in debug.stderr
     assert debug.stderr.splitlines()[-1] == plain.stderr.strip()
