@@ -13,6 +13,7 @@ from pathlib import Path
 
 import torch
 
+from probe.devices import resolve_device
 from probe.errors import ProbeError
 
 from .archmatch import ArchChoice, KeyDiff, choose_arch, compare, profile, shapes_of, signature
@@ -245,13 +246,6 @@ def _check_features(backbone: Backbone, path: Path) -> int:
             stacklevel=3,
         )
     return int(features.shape[-1])
-
-
-def resolve_device(device: str | torch.device) -> torch.device:
-    """``"auto"`` -> CUDA when available, else CPU; anything else as torch.device."""
-    if str(device) == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    return torch.device(device)
 
 
 def load(

@@ -1,6 +1,7 @@
 """The ``probe`` console command: argument parsing, dispatch and error reporting.
 
-Each subcommand lives in ``probe.commands.<name>`` and exposes ``register(subparsers)``.
+Each subcommand lives in ``probe.commands.<name>``: ``register(subparsers)`` adds its parser and sets
+its handler; a library error naming a parameter is shown with that parameter's flag.
 Expected failures print one line and exit 2: bad arguments, :class:`probe.errors.ProbeError`,
 and OSErrors the environment causes (full disk, read-only folder); ``--debug`` shows their
 traceback too. Ctrl-C exits 130 and SIGTERM 143, after the command has unwound (finished
@@ -16,10 +17,10 @@ import traceback
 import warnings
 from typing import Sequence
 
-from .errors import ProbeError, Terminated, environment_error, sigterm_unwinds
+from .errors import ParameterError, ProbeError, Terminated, environment_error, sigterm_unwinds
 
-# Order is the order shown by ``probe --help``.
-COMMANDS = ("demo", "run", "explain", "backbones", "pretrain", "bench")
+#: The registry of subcommands: ``probe.commands.<name>``, in the order ``probe --help`` shows them.
+COMMANDS = ("demo", "run", "explain", "backbones", "pretrain", "bench", "paper")
 #: PIL's warning for an image past its pixel limit: the image is skipped and listed with that reason
 #: (run.log, metrics.json, report), so on the command line the warning would only repeat it as noise.
 _BOMB_WARNING = r"Image size \(\d+ pixels\) exceeds limit"
@@ -52,6 +53,13 @@ def _fail(args: argparse.Namespace, message: str, code: int) -> int:
     return code
 
 
+def _message(args: argparse.Namespace, exc: ProbeError) -> str:
+    """The error's text; a parameter the command has an option for is named by that option (``--max-images``)."""
+    if isinstance(exc, ParameterError) and exc.parameter in vars(args):
+        return exc.naming("--" + exc.parameter.replace("_", "-"))
+    return str(exc)
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     warnings.filterwarnings("ignore", message=_BOMB_WARNING)
     parser = build_parser()
@@ -60,7 +68,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         with sigterm_unwinds():
             return int(args.handler(args) or 0)
     except ProbeError as exc:
-        return _fail(args, f"error: {exc}", 2)
+        return _fail(args, f"error: {_message(args, exc)}", 2)
     except OSError as exc:
         error = environment_error(exc)
         if error is None:

@@ -28,6 +28,26 @@ class ProbeValueError(ProbeError, ValueError):
     """An argument or input has the right type but a wrong value."""
 
 
+class ParameterError(ProbeValueError):
+    """A bad value of one named parameter. The message starts with the parameter's name, which the
+    CLI replaces by the command-line flag (``max_images must be >= 1`` -> ``--max-images must be >= 1``).
+
+    ``problem`` follows the name after a space, or directly when it starts with a colon.
+    """
+
+    def __init__(self, parameter: str, problem: str) -> None:
+        self.parameter = parameter
+        self.problem = problem
+        super().__init__(self.naming(parameter))
+
+    def __reduce__(self) -> tuple:  # keeps the fields through pickling (worker processes)
+        return type(self), (self.parameter, self.problem)
+
+    def naming(self, name: str) -> str:
+        """The message with the parameter called ``name`` (e.g. its flag)."""
+        return f"{name}{self.problem}" if self.problem.startswith(":") else f"{name} {self.problem}"
+
+
 class ProbeTypeError(ProbeError, TypeError):
     """An argument or input has the wrong type (e.g. dtype, rank, module type)."""
 

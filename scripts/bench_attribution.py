@@ -1,7 +1,7 @@
 #!/usr/bin/env python3
-"""AGF and Grad-CAM vs a plain forward+backward (time and peak memory); see docs/BENCHMARKS.md.
+"""The attribution benchmark: the same as `probe bench attribution`.
 
-Usage: PYTHONPATH=. python scripts/bench_attribution.py [--quick] [--models resnet50,vgg16] [--batch 8]
+See probe/bench/attribution.py and docs/BENCHMARKS.md.
 """
 
 import sys
@@ -9,7 +9,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from probe.bench.attribution import main  # noqa: E402
+from probe.cli import main  # noqa: E402
 
 if __name__ == "__main__":
-    sys.exit(main())
+    sys.exit(main(["bench", "attribution", *sys.argv[1:]]))

@@ -1,12 +1,15 @@
-#!/usr/bin/env python
-"""Clustering benchmark (see probe/bench/clustering.py and docs/BENCHMARKS.md)."""
+#!/usr/bin/env python3
+"""The clustering benchmark: the same as `probe bench clustering`.
+
+See probe/bench/clustering.py and docs/BENCHMARKS.md.
+"""
 
 import sys
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from probe.bench.clustering import main  # noqa: E402
+from probe.cli import main  # noqa: E402
 
 if __name__ == "__main__":
-    raise SystemExit(main(sys.argv[1:]))
+    sys.exit(main(["bench", "clustering", *sys.argv[1:]]))

@@ -25,7 +25,7 @@ from probe.demo import checkpoints  # noqa: E402
 import backbones  # noqa: E402
 from probe.demo.measure import EvalSet, evaluate  # noqa: E402
 from probe.demo.objectives import OBJECTIVES  # noqa: E402
-from probe.demo.pretrain import control_metrics, pretrain_from_args, recipe  # noqa: E402
+from probe.demo.pretrain import control_metrics, pretrain, recipe  # noqa: E402
 from probe.fileio import atomic_write_json  # noqa: E402
 
 
@@ -62,7 +62,8 @@ def main() -> None:
                 history = [{k: v for k, v in json.loads(line).items() if k not in ("method", "seed")} for line in lines if line.strip()]
             summary = {"steps": r.steps, "wall_s": args.wall_s, "metrics": metrics, "history": history}
         else:
-            summary = pretrain_from_args(argparse.Namespace(method=args.method, out=str(out), steps=None, seed=args.seed, device="cpu"))
+            summary = pretrain(r, out, seed=args.seed, device="cpu")
+            print(f"{args.method}: {summary['steps']} steps in {summary['wall_s']:.0f} s -> {out}")
         data["files"][name] = {
             "method": args.method, "format": fmt, "arch": r.arch, "arch_kwargs": r.arch_kwargs,
             "input": "ImageNet mean/std" if OBJECTIVES[args.method].normalize else "[0, 1], no mean/std",

@@ -2,39 +2,19 @@
 
 from __future__ import annotations
 
-import os
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
 
-REPO = Path(__file__).resolve().parents[1]
+from tests.support.cli import probe_cli
+
 DATA = Path(__file__).resolve().parent / "data"
-
-
-def _env() -> dict[str, str]:
-    env = dict(os.environ)
-    env["PYTHONPATH"] = os.pathsep.join([str(REPO), env.get("PYTHONPATH", "")]).rstrip(os.pathsep)
-    env.setdefault("PROBE_NO_PROGRESS", "1")
-    return env
 
 
 @pytest.fixture
 def run_cli():
-    """Run ``python -m probe ARGS`` in a subprocess against this checkout; returns CompletedProcess."""
-
-    def run(*args: str, cwd: str | os.PathLike | None = None, timeout: float = 600) -> subprocess.CompletedProcess:
-        return subprocess.run(
-            [sys.executable, "-m", "probe", *args],
-            cwd=cwd,
-            env=_env(),
-            capture_output=True,
-            text=True,
-            timeout=timeout,
-        )
-
-    return run
+    """Run ``python -m probe ARGS`` in a subprocess against this checkout (``tests.support.cli.probe_cli``)."""
+    return probe_cli
 
 
 @pytest.fixture(autouse=True)

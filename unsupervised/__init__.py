@@ -14,10 +14,12 @@ from .data import ImageFolderData
 from .errors import DataError
 from .features import Features, extract_features
 from .head import HeadReport, ProbeModel, train_head
-from .metrics import cluster_metrics
+from .metrics import ClusterLabel, ClusterMetrics, cluster_metrics
 from .state import PseudoClasses
 
 __all__ = [
+    "ClusterLabel",
+    "ClusterMetrics",
     "DataError",
     "Features",
     "HeadReport",

@@ -25,6 +25,7 @@ from tqdm import tqdm
 from . import distributed
 from .cache import CacheEntry, EntryLock, Partial, key_fields, key_of
 from .data import ImageFolderData
+from probe.devices import model_device, resolve_device
 from probe.errors import ProbeError, sigterm_unwinds
 
 from .errors import DataError, name_some
@@ -73,9 +74,8 @@ class Features:
 
 def _resolve_device(backbone: nn.Module, device: str | torch.device | None) -> torch.device:
     if device is None:
-        parameter = next(backbone.parameters(), None)
-        return parameter.device if parameter is not None else torch.device("cpu")
-    device = torch.device(device)
+        return model_device(backbone)
+    device = resolve_device(device)
     if device.type == "cuda" and device.index is None and int(os.environ.get("WORLD_SIZE", "1")) > 1:
         device = torch.device("cuda", int(os.environ.get("LOCAL_RANK", "0")))
     return device

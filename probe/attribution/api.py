@@ -9,6 +9,7 @@ import numpy as np
 import torch
 import torch.nn as nn
 
+from probe.devices import model_device as _model_device
 from probe.errors import ProbeTypeError, ProbeValueError
 
 from . import baselines
@@ -198,12 +199,6 @@ def _explicit_targets(target, rank, n: int, num_classes: int) -> torch.Tensor | 
 
 def _ranked_targets(logits: torch.Tensor, rank: int) -> torch.Tensor:
     return logits.topk(rank + 1, dim=1).indices[:, rank]
-
-
-def _model_device(model: nn.Module, fallback: torch.device) -> torch.device:
-    for tensor in list(model.parameters()) + list(model.buffers()):
-        return tensor.device
-    return fallback
 
 
 def _model_dtype(model: nn.Module, fallback: torch.dtype) -> torch.dtype:

@@ -1,2 +1,2 @@
-"""Speed and memory benchmarks behind ``probe bench`` and ``scripts/bench_*.py``: each module has
-``main(argv)`` and a ``--quick`` mode, and reports ratios measured side by side in one run."""
+"""Speed and memory benchmarks (docs/BENCHMARKS.md). Each module has ``run(quick=False, ...)``, which
+prints ratios measured side by side in one run; ``probe bench NAME`` exposes its options."""

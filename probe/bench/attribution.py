@@ -10,7 +10,6 @@ See docs/BENCHMARKS.md.
 
 from __future__ import annotations
 
-import argparse
 import os
 import statistics
 import subprocess
@@ -86,7 +85,7 @@ def peak_memory_child(arch: str, method: str, batch: int, size: int) -> int:
 def peak_memory(arch: str, method: str, batch: int, size: int) -> int | None:
     """Peak-memory growth of one call, measured in a fresh subprocess (None if it failed)."""
     env = dict(os.environ, MALLOC_MMAP_THRESHOLD_="65536", MALLOC_TRIM_THRESHOLD_="0", PROBE_NO_PROGRESS="1")
-    cmd = [sys.executable, "-m", "probe.bench.attribution", "--child", arch, method, str(batch), str(size)]
+    cmd = [sys.executable, "-m", "probe.bench.attribution", arch, method, str(batch), str(size)]
     done = subprocess.run(cmd, env=env, capture_output=True, text=True)
     if done.returncode != 0:
         print(f"memory measurement of {method} on {arch} failed:\n{done.stderr.strip()}", file=sys.stderr)
@@ -134,40 +133,29 @@ def table(rows: Sequence[dict]) -> str:
     return "\n".join(lines)
 
 
-def main(argv: Sequence[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="probe bench attribution", description=__doc__.splitlines()[0])
-    parser.add_argument("--quick", action="store_true", help="small sizes: resnet18,vgg11, batch 2, 64 px, 1 repeat")
-    parser.add_argument("--models", help="torchvision architectures, comma-separated (default: resnet50,vgg16)")
-    parser.add_argument("--batch", type=int, help="images per call (default: 8)")
-    parser.add_argument("--size", type=int, help="image height and width (default: 224)")
-    parser.add_argument("--repeats", type=int, help="timed calls per method after a warm-up (default: 3)")
-    parser.add_argument("--no-memory", action="store_true", help="skip the peak-memory subprocesses")
-    parser.add_argument("--json", help="also write the measurements to this JSON file")
-    parser.add_argument("--child", nargs=4, metavar=("ARCH", "METHOD", "BATCH", "SIZE"), help=argparse.SUPPRESS)
-    args = parser.parse_args(argv)
-    if args.child:
-        arch, method, batch, size = args.child
-        print(peak_memory_child(arch, method, int(batch), int(size)))
-        return 0
-    defaults = ("resnet18,vgg11", 2, 64, 1) if args.quick else ("resnet50,vgg16", 8, 224, 3)
-    for name, value in zip(("models", "batch", "size", "repeats"), defaults):
-        if getattr(args, name) is None:
-            setattr(args, name, value)
+def run(*, quick: bool = False, models: str | None = None, batch: int | None = None, size: int | None = None,
+        repeats: int | None = None, memory: bool = True, json_path: str | None = None) -> int:
+    """Time (and unless ``memory`` is False, measure the peak memory of) AGF and Grad-CAM against a
+    forward+backward on each of ``models``; print the table. ``quick``: small sizes for a smoke run."""
+    defaults = ("resnet18,vgg11", 2, 64, 1) if quick else ("resnet50,vgg16", 8, 224, 3)
+    models = models or defaults[0]
+    batch, size, repeats = batch or defaults[1], size or defaults[2], repeats or defaults[3]
     load = os.getloadavg()
     print(f"torch {torch.__version__}, {torch.get_num_threads()} threads, {os.cpu_count()} CPUs, "
           f"load average {load[0]:.2f} at start", flush=True)
     rows = []
-    for arch in args.models.split(","):
-        rows.append(measure(arch.strip(), args.batch, args.size, args.repeats, not args.no_memory))
+    for arch in models.split(","):
+        rows.append(measure(arch.strip(), batch, size, repeats, memory))
         print(f"measured {arch}", file=sys.stderr, flush=True)
     print(table(rows))
     print(f"load average {os.getloadavg()[0]:.2f} at end")
-    if args.json:
+    if json_path:
         from probe.fileio import atomic_write_json
 
-        atomic_write_json(args.json, {"load_start": load[0], "rows": rows})
+        atomic_write_json(json_path, {"load_start": load[0], "rows": rows})
     return 0
 
 
-if __name__ == "__main__":
-    sys.exit(main())
+if __name__ == "__main__":  # the child process of peak_memory: ARCH METHOD BATCH SIZE
+    arch, method, batch, size = sys.argv[1:5]
+    print(peak_memory_child(arch, method, int(batch), int(size)))

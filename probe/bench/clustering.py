@@ -11,7 +11,6 @@ there in a child process under a time cap.
 
 from __future__ import annotations
 
-import argparse
 import json
 import os
 import subprocess
@@ -157,33 +156,19 @@ def verdict(rows: list[Row]) -> str:
     return f"{'PASS' if ratio >= 5.0 and gap <= 0.01 else 'FAIL'}: {summary} (bar: 5x, +1%)"
 
 
-def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="bench_clustering", description=__doc__.split("\n")[0])
-    parser.add_argument("--quick", action="store_true", help="20,000 x 32, k = 20 only")
-    parser.add_argument("--skip-large", action="store_true", help="leave out the 1,000,000 x 256 case")
-    parser.add_argument("--sklearn-cap-min", type=float, default=20.0,
-                        help="stop scikit-learn after this many minutes (default: %(default)s)")
-    parser.add_argument("--seeds", type=int, default=3, help="seeds of ours per case (default: %(default)s)")
-    parser.add_argument("--repeat", type=int, default=3,
-                        help="time each run this many times and keep the fastest (default: %(default)s; "
-                             "the 1,000,000 case runs once)")
-    parser.add_argument("--json", help="also write the rows to this JSON file")
-    args = parser.parse_args(argv)
-
-    cases = [(20_000, 32, 20)] if args.quick else [(200_000, 128, 100)]
-    if not args.quick and not args.skip_large:
+def run(*, quick: bool = False, skip_large: bool = False, sklearn_cap_min: float = 20.0, seeds: int = 3,
+        repeat: int = 3, json_path: str | None = None) -> int:
+    """Ours, faiss's defaults and scikit-learn on synthetic blobs; print the rows and the bar's verdict.
+    ``quick``: 20,000 x 32, k = 20 only; ``skip_large`` leaves out 1,000,000 x 256; the largest case runs once."""
+    cases = [(20_000, 32, 20)] if quick else [(200_000, 128, 100)]
+    if not quick and not skip_large:
         cases.append((1_000_000, 256, 1_000))
     print(f"threads: faiss {__import__('faiss').omp_get_max_threads()}, cpu count {os.cpu_count()}")
     print("| case | method | seconds | objective | ARI vs truth | note |\n|---|---|---|---|---|---|")
     results = []
     for n, d, k in cases:
-        repeat = 1 if n >= 1_000_000 else args.repeat
-        results.append(run_case(n, d, k, args.sklearn_cap_min, args.seeds, repeat))
+        results.append(run_case(n, d, k, sklearn_cap_min, seeds, 1 if n >= 1_000_000 else repeat))
         print(verdict(results[-1]), flush=True)
-    if args.json:
-        Path(args.json).write_text(json.dumps([asdict(r) for rows in results for r in rows], indent=2))
+    if json_path:
+        Path(json_path).write_text(json.dumps([asdict(r) for rows in results for r in rows], indent=2))
     return 0
-
-
-if __name__ == "__main__":
-    raise SystemExit(main())

@@ -7,9 +7,8 @@ localisation metrics are vectorised tensor code. Run: ``probe bench evaluation [
 
 from __future__ import annotations
 
-import argparse
 import time
-from typing import Callable, Sequence
+from typing import Callable
 
 import torch
 import torchvision
@@ -32,17 +31,13 @@ def _localisation_per_image(maps: torch.Tensor, masks: torch.Tensor, model, imag
                       masks=masks[i : i + 1], fractions=(0.0, 0.9), batch_size=1)
 
 
-def main(argv: Sequence[str] | None = None) -> dict:
-    parser = argparse.ArgumentParser(prog="probe bench evaluation", description=__doc__.split("\n\n")[0])
-    parser.add_argument("--quick", action="store_true", help="resnet18 at 112 px on 4 images")
-    parser.add_argument("--images", type=int, help="number of images (default: 32, quick: 4)")
-    parser.add_argument("--batch-size", type=int, default=16)
-    parser.add_argument("--threads", type=int, help="torch threads (default: torch's choice)")
-    args = parser.parse_args(argv)
-    if args.threads:
-        torch.set_num_threads(args.threads)
-    arch, size, n = ("resnet18", 112, 4) if args.quick else ("resnet50", 224, 32)
-    n = args.images or n
+def run(*, quick: bool = False, images: int | None = None, batch_size: int = 16, threads: int | None = None) -> dict:
+    """Batched against per-image perturbation and localisation on random maps; print the ratios.
+    ``quick``: resnet18 at 112 px on 4 images (default: resnet50 at 224 px on 32)."""
+    if threads:
+        torch.set_num_threads(threads)
+    arch, size, n = ("resnet18", 112, 4) if quick else ("resnet50", 224, 32)
+    n = images or n
     torch.manual_seed(0)
     model = torchvision.models.get_model(arch, weights=None, num_classes=10).eval()
     g = torch.Generator().manual_seed(0)
@@ -53,29 +48,26 @@ def main(argv: Sequence[str] | None = None) -> dict:
         target = model(images).argmax(dim=1)
     mean, std = (0.485, 0.456, 0.406), (0.229, 0.224, 0.225)
 
-    batched = _seconds(lambda: perturbation_hits(model, images, maps, target, mean=mean, std=std, batch_size=args.batch_size))
+    batched = _seconds(lambda: perturbation_hits(model, images, maps, target, mean=mean, std=std, batch_size=batch_size))
     single = _seconds(lambda: perturbation_hits(model, images, maps, target, mean=mean, std=std, batch_size=1))
     cheap = torch.nn.Sequential(torch.nn.Flatten(), torch.nn.LazyLinear(2))  # localisation cost only
     cheap(images[:1])
     loc_batched = _seconds(lambda: evaluate_maps(cheap, images, maps, target.clamp(max=1), mean=None, std=None, masks=masks,
-                                                 fractions=(0.0, 0.9), batch_size=args.batch_size), repeat=3)
+                                                 fractions=(0.0, 0.9), batch_size=batch_size), repeat=3)
     loc_single = _seconds(lambda: _localisation_per_image(maps, masks, cheap, images, target.clamp(max=1)), repeat=3)
     per_image = batched / n
     result = {
-        "arch": arch, "image_size": size, "images": n, "batch_size": args.batch_size, "threads": torch.get_num_threads(),
+        "arch": arch, "image_size": size, "images": n, "batch_size": batch_size, "threads": torch.get_num_threads(),
         "perturbation_batched_s": batched, "perturbation_single_s": single, "perturbation_speedup": single / batched,
         "perturbation_images_per_s": n / batched, "localisation_batched_s": loc_batched,
         "localisation_single_s": loc_single, "localisation_speedup": loc_single / loc_batched,
         "projected_2000_images_one_method_s": per_image * 2000,
     }
     print(f"evaluate stage, {arch} at {size} px, {n} images, {torch.get_num_threads()} threads, CPU")
-    print(f"  perturbation (19 forwards/image): batch {args.batch_size} {batched:.2f} s ({n / batched:.2f} img/s), "
+    print(f"  perturbation (19 forwards/image): batch {batch_size} {batched:.2f} s ({n / batched:.2f} img/s), "
           f"batch 1 {single:.2f} s -> batching x{single / batched:.2f}")
     print(f"  localisation metrics: batched {loc_batched * 1000:.1f} ms, per image {loc_single * 1000:.1f} ms "
           f"-> batching x{loc_single / loc_batched:.2f}")
     print(f"  projected perturbation time for 2,000 images, one method, one backbone: {per_image * 2000 / 60:.1f} min")
     return result
 
-
-if __name__ == "__main__":
-    main()

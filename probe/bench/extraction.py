@@ -11,7 +11,6 @@ measured side by side in one run.
 
 from __future__ import annotations
 
-import argparse
 import hashlib
 import json
 import tempfile
@@ -98,61 +97,53 @@ def pipeline(backbone: nn.Module, data, batch_size: int, workers: int, device: t
     return time.perf_counter() - start
 
 
-def main(argv: list[str] | None = None) -> int:
+def run(*, quick: bool = False, arch: str | None = None, images: int | None = None, repeat: int | None = None,
+        image_size: str | None = None, input_size: int | None = None, batch_size: int | None = None,
+        workers: str | None = None, device: str | None = None, threads: int | None = None,
+        json_path: str | None = None) -> int:
+    """``extract_features`` against a bare forward of preprocessed batches, per worker count, and the
+    cache's cold and warm times; print the table and the bars. ``quick``: ResNet-18 on 24 small images."""
+    from probe.devices import resolve_device
     from unsupervised import ImageFolderData
 
-    parser = argparse.ArgumentParser(prog="bench_extraction", description=__doc__.split("\n")[0])
-    parser.add_argument("--quick", action="store_true", help="ResNet-18 on 24 small images: a smoke run")
-    parser.add_argument("--arch", default=None, help="torchvision architecture (default: resnet50; quick: resnet18)")
-    parser.add_argument("--images", type=int, default=None, help="number of images (default: 128; quick: 24)")
-    parser.add_argument("--repeat", type=int, default=None, help="runs per row, best kept (default: 2; quick: 1)")
-    parser.add_argument("--image-size", default=None, help="source JPEG size WxH (default: 500x375; quick: 160x120)")
-    parser.add_argument("--input-size", type=int, default=None, help="model input size (default: 224; quick: 112)")
-    parser.add_argument("--batch-size", type=int, default=None, help="batch size (default: 32; quick: 8)")
-    parser.add_argument("--workers", default=None, help="comma-separated worker counts (default: 0,1,2; quick: 0,1)")
-    parser.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
-    parser.add_argument("--threads", type=int, help="torch threads for the forward (default: torch's choice)")
-    parser.add_argument("--json", help="also write the results to this JSON file")
-    args = parser.parse_args(argv)
-    quick = args.quick
-    arch = args.arch or ("resnet18" if quick else "resnet50")
-    count = args.images or (24 if quick else 128)
-    repeat = args.repeat or (1 if quick else 2)
-    width, height = map(int, (args.image_size or ("160x120" if quick else "500x375")).split("x"))
-    input_size = args.input_size or (112 if quick else 224)
-    batch_size = args.batch_size or (8 if quick else 32)
-    workers = [int(w) for w in (args.workers or ("0,1" if quick else "0,1,2")).split(",")]
-    device = torch.device(args.device)
-    if args.threads:
-        torch.set_num_threads(args.threads)
+    arch = arch or ("resnet18" if quick else "resnet50")
+    count = images or (24 if quick else 128)
+    repeat = repeat or (1 if quick else 2)
+    width, height = map(int, (image_size or ("160x120" if quick else "500x375")).split("x"))
+    input_size = input_size or (112 if quick else 224)
+    batch_size = batch_size or (8 if quick else 32)
+    worker_counts = [int(w) for w in (workers or ("0,1" if quick else "0,1,2")).split(",")]
+    resolved = resolve_device(device or "auto")
+    if threads:
+        torch.set_num_threads(threads)
 
-    backbone = BenchBackbone(arch, input_size).to(device)
+    backbone = BenchBackbone(arch, input_size).to(resolved)
     with tempfile.TemporaryDirectory(prefix="bench-extraction-") as tmp:
-        images = Path(tmp) / "images"
-        write_images(images, count, (width, height))
+        folder = Path(tmp) / "images"
+        write_images(folder, count, (width, height))
         start = time.perf_counter()
-        data = ImageFolderData(images)
+        data = ImageFolderData(folder)
         scan_s = time.perf_counter() - start
-        print(f"{arch}, {count} JPEGs {width}x{height} -> {input_size}px, batch {batch_size}, device {device}, "
+        print(f"{arch}, {count} JPEGs {width}x{height} -> {input_size}px, batch {batch_size}, device {resolved}, "
               f"torch threads {torch.get_num_threads()}; folder scan {scan_s:.2f}s", flush=True)
-        pipeline(backbone, data.subset(range(min(batch_size, count))), batch_size, 0, device)  # warm-up
+        pipeline(backbone, data.subset(range(min(batch_size, count))), batch_size, 0, resolved)  # warm-up
         rates: dict[str, list[float]] = {}
         for _ in range(repeat):  # interleaved, so that a change in machine load hits every row alike
-            rates.setdefault("bare", []).append(bare_forward(backbone, data, batch_size, device))
-            for w in workers:
-                rates.setdefault(str(w), []).append(count / pipeline(backbone, data, batch_size, w, device))
+            rates.setdefault("bare", []).append(bare_forward(backbone, data, batch_size, resolved))
+            for w in worker_counts:
+                rates.setdefault(str(w), []).append(count / pipeline(backbone, data, batch_size, w, resolved))
         bare = max(rates["bare"])
         rows = [("bare forward (preprocessed batches in memory)", bare, None, rates["bare"])]
         rows += [(f"extract_features, num_workers={w}", max(rates[str(w)]), max(rates[str(w)]) / bare, rates[str(w)])
-                 for w in workers]
+                 for w in worker_counts]
         print(f"| run | images/s (best of {repeat}) | share of bare forward | all runs |\n|---|---|---|---|")
         for name, rate, share, runs in rows:
             print(f"| {name} | {rate:.1f} | {'100%' if share is None else f'{share:.0%}'} | "
                   f"{', '.join(f'{r:.1f}' for r in runs)} |", flush=True)
         cache = Path(tmp) / "cache"
-        best = max(workers, key=lambda w: max(rates[str(w)]))
-        cold = pipeline(backbone, images, batch_size, best, device, cache_dir=cache)
-        warm = pipeline(backbone, images, batch_size, best, device, cache_dir=cache)
+        best = max(worker_counts, key=lambda w: max(rates[str(w)]))
+        cold = pipeline(backbone, folder, batch_size, best, resolved, cache_dir=cache)
+        warm = pipeline(backbone, folder, batch_size, best, resolved, cache_dir=cache)
 
     best_share = max(r[2] for r in rows[1:])
     speedup = cold / warm
@@ -161,14 +152,11 @@ def main(argv: list[str] | None = None) -> int:
                 (speedup >= 20, f"warm cache {speedup:.0f}x faster than extraction (bar 20x)")]
     for ok, text in verdicts:
         print(f"quick run, not the bar: {text}" if quick else f"{'PASS' if ok else 'FAIL'}: {text}")
-    if args.json:
-        Path(args.json).write_text(json.dumps({
+    if json_path:
+        Path(json_path).write_text(json.dumps({
             "arch": arch, "images": count, "image_size": [width, height], "input_size": input_size,
-            "batch_size": batch_size, "device": str(device), "torch_threads": torch.get_num_threads(),
+            "batch_size": batch_size, "device": str(resolved), "torch_threads": torch.get_num_threads(),
             "rows": [{"run": r[0], "images_per_s": r[1], "share": r[2], "all_runs": r[3]} for r in rows],
             "cache_cold_s": cold, "cache_warm_s": warm}, indent=2))
     return 0
 
-
-if __name__ == "__main__":
-    raise SystemExit(main())

@@ -10,12 +10,10 @@ evaluate and report are timed again). Run:
 
 from __future__ import annotations
 
-import argparse
 import json
 import tempfile
 import time
 from pathlib import Path
-from typing import Sequence
 
 import numpy as np
 import torch
@@ -85,61 +83,49 @@ def _checkpoint(arch: str, path: Path, seed: int) -> Path:
     return path
 
 
-def main(argv: Sequence[str] | None = None) -> dict:
-    parser = argparse.ArgumentParser(prog="probe bench pipeline", description=__doc__.split("\n\n")[0])
-    parser.add_argument("--quick", action="store_true", help="resnet_small, 48 images at 64 px, k=3: a smoke run")
-    parser.add_argument("--images", type=int, help="number of images (default: 2000, quick: 48)")
-    parser.add_argument("--image-size", type=int, help="image side in pixels (default: 224, quick: 64)")
-    parser.add_argument("--arch", help="torchvision architecture or resnet_small (default: resnet50, quick: resnet_small)")
-    parser.add_argument("--k", type=int, help="pseudo-classes (default: 10, quick: 3)")
-    parser.add_argument("--eval-images", type=int, help="evaluation subset cap (default: the pipeline's, quick: 12)")
-    parser.add_argument("--baselines", default="gradcam,integrated_gradients", help="comma-separated baselines")
-    parser.add_argument("--batch-size", type=int, default=64)
-    parser.add_argument("--device", default="cpu")
-    parser.add_argument("--threads", type=int, help="torch threads (default: torch's choice)")
-    parser.add_argument("--work", help="keep images, checkpoint and run output in this folder")
-    args = parser.parse_args(argv)
-    if args.threads:
-        torch.set_num_threads(args.threads)
-    quick = args.quick
-    n = args.images or (48 if quick else 2000)
-    size = args.image_size or (64 if quick else 224)
-    arch = args.arch or ("resnet_small" if quick else "resnet50")
-    k = args.k or (3 if quick else 10)
-    extra = {"eval_images": args.eval_images or 12} if quick or args.eval_images else {}
-    baselines = tuple(b for b in args.baselines.split(",") if b) if not quick else ("gradcam",)
+def run(*, quick: bool = False, images: int | None = None, image_size: int | None = None, arch: str | None = None,
+        k: int | None = None, eval_images: int | None = None, baselines: str = "gradcam,integrated_gradients",
+        batch_size: int = 64, device: str = "cpu", threads: int | None = None, work: str | None = None) -> dict:
+    """``probe run`` on a shapes world with a random-weight checkpoint; print each stage's time.
+    ``quick``: resnet_small, 48 images at 64 px, k=3 (default: resnet50, 2000 images at 224 px, k=10).
+    ``work`` keeps the images, checkpoint and run output (and the feature cache) for the next run."""
+    if threads:
+        torch.set_num_threads(threads)
+    n = images or (48 if quick else 2000)
+    size = image_size or (64 if quick else 224)
+    arch = arch or ("resnet_small" if quick else "resnet50")
+    k = k or (3 if quick else 10)
+    extra = {"eval_images": eval_images or 12} if quick or eval_images else {}
+    chosen = tuple(b for b in baselines.split(",") if b) if not quick else ("gradcam",)
 
-    from probe.pipeline import run_probe
+    from probe.pipeline.run import run_probe
 
     with tempfile.TemporaryDirectory(prefix="probe-bench-pipeline-") as scratch:
-        work = Path(args.work) if args.work else Path(scratch)
-        work.mkdir(parents=True, exist_ok=True)
+        folder = Path(work) if work else Path(scratch)
+        folder.mkdir(parents=True, exist_ok=True)
         start = time.perf_counter()
-        data = work / f"data-{n}-{size}"
+        data = folder / f"data-{n}-{size}"
         if not (data / "masks" / "categories.json").is_file():  # a kept --work folder keeps its images (and cache)
             shapes = SHAPES[: min(len(SHAPES), k)]
             two = n // (20 * len(shapes))  # 5% two-object images, for the class-specificity test
             per = {s: n // len(shapes) - two + (1 if i < n % len(shapes) else 0) for i, s in enumerate(shapes)}
             write_shapes(data, per, size=size, seed=0, two_object=two)
-        images, masks = data / "images", data / "masks"
-        weights = work / f"{arch}.pth"
+        image_folder, masks = data / "images", data / "masks"
+        weights = folder / f"{arch}.pth"
         if not weights.is_file():
             _checkpoint(arch, weights, seed=0)
         setup = time.perf_counter() - start
         start = time.perf_counter()
-        results = run_probe(weights, data=images, masks=masks, k=k, out=work / "run", baselines=baselines,
-                            device=args.device, batch_size=args.batch_size, **extra)
+        results = run_probe(weights, data=image_folder, masks=masks, k=k, out=folder / "run", baselines=chosen,
+                            device=device, batch_size=batch_size, **extra)
         total = time.perf_counter() - start
-    out = {"arch": arch, "images": n, "image_size": size, "k": k, "baselines": list(baselines),
-           "threads": torch.get_num_threads(), "device": args.device, "setup_s": setup, "total_s": total,
+    out = {"arch": arch, "images": n, "image_size": size, "k": k, "baselines": list(chosen),
+           "threads": torch.get_num_threads(), "device": device, "setup_s": setup, "total_s": total,
            "stages_s": dict(results.timings)}
-    print(f"probe run on {n} images at {size} px, {arch} (random weights), k={k}, methods agf+{','.join(baselines)}, "
-          f"{torch.get_num_threads()} threads, {args.device} (setup: {setup:.1f} s)")
+    print(f"probe run on {n} images at {size} px, {arch} (random weights), k={k}, methods agf+{','.join(chosen)}, "
+          f"{torch.get_num_threads()} threads, {device} (setup: {setup:.1f} s)")
     for stage, seconds in results.timings.items():
         print(f"  {stage:<9} {seconds:8.1f} s")
     print(f"  {'total':<9} {total:8.1f} s")
     return out
 
-
-if __name__ == "__main__":
-    main()

@@ -1,23 +1,100 @@
-"""``probe bench``: the speed and memory benchmarks, as ratios measured side by side."""
+"""``probe bench``: the speed and memory benchmarks, as ratios measured side by side.
+
+``probe bench [--quick]`` runs them all; ``probe bench NAME [options]`` runs one with its own options.
+"""
 
 from __future__ import annotations
 
 import argparse
+import importlib
 
-BENCHES = ("attribution", "clustering", "evaluation", "extraction", "pipeline")
+from .common import add_device_argument, positive_int
+
+
+def _attribution(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--quick", action="store_true", help="small sizes: resnet18,vgg11, batch 2, 64 px, 1 repeat")
+    p.add_argument("--models", help="torchvision architectures, comma-separated (default: resnet50,vgg16)")
+    p.add_argument("--batch", type=positive_int, help="images per call (default: 8)")
+    p.add_argument("--size", type=positive_int, help="image height and width (default: 224)")
+    p.add_argument("--repeats", type=positive_int, help="timed calls per method after a warm-up (default: 3)")
+    p.add_argument("--no-memory", dest="memory", action="store_false", default=None,
+                   help="skip the peak-memory subprocesses")
+    p.add_argument("--json", dest="json_path", metavar="FILE", help="also write the measurements to this JSON file")
+
+
+def _clustering(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--quick", action="store_true", help="20,000 x 32, k = 20 only")
+    p.add_argument("--skip-large", action="store_true", help="leave out the 1,000,000 x 256 case")
+    p.add_argument("--sklearn-cap-min", type=float, help="stop scikit-learn after this many minutes (default: 20)")
+    p.add_argument("--seeds", type=positive_int, help="seeds of ours per case (default: 3)")
+    p.add_argument("--repeat", type=positive_int,
+                   help="time each run this many times and keep the fastest (default: 3; the 1,000,000 case runs once)")
+    p.add_argument("--json", dest="json_path", metavar="FILE", help="also write the rows to this JSON file")
+
+
+def _evaluation(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--quick", action="store_true", help="resnet18 at 112 px on 4 images")
+    p.add_argument("--images", type=positive_int, help="number of images (default: 32, quick: 4)")
+    p.add_argument("--batch-size", type=positive_int, help="batch size (default: 16)")
+    p.add_argument("--threads", type=positive_int, help="torch threads (default: torch's choice)")
+
+
+def _extraction(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--quick", action="store_true", help="ResNet-18 on 24 small images: a smoke run")
+    p.add_argument("--arch", help="torchvision architecture (default: resnet50; quick: resnet18)")
+    p.add_argument("--images", type=positive_int, help="number of images (default: 128; quick: 24)")
+    p.add_argument("--repeat", type=positive_int, help="runs per row, best kept (default: 2; quick: 1)")
+    p.add_argument("--image-size", help="source JPEG size WxH (default: 500x375; quick: 160x120)")
+    p.add_argument("--input-size", type=positive_int, help="model input size (default: 224; quick: 112)")
+    p.add_argument("--batch-size", type=positive_int, help="batch size (default: 32; quick: 8)")
+    p.add_argument("--workers", help="comma-separated worker counts (default: 0,1,2; quick: 0,1)")
+    add_device_argument(p)
+    p.add_argument("--threads", type=positive_int, help="torch threads for the forward (default: torch's choice)")
+    p.add_argument("--json", dest="json_path", metavar="FILE", help="also write the results to this JSON file")
+
+
+def _pipeline(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--quick", action="store_true", help="resnet_small, 48 images at 64 px, k=3: a smoke run")
+    p.add_argument("--images", type=positive_int, help="number of images (default: 2000, quick: 48)")
+    p.add_argument("--image-size", type=positive_int, help="image side in pixels (default: 224, quick: 64)")
+    p.add_argument("--arch", help="torchvision architecture or resnet_small (default: resnet50, quick: resnet_small)")
+    p.add_argument("--k", type=positive_int, help="pseudo-classes (default: 10, quick: 3)")
+    p.add_argument("--eval-images", type=positive_int,
+                   help="evaluation subset cap (default: the pipeline's, quick: 12)")
+    p.add_argument("--baselines", help="comma-separated baselines (default: gradcam,integrated_gradients)")
+    p.add_argument("--batch-size", type=positive_int, help="batch size (default: 64)")
+    p.add_argument("--device", help="cpu, cuda, cuda:N or auto (default: cpu)")
+    p.add_argument("--threads", type=positive_int, help="torch threads (default: torch's choice)")
+    p.add_argument("--work", help="keep images, checkpoint and run output in this folder")
+
+
+#: Each benchmark: its one-line help and its options, which ``probe.bench.NAME.run`` takes as keywords.
+OPTIONS = {
+    "attribution": ("AGF and Grad-CAM vs a plain forward+backward: time and peak memory", _attribution),
+    "clustering": ("our k-means vs scikit-learn's k-means++ and faiss defaults", _clustering),
+    "evaluation": ("the evaluate stage, batched vs one image at a time", _evaluation),
+    "extraction": ("extract_features vs the bare forward, and the feature cache", _extraction),
+    "pipeline": ("per-stage times of probe run", _pipeline),
+}
 
 
 def register(sub: argparse._SubParsersAction) -> None:
-    p = sub.add_parser("bench", help="run speed/memory benchmarks (see docs/BENCHMARKS.md)")
-    p.add_argument("which", nargs="*", choices=BENCHES, default=list(BENCHES), metavar="NAME",
-                   help=f"benchmarks to run: {', '.join(BENCHES)} (default: all)")
+    p = sub.add_parser("bench", help="run speed/memory benchmarks (see docs/BENCHMARKS.md)",
+                       description="Without NAME: every benchmark, with its default options or --quick.")
     p.add_argument("--quick", action="store_true", help="small sizes, for a smoke run")
-    p.set_defaults(handler=_run)
+    inner = p.add_subparsers(dest="bench", metavar="NAME", help=f"one benchmark: {', '.join(OPTIONS)}")
+    for name, (text, add_options) in OPTIONS.items():
+        one = inner.add_parser(name, help=text)
+        add_options(one)
+        one.set_defaults(handler=run)
+    p.set_defaults(handler=run)
 
 
-def _run(args: argparse.Namespace) -> int:
-    import importlib
-
-    for name in args.which:
-        importlib.import_module(f"probe.bench.{name}").main(["--quick"] if args.quick else [])
+def run(args: argparse.Namespace) -> int:
+    """The chosen benchmark with the options given (the benchmark's own defaults for the rest), or all."""
+    names = [args.bench] if args.bench else list(OPTIONS)
+    for name in names:
+        options = {key: value for key, value in vars(args).items()
+                   if key not in ("command", "bench", "debug", "handler") and value is not None}
+        importlib.import_module(f"probe.bench.{name}").run(**options)
     return 0

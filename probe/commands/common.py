@@ -1,9 +1,12 @@
-"""Argument types and argument groups shared by several subcommands."""
+"""Argument types and argument groups shared by several subcommands, and the hand-off to the library."""
 
 from __future__ import annotations
 
 import argparse
-from typing import Callable
+from collections.abc import Callable
+from typing import Any
+
+from probe.pipeline.options import DEVICE
 
 
 def int_at_least(minimum: int) -> Callable[[str], int]:
@@ -29,6 +32,18 @@ def csv_list(text: str) -> list[str]:
     return [item.strip() for item in text.split(",") if item.strip()]
 
 
+def given(args: argparse.Namespace, *names: str) -> dict[str, Any]:
+    """The options among ``names`` the user gave (not None), as keyword arguments: the library's own
+    defaults apply to the others, so each default is declared once, in the library."""
+    values = {name: getattr(args, name) for name in names}
+    return {name: value for name, value in values.items() if value is not None}
+
+
+def add_device_argument(p: argparse.ArgumentParser, *, default: str | None = None) -> None:
+    """--device; without a ``default`` the library's own default applies."""
+    p.add_argument("--device", default=default, help=f"cpu, cuda, cuda:N or auto (default: {default or DEVICE})")
+
+
 def add_backbone_arguments(p: argparse.ArgumentParser, *, weights_help: str | None = None) -> None:
     """--weights/--format/--arch/--device, as every command that loads a checkpoint takes them.
 
@@ -37,4 +52,4 @@ def add_backbone_arguments(p: argparse.ArgumentParser, *, weights_help: str | No
     p.add_argument("--weights", required=weights_help is None, help=weights_help or "checkpoint file of the backbone")
     p.add_argument("--format", help="checkpoint format (default: detected; see `probe backbones list`)")
     p.add_argument("--arch", help="architecture (default: detected; see `probe backbones list`)")
-    p.add_argument("--device", default="auto", help="cpu, cuda, cuda:N or auto (default: %(default)s)")
+    add_device_argument(p)

@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import argparse
 
-from .common import add_backbone_arguments
+from probe.pipeline.options import METHOD
+
+from .common import add_backbone_arguments, given
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -16,13 +18,15 @@ def register(sub: argparse._SubParsersAction) -> None:
     which = p.add_mutually_exclusive_group()
     which.add_argument("--pseudo-class", type=int, help="pseudo-class id to explain")
     which.add_argument("--rank", type=int, help="explain the class ranked R-th by the head (0 = top-1)")
-    p.add_argument("--method", default="agf", help="attribution method (default: %(default)s)")
+    p.add_argument("--method", help=f"attribution method (default: {METHOD})")
     p.add_argument("--out", help="where to write the overlay PNG (default: ./<image stem>.<method>.pc<C>.png)")
-    p.set_defaults(handler=_run)
+    p.set_defaults(handler=run)
 
 
-def _run(args: argparse.Namespace) -> int:
-    from probe.pipeline import explain_from_args
+def run(args: argparse.Namespace) -> int:
+    """One image's map for one pseudo-class, its overlay PNG, the class probabilities on stdout."""
+    from probe.pipeline.one_image import explain_image
 
-    explain_from_args(args)
+    options = given(args, "weights", "format", "arch", "pseudo_class", "rank", "method", "out", "device")
+    print(explain_image(args.image, run=args.run, **options).describe())
     return 0

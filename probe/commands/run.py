@@ -4,7 +4,13 @@ from __future__ import annotations
 
 import argparse
 
-from .common import add_backbone_arguments, csv_list, int_at_least, positive_int
+from probe.pipeline.options import EVAL_IMAGES, KMEANS_RESTARTS, ProbeOptions
+
+from .common import add_backbone_arguments, csv_list, given, int_at_least, positive_int
+
+#: The options passed on to ``run_probe`` when given; ``ProbeOptions`` holds their defaults.
+OPTIONAL = ("masks", "format", "arch", "device", "method", "baselines", "max_images", "eval_images", "restarts",
+            "batch_size", "num_workers", "cache_dir", "seed")
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -14,24 +20,31 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--masks", help="folder of object masks mirroring --data (binary or label images)")
     p.add_argument("--k", type=int_at_least(2), required=True, help="number of pseudo-classes (>= 2)")
     p.add_argument("--out", required=True, help="output directory for report.html, metrics.json, figures/")
-    p.add_argument("--method", default="agf", help="attribution method to explain with (default: %(default)s)")
-    p.add_argument("--baselines", type=csv_list, default=["gradcam", "integrated_gradients"],
-                   help="comma-separated baseline methods (default: gradcam,integrated_gradients)")
+    p.add_argument("--method", help=f"attribution method to explain with (default: {ProbeOptions.method})")
+    p.add_argument("--baselines", type=csv_list,
+                   help=f"comma-separated baseline methods (default: {','.join(ProbeOptions.baselines)})")
     p.add_argument("--max-images", type=positive_int, help="use at most this many images (seeded sample)")
     p.add_argument("--eval-images", type=positive_int,
-                   help="explain and evaluate at most this many images, up to 16 per pseudo-class "
-                        "(a seeded, stratified subset; default: 256)")
+                   help=f"explain and evaluate at most this many images, up to {ProbeOptions.eval_per_class} per "
+                        f"pseudo-class (a seeded, stratified subset; default: {EVAL_IMAGES})")
     p.add_argument("--restarts", type=positive_int,
-                   help="k-means runs, the lowest objective kept (default: 10; 1 is the fastest)")
-    p.add_argument("--batch-size", type=positive_int, default=64, help="batch size (default: %(default)s)")
-    p.add_argument("--num-workers", type=int_at_least(0), default=0, help="data-loading worker processes (default: %(default)s)")
+                   help=f"k-means runs, the lowest objective kept (default: {KMEANS_RESTARTS}; 1 is the fastest)")
+    p.add_argument("--batch-size", type=positive_int, help=f"batch size (default: {ProbeOptions.batch_size})")
+    p.add_argument("--num-workers", type=int_at_least(0),
+                   help=f"data-loading worker processes (default: {ProbeOptions.num_workers})")
     p.add_argument("--cache-dir", help="feature cache directory (default: OUT/cache)")
-    p.add_argument("--seed", type=int_at_least(0), default=0, help="seed (default: %(default)s)")
-    p.set_defaults(handler=_run)
+    p.add_argument("--seed", type=int_at_least(0), help=f"seed (default: {ProbeOptions.seed})")
+    p.set_defaults(handler=run)
 
 
-def _run(args: argparse.Namespace) -> int:
-    from probe.pipeline import run_from_args
+def run(args: argparse.Namespace) -> int:
+    """The whole job, then a summary table and where the report is, on stdout."""
+    from probe.pipeline.run import run_probe
+    from probe.pipeline.summary import closing_summary
 
-    run_from_args(args)
+    options = given(args, *OPTIONAL)
+    if "baselines" in options:
+        options["baselines"] = tuple(options["baselines"])
+    results = run_probe(args.weights, data=args.data, k=args.k, out=args.out, **options)
+    print(closing_summary(results, args.out))
     return 0

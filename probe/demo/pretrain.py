@@ -7,7 +7,6 @@ bytes. Long runs keep a ``<out>.partial`` state every few hundred steps and resu
 
 from __future__ import annotations
 
-import argparse
 import json
 import math
 import os
@@ -19,6 +18,7 @@ from typing import Any
 import torch
 
 import backbones
+from probe.devices import resolve_device
 from probe.errors import ProbeValueError
 from probe.fileio import atomic_path
 
@@ -70,13 +70,6 @@ def recipe(method: str, **overrides: Any) -> Recipe:
     if method not in RECIPES:
         raise ProbeValueError(f"unknown pretraining method {method!r}; known: {', '.join(RECIPES)}")
     return replace(RECIPES[method], **overrides)
-
-
-def resolve_device(device: str | torch.device) -> torch.device:
-    """'auto' -> CUDA when available, else CPU; anything else as torch reads it."""
-    if str(device) == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    return torch.device(device)
 
 
 def _schedule(r: Recipe) -> Any:
@@ -206,16 +199,3 @@ def control_metrics(r: Recipe, seed: int = 0, device: str | torch.device = "cpu"
     torch.manual_seed(seed)
     backbone = backbones.create(r.arch, **r.arch_kwargs).to(resolve_device(device))
     return evaluate(backbone, True, EvalSet.build(r.world, r.eval_size), resolve_device(device), seed)
-
-
-def pretrain_from_args(args: argparse.Namespace) -> dict:
-    """Entry point of ``probe pretrain`` and ``scripts/pretrain.py``."""
-    overrides = {"steps": args.steps} if getattr(args, "steps", None) else {}
-    r = recipe(args.method, **overrides)
-    summary = pretrain(r, args.out, seed=args.seed, device=args.device)
-    m = summary["metrics"]
-    print(
-        f"{r.method}: {summary['steps']} steps in {summary['wall_s']:.0f} s -> {args.out}; held-out NMI {m['nmi']:.3f} "
-        f"(single-category images {m['nmi_single']:.3f}), linear probe {m['probe_acc']:.3f}"
-    )
-    return summary

@@ -10,20 +10,14 @@ from __future__ import annotations
 
 import logging
 import os
+from collections.abc import Sequence
 from pathlib import Path
-from typing import Sequence
+from typing import Any
 
 import backbones
 from probe.errors import ProbeValueError
-from probe.fileio import locked_output_dir
-from probe.pipeline import (
-    CONTROL_NAME,
-    ProbeOptions,
-    probe_backbones,
-    resolve_device,
-    write_run_report,
-)
-from probe.pipeline.stages import StageClock, run_log
+from probe.pipeline.options import ProbeOptions
+from probe.pipeline.session import run_session
 from probe.pipeline.summary import closing_summary
 from probe.report import RunResults
 from unsupervised import ImageFolderData
@@ -77,46 +71,34 @@ def probe_world(
     checkpoints: Sequence[tuple[str, str | os.PathLike]],
     *,
     out: str | os.PathLike,
-    device: str = "auto",
-    seed: int = 0,
-    **overrides,
+    **options: Any,
 ) -> RunResults:
     """Probe every ``(name, checkpoint)`` on one labelled image folder, k = its number of categories, against
-    one random-init control of the first checkpoint's architecture; write one report to ``out``.
+    one random-init control of their common architecture; write one report to ``out``.
 
-    ``overrides`` are :class:`~probe.pipeline.ProbeOptions` fields (e.g. ``eval_images``, ``baselines``).
+    ``options`` are :class:`~probe.pipeline.ProbeOptions` fields other than k (e.g. ``device``, ``seed``,
+    ``eval_images``, ``baselines``).
     """
-    resolved = resolve_device(device)
-    out = Path(out)
-    with locked_output_dir(out), run_log(out / "run.log"):
+    with run_session(out) as session:
         data = ImageFolderData(images, masks=masks)
         if len(data.class_names) < 2:
             raise ProbeValueError(f"{data.root}: the demo needs an image folder with at least 2 category folders")
-        options = ProbeOptions(k=len(data.class_names), seed=seed, device=resolved, **overrides).check()
-        loaded = [(name, backbones.load(path, device=resolved)) for name, path in checkpoints]
-        archs = sorted({b.arch for _, b in loaded})
-        if len(archs) != 1:
-            raise ProbeValueError(f"the demo's backbones must share one architecture for one control; got {archs}")
-        first = loaded[0][1]
-        control = backbones.random_like(first, seed)
-        clock = StageClock()
-        settings = {
-            "world": str(data.root.parent), "backbones": ", ".join(name for name, _ in loaded), "k": options.k,
-            "seed": seed, "methods": options.describe_methods(), "control": f"{CONTROL_NAME}: {first.arch}, seed {seed}",
-            "device": str(resolved),
-        }
-        results = probe_backbones(loaded, control, data, options, out=out, control_of=first, control_seed=seed,
-                                  clock=clock, settings=settings)
-        write_run_report(out, results, clock)
-    return results
+        chosen = ProbeOptions(k=len(data.class_names), **options)
+        loaded = [(name, backbones.load(path, device=chosen.device)) for name, path in checkpoints]
+        settings = {"world": str(data.root.parent), "backbones": ", ".join(name for name, _ in loaded)}
+        return session.probe(loaded, data, chosen, settings=settings)
 
 
-def run_demo(out: str | os.PathLike = "demo-output", device: str = "auto", seed: int = 0) -> RunResults:
-    """World, shipped backbones, features, clustering, heads, explanations, evaluation, report; prints a summary."""
+def run_demo(out: str | os.PathLike, **options: Any) -> RunResults:
+    """World, shipped backbones, features, clustering, heads, explanations, evaluation, report; prints a summary.
+
+    ``options`` (e.g. ``device``, ``seed``) are :class:`~probe.pipeline.ProbeOptions` fields; the world
+    is drawn with the same seed.
+    """
     out = Path(out)
     checkpoints = shipped_checkpoints()
+    seed = options.get("seed", ProbeOptions.seed)
     world_images, world_masks = build_world(out / WORLD_DIR, images=DEMO_IMAGES, seed=seed)
-    results = probe_world(world_images, world_masks, checkpoints, out=out, device=device, seed=seed,
-                          **DEMO_OPTIONS)
+    results = probe_world(world_images, world_masks, checkpoints, out=out, **{**DEMO_OPTIONS, **options})
     print(closing_summary(results, str(out)))
     return results

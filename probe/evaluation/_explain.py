@@ -9,7 +9,7 @@ import torch.nn as nn
 
 from probe.errors import ProbeValueError
 
-from ._tensors import check_maps, check_targets
+from ._tensors import check_maps, check_targets, progress
 
 #: ``explain_fn(model, images [N, C, H, W], target [N]) -> maps [N, H, W]``
 ExplainFn = Callable[[nn.Module, torch.Tensor, torch.Tensor], torch.Tensor]
@@ -34,13 +34,16 @@ def explain_in_batches(
     *,
     batch_size: int,
     device: torch.device,
+    desc: str | None = None,
 ) -> torch.Tensor:
-    """Maps ``[N, H, W]`` (CPU, float32) from ``explain_fn`` run on chunks of ``batch_size`` images on ``device``."""
+    """Maps ``[N, H, W]`` (CPU, float32) from ``explain_fn`` run on chunks of ``batch_size`` images on ``device``;
+    with ``desc``, a progress bar of that name counts the chunks."""
     if batch_size < 1:
         raise ProbeValueError(f"batch_size must be >= 1, got {batch_size}")
     targets = check_targets(target, images.shape[0])
     chunks = []
-    for start in range(0, images.shape[0], batch_size):
+    starts = range(0, images.shape[0], batch_size)
+    for start in starts if desc is None else progress(starts, desc=desc, total=len(starts), unit="batch"):
         x = images[start : start + batch_size].to(device)
         maps = check_maps(explain_fn(model, x, targets[start : start + batch_size].to(device)), "explain_fn output")
         if maps.shape[0] != x.shape[0] or tuple(maps.shape[1:]) != tuple(x.shape[2:]):

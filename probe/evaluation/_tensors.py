@@ -21,13 +21,6 @@ def progress(iterable: Iterable[T], *, desc: str, total: int | None = None, unit
     return tqdm(iterable, desc=desc, total=total, unit=unit, leave=False)
 
 
-def model_device(model: torch.nn.Module) -> torch.device:
-    """The device of the model's first parameter or buffer (CPU for a model without any)."""
-    for tensor in list(model.parameters()) + list(model.buffers()):
-        return tensor.device
-    return torch.device("cpu")
-
-
 def check_maps(maps: torch.Tensor, name: str = "maps") -> torch.Tensor:
     """Return ``maps`` as a finite floating tensor ``[N, H, W]``; a clear error otherwise."""
     if not isinstance(maps, torch.Tensor):

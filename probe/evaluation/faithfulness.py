@@ -24,9 +24,10 @@ from typing import Sequence
 import torch
 import torch.nn as nn
 
+from probe.devices import model_device
 from probe.errors import ProbeValueError
 
-from ._tensors import check_maps, check_targets, model_device, progress
+from ._tensors import check_maps, check_targets, progress
 
 #: Fractions of pixels removed: the clean image plus 10 %, 20 %, …, 90 % (the published steps).
 STEPS: tuple[float, ...] = tuple(i / 10 for i in range(10))

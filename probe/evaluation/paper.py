@@ -10,25 +10,23 @@
   accumulated over the dataset, the real AP of the continuous map, and the papers' binary
   "mAP" (a² + (1 − a)/2), labelled as such.
 
-``scripts/paper_benchmarks.py`` is the command-line entry point (:func:`main`).
+:func:`benchmark` runs them on a :class:`Classifier`; ``probe paper`` (``probe.commands.paper``, or
+``scripts/paper_benchmarks.py``) is the command line, which also loads a ``probe run`` folder's probe.
 """
 
 from __future__ import annotations
 
-import argparse
 import json
-import sys
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Sequence
 
 import numpy as np
 import torch
 import torch.nn as nn
 from PIL import Image, UnidentifiedImageError
 
-from probe.errors import ProbeError, ProbeValueError
-from probe.fileio import atomic_write_json
+from probe.errors import ParameterError, ProbeValueError
+from unsupervised.images import IMAGE_EXTENSIONS
 
 from ._explain import ExplainFn, explainer
 from ._tensors import progress
@@ -37,7 +35,8 @@ from .localization import THRESHOLD_RULES, SegmentationCounts, segmentation_coun
 
 IMAGENET_MEAN = (0.485, 0.456, 0.406)
 IMAGENET_STD = (0.229, 0.224, 0.225)
-IMAGE_EXTENSIONS = frozenset({".jpg", ".jpeg", ".png", ".bmp", ".webp", ".tif", ".tiff", ".ppm"})
+#: Which class the perturbation benchmark explains: the ground-truth label or the model's prediction.
+EXPLAIN_CLASSES = ("label", "predicted")
 
 
 @dataclass
@@ -45,8 +44,8 @@ class Classifier:
     """A model mapping normalised images to class logits, and the normalisation it expects."""
 
     model: nn.Module
-    mean: tuple[float, float, float] | None
-    std: tuple[float, float, float] | None
+    mean: tuple[float, ...] | None
+    std: tuple[float, ...] | None
     num_classes: int
     name: str
     labelled: bool = True  # its outputs are the data set's classes (False: pseudo-classes of a probe)
@@ -75,50 +74,29 @@ def load_classifier(name: str, weights: str | Path, device: torch.device) -> Cla
 
     valid = _torchvision_names()
     if name not in valid:
-        raise ProbeValueError(f"unknown torchvision classifier {name!r}; valid: {', '.join(valid)}")
+        raise ParameterError("model", f": unknown torchvision classifier {name!r}; valid: {', '.join(valid)}")
     path = Path(weights)
     if not path.is_file():
-        raise ProbeValueError(f"--weights {path}: no such file")
+        raise ParameterError("weights", f"{path}: no such file")
     try:
         state = torch.load(path, map_location="cpu", weights_only=True)
     except Exception as exc:  # unpickling refusals and corrupt files alike
-        raise ProbeValueError(f"--weights {path}: cannot be read as a PyTorch state dict ({exc})") from exc
+        raise ParameterError("weights", f"{path}: cannot be read as a PyTorch state dict ({exc})") from exc
     if isinstance(state, dict) and isinstance(state.get("state_dict"), dict):
         state = state["state_dict"]
     if not isinstance(state, dict):
-        raise ProbeValueError(f"--weights {path}: expected a state dict, got {type(state).__name__}")
+        raise ParameterError("weights", f"{path}: expected a state dict, got {type(state).__name__}")
     head = _last_linear(torchvision.models.get_model(name, weights=None)) + ".weight"
     if head not in state:
-        raise ProbeValueError(f"--weights {path}: no key {head!r}; is it a {name} checkpoint?")
+        raise ParameterError("weights", f"{path}: no key {head!r}; is it a {name} checkpoint?")
     num_classes = int(state[head].shape[0])
     model = torchvision.models.get_model(name, weights=None, num_classes=num_classes)
     missing, unexpected = model.load_state_dict(state, strict=False)
     if missing or unexpected:
-        raise ProbeValueError(
-            f"--weights {path} does not fit {name}: missing keys {missing[:5]}, unexpected keys {unexpected[:5]}"
+        raise ParameterError(
+            "weights", f"{path} does not fit {name}: missing keys {missing[:5]}, unexpected keys {unexpected[:5]}"
         )
     return Classifier(model.to(device).eval(), IMAGENET_MEAN, IMAGENET_STD, num_classes, name)
-
-
-def load_probe_run(run_dir: str | Path, device: torch.device) -> Classifier:
-    """The pseudo-class probe (backbone + linear head) saved by ``probe run`` in ``run_dir``."""
-    try:
-        from probe.pipeline import load_probe_model
-    except ImportError as exc:
-        raise ProbeError(
-            f"{run_dir}: reading a probe run directory needs probe.pipeline.load_probe_model ({exc})"
-        ) from exc
-    model, mean, std, num_classes = load_probe_model(run_dir, device=device)
-    return Classifier(model.eval(), mean, std, num_classes, f"probe run {run_dir}", labelled=False)
-
-
-def resolve_model(model: str, weights: str | None, device: torch.device) -> Classifier:
-    """``--model``: a probe run directory, or a torchvision classifier name (then ``--weights`` is required)."""
-    if Path(model).is_dir():
-        return load_probe_run(model, device)
-    if weights is None:
-        raise ProbeValueError(f"--model {model}: a torchvision classifier needs --weights FILE (nothing is downloaded)")
-    return load_classifier(model, weights, device)
 
 
 def _transform(size: int, mean, std):
@@ -137,17 +115,17 @@ def read_class_index(path: str | Path) -> dict[str, int]:
     try:
         text = path.read_text(encoding="utf-8")
     except OSError as exc:
-        raise ProbeValueError(f"--class-index {path}: {exc.strerror or exc}") from exc
+        raise ParameterError("class_index", f"{path}: {exc.strerror or exc}") from exc
     if path.suffix.lower() == ".json":
         try:
             data = json.loads(text)
         except json.JSONDecodeError as exc:
-            raise ProbeValueError(f"--class-index {path}: invalid JSON ({exc})") from exc
+            raise ParameterError("class_index", f"{path}: invalid JSON ({exc})") from exc
         if isinstance(data, dict) and all(isinstance(v, list) and v for v in data.values()):
             return {str(v[0]): int(k) for k, v in data.items()}
         if isinstance(data, dict) and all(isinstance(v, int) for v in data.values()):
             return {str(k): int(v) for k, v in data.items()}
-        raise ProbeValueError(f"--class-index {path}: expected {{index: [folder, name]}} or {{folder: index}}")
+        raise ParameterError("class_index", f"{path}: expected {{index: [folder, name]}} or {{folder: index}}")
     names = [line.split()[0] for line in text.splitlines() if line.strip()]
     return {name: i for i, name in enumerate(names)}
 
@@ -163,20 +141,20 @@ class ValFolder(torch.utils.data.Dataset):
     ):
         self.root = Path(root)
         if not self.root.is_dir():
-            raise ProbeValueError(f"--imagenet-val {self.root}: not a folder")
+            raise ParameterError("imagenet_val", f"{self.root}: not a folder")
         folders = sorted(p.name for p in self.root.iterdir() if p.is_dir())
         if not folders:
-            raise ProbeValueError(f"--imagenet-val {self.root}: no class sub-folders")
+            raise ParameterError("imagenet_val", f"{self.root}: no class sub-folders")
         if class_index is None:
             if num_classes is not None and len(folders) != num_classes:
-                raise ProbeValueError(
-                    f"--imagenet-val {self.root} has {len(folders)} class folders but the model has {num_classes} "
-                    "outputs; pass --class-index to map folders to output indices"
+                raise ParameterError(
+                    "imagenet_val", f"{self.root} has {len(folders)} class folders but the model has {num_classes} "
+                    "outputs; give a class index to map folders to output indices"
                 )
             class_index = {name: i for i, name in enumerate(folders)}
         unknown = [f for f in folders if f not in class_index]
         if unknown:
-            raise ProbeValueError(f"--class-index has no entry for folder(s) {unknown[:5]} of {self.root}")
+            raise ParameterError("class_index", f"has no entry for folder(s) {unknown[:5]} of {self.root}")
         self.samples = [
             (p, class_index[folder])
             for folder in folders
@@ -184,7 +162,7 @@ class ValFolder(torch.utils.data.Dataset):
             if p.is_file() and p.suffix.lower() in IMAGE_EXTENSIONS
         ][:limit]
         if not self.samples:
-            raise ProbeValueError(f"--imagenet-val {self.root}: no images found")
+            raise ParameterError("imagenet_val", f"{self.root}: no images found")
         self.transform = transform
 
     def __len__(self) -> int:
@@ -225,8 +203,8 @@ def run_perturbation(
     probe (``clf.labelled`` False) has no labels to match, so its maps explain the predicted
     pseudo-class and a hit means that prediction survives.
     """
-    if explain_class not in ("label", "predicted"):
-        raise ProbeValueError(f"explain_class must be 'label' or 'predicted', got {explain_class!r}")
+    if explain_class not in EXPLAIN_CLASSES:
+        raise ParameterError("explain_class", f"must be one of {', '.join(EXPLAIN_CLASSES)}, got {explain_class!r}")
     if not clf.labelled:
         explain_class = "predicted"
     num_classes = clf.num_classes if clf.labelled else None
@@ -252,7 +230,7 @@ def run_perturbation(
         for mode in hits:
             hits[mode].append(curves[mode].hits)
     if not hits["positive"]:
-        raise ProbeValueError(f"--imagenet-val {folder}: no readable image")
+        raise ParameterError("imagenet_val", f"{folder}: no readable image")
     out = {"images": int(sum(h.shape[0] for h in hits["positive"])), "explained_class": explain_class,
            "hits_against": "label" if clf.labelled else "prediction", "fractions": list(STEPS), "skipped": skipped}
     for mode, chunks in hits.items():
@@ -277,12 +255,12 @@ class GtSegs:
         try:
             self.file = h5py.File(self.path, "r")
         except OSError as exc:
-            raise ProbeValueError(f"--imagenet-seg {self.path}: not a MATLAB v7.3 (HDF5) file ({exc})") from exc
+            raise ParameterError("imagenet_seg", f"{self.path}: not a MATLAB v7.3 (HDF5) file ({exc})") from exc
         missing = [key for key in ("value/img", "value/gt") if key not in self.file]
         if missing:
             found = sorted(self.file.keys())
             self.file.close()
-            raise ProbeValueError(f"--imagenet-seg {self.path}: missing {missing}; top-level keys: {found}")
+            raise ParameterError("imagenet_seg", f"{self.path}: missing {missing}; top-level keys: {found}")
 
     def __len__(self) -> int:
         return int(self.file["value/img"].shape[0])
@@ -332,7 +310,7 @@ def run_segmentation(
 ) -> dict:
     """The ImageNet-segmentation test: maps for the top-1 class scored against the object masks."""
     if rule not in THRESHOLD_RULES:
-        raise ProbeValueError(f"unknown threshold rule {rule!r}; valid: {', '.join(THRESHOLD_RULES)}")
+        raise ParameterError("threshold", f": unknown threshold rule {rule!r}; valid: {', '.join(THRESHOLD_RULES)}")
     seg = GtSegs(mat_path)
     counts = SegmentationCounts()
     try:
@@ -370,54 +348,38 @@ def format_table(results: dict) -> str:
     return "\n".join(lines)
 
 
-def build_parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(prog="paper_benchmarks.py", description=__doc__.split("\n\n")[0])
-    p.add_argument("--model", required=True,
-                   help="torchvision classifier name (with --weights) or a `probe run` output directory")
-    p.add_argument("--weights", help="local state-dict file of the torchvision classifier")
-    p.add_argument("--imagenet-val", help="ImageNet-style validation folder (one sub-folder per class)")
-    p.add_argument("--class-index", help="folder -> output index mapping (JSON or text); default: sorted folders")
-    p.add_argument("--imagenet-seg", help="gtsegs_ijcv.mat (ImageNet-segmentation, MATLAB v7.3)")
-    p.add_argument("--method", default="agf", help="attribution method (default: %(default)s)")
-    p.add_argument("--explain-class", choices=("label", "predicted"), default="label",
-                   help="perturbation: explain the ground-truth or the predicted class (default: %(default)s)")
-    p.add_argument("--threshold", choices=THRESHOLD_RULES, default="mean",
-                   help="segmentation: binarise maps above their mean or above 0 (default: %(default)s)")
-    p.add_argument("--image-size", type=int, default=224, help="square input size (default: %(default)s)")
-    p.add_argument("--limit", type=int, help="use only the first N images of each set")
-    p.add_argument("--batch-size", type=int, default=16, help="batch size (default: %(default)s)")
-    p.add_argument("--device", default="auto", help="cpu, cuda, cuda:N or auto (default: %(default)s)")
-    p.add_argument("--out", default="paper-benchmarks.json", help="JSON results file (default: %(default)s)")
-    return p
-
-
-def main(argv: Sequence[str] | None = None, *, explain_fn: ExplainFn | None = None) -> int:
-    """Run the requested benchmarks, write the JSON and print the table; 2 on a user error."""
-    args = build_parser().parse_args(argv)
-    try:
-        if not args.imagenet_val and not args.imagenet_seg:
-            raise ProbeValueError("nothing to do: give --imagenet-val DIR and/or --imagenet-seg FILE")
-        for name in ("limit", "batch_size", "image_size"):
-            value = getattr(args, name)
-            if value is not None and value < 1:
-                raise ProbeValueError(f"--{name.replace('_', '-')} must be >= 1, got {value}")
-        device = torch.device("cuda" if args.device == "auto" and torch.cuda.is_available() else
-                              "cpu" if args.device == "auto" else args.device)
-        clf = resolve_model(args.model, args.weights, device)
-        explain_fn = explain_fn or explainer(args.method)
-        common = dict(explain_fn=explain_fn, image_size=args.image_size, limit=args.limit,
-                      batch_size=args.batch_size, device=device)
-        results: dict = {"model": clf.name, "method": args.method, "image_size": args.image_size}
-        if args.imagenet_val:
-            index = read_class_index(args.class_index) if args.class_index else None
-            results["perturbation"] = run_perturbation(clf, args.imagenet_val, class_index=index,
-                                                       explain_class=args.explain_class, **common)
-        if args.imagenet_seg:
-            results["segmentation"] = run_segmentation(clf, args.imagenet_seg, rule=args.threshold, **common)
-        atomic_write_json(args.out, results)
-    except ProbeError as exc:
-        print(f"paper_benchmarks: error: {exc}", file=sys.stderr)
-        return 2
-    print(format_table(results))
-    print(f"results written to {args.out}")
-    return 0
+def benchmark(
+    clf: Classifier,
+    *,
+    imagenet_val: str | Path | None = None,
+    imagenet_seg: str | Path | None = None,
+    class_index: dict[str, int] | None = None,
+    method: str = "agf",
+    explain_class: str = "label",
+    threshold: str = "mean",
+    image_size: int = 224,
+    limit: int | None = None,
+    batch_size: int = 16,
+    device: str | torch.device = "cpu",
+    explain_fn: ExplainFn | None = None,
+) -> dict:
+    """The perturbation benchmark on ``imagenet_val`` and/or the segmentation one on ``imagenet_seg``,
+    with ``method``'s maps (or ``explain_fn``'s); the results as one JSON-ready dict."""
+    if not imagenet_val and not imagenet_seg:
+        raise ProbeValueError("nothing to do: neither an ImageNet validation folder (imagenet_val) nor the "
+                              "ImageNet-segmentation file (imagenet_seg) is given")
+    for name, value in (("limit", limit), ("batch_size", batch_size), ("image_size", image_size)):
+        if value is not None and value < 1:
+            raise ParameterError(name, f"must be >= 1, got {value}")
+    if threshold not in THRESHOLD_RULES:  # checked here too: the perturbation benchmark may run for hours first
+        valid = ", ".join(THRESHOLD_RULES)
+        raise ParameterError("threshold", f": unknown threshold rule {threshold!r}; valid: {valid}")
+    common = dict(explain_fn=explain_fn or explainer(method), image_size=image_size, limit=limit,
+                  batch_size=batch_size, device=torch.device(device))
+    results: dict = {"model": clf.name, "method": method, "image_size": image_size}
+    if imagenet_val:
+        results["perturbation"] = run_perturbation(clf, imagenet_val, class_index=class_index,
+                                                   explain_class=explain_class, **common)
+    if imagenet_seg:
+        results["segmentation"] = run_segmentation(clf, imagenet_seg, rule=threshold, **common)
+    return results

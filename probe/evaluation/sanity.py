@@ -17,10 +17,11 @@ from typing import Sequence
 import torch
 import torch.nn as nn
 
+from probe.devices import model_device
 from probe.errors import ProbeValueError
 
 from ._explain import ExplainFn, explain_in_batches, explainer
-from ._tensors import check_targets, model_device, nanmean, progress, spearman_rows
+from ._tensors import check_targets, nanmean, progress, spearman_rows
 
 #: At most this many randomisation steps by default (parameter layers are grouped to fit).
 SANITY_MAX_STEPS = 8

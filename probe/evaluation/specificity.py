@@ -13,10 +13,11 @@ from typing import Mapping, Sequence
 import torch
 import torch.nn as nn
 
+from probe.devices import model_device
 from probe.errors import ProbeValueError
 
 from ._explain import ExplainFn, explain_in_batches, explainer
-from ._tensors import check_mask_batch, model_device, nanmean, pearson_rows, spearman_rows
+from ._tensors import check_mask_batch, nanmean, pearson_rows, spearman_rows
 from .localization import POINTING_TOLERANCE, pointing_game
 
 

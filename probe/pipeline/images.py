@@ -3,14 +3,13 @@
 from __future__ import annotations
 
 import copy
-from typing import Callable, Sequence
+from collections.abc import Callable, Sequence
 
 import numpy as np
 import torch
 
 from unsupervised import ImageFolderData
-
-MaskKey = int | str
+from unsupervised.masks import MaskKey
 
 
 def with_transform(data: ImageFolderData, transform: Callable) -> ImageFolderData:

@@ -1,13 +1,20 @@
-"""What a probe run is asked to do, checked before any heavy work starts."""
+"""What a probe run is asked to do, checked when it is built, before any heavy work starts.
+
+:class:`ProbeOptions` is the one place where a run's defaults are declared: ``run_probe``,
+``probe_world`` and the ``probe run`` / ``probe demo`` commands pass on only what they were given.
+This module imports no torch, so the command line can read the defaults for its help cheaply.
+"""
 
 from __future__ import annotations
 
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Any, Mapping, Sequence
+from typing import TYPE_CHECKING, Any
 
-import torch
+from probe.errors import ParameterError
 
-from probe.errors import ProbeValueError
+if TYPE_CHECKING:
+    import torch
 
 #: Evaluated images per pseudo-class (a seeded, stratified subset) and the cap over all classes.
 EVAL_PER_CLASS = 16
@@ -23,14 +30,22 @@ SPECIFICITY_EXAMPLES = 3
 KMEANS_RESTARTS = 10
 #: Explanations keep every layer's activations: they run in smaller batches than feature extraction.
 EXPLAIN_BATCH = 16
+#: The primary attribution method unless another is asked for (runs and ``probe explain``).
+METHOD = "agf"
+#: CUDA when available, else the CPU (see :func:`probe.devices.resolve_device`).
+DEVICE = "auto"
 
 
 @dataclass(frozen=True)
 class ProbeOptions:
-    """Settings shared by every backbone of a run (see docs/PIPELINE.md for what each one controls)."""
+    """Settings shared by every backbone of a run (see docs/PIPELINE.md for what each one controls).
+
+    Built checked: a bad value raises :class:`~probe.errors.ParameterError` naming the field, and
+    ``device`` is resolved to a ``torch.device`` (``"auto"``: CUDA when available).
+    """
 
     k: int
-    method: str = "agf"
+    method: str = METHOD
     baselines: tuple[str, ...] = ("gradcam", "integrated_gradients")
     eval_images: int = EVAL_IMAGES
     eval_per_class: int = EVAL_PER_CLASS
@@ -41,9 +56,29 @@ class ProbeOptions:
     num_workers: int = 0
     seed: int = 0
     restarts: int = KMEANS_RESTARTS
-    device: torch.device = field(default_factory=lambda: torch.device("cpu"))
+    device: str | torch.device = DEVICE
     #: extra keyword options of ``probe.explain`` per method, e.g. ``{"integrated_gradients": {"n_steps": 16}}``
     method_options: Mapping[str, Mapping[str, Any]] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        from probe.devices import resolve_device
+
+        object.__setattr__(self, "baselines", tuple(self.baselines))
+        check_methods(self.method, self.baselines)
+        unused = sorted(set(self.method_options) - set(self.methods))
+        if unused:
+            raise ParameterError("method_options", f"given for {', '.join(unused)}, which this run does not use")
+        if isinstance(self.k, bool) or not isinstance(self.k, int) or self.k < 2:
+            raise ParameterError("k", f"must be an integer >= 2, got {self.k!r}")
+        if isinstance(self.seed, bool) or not isinstance(self.seed, int) or not 0 <= self.seed < 2**63:
+            raise ParameterError("seed", f"must be an integer in 0..2**63-1, got {self.seed!r}")
+        for name in ("eval_images", "eval_per_class", "card_members", "batch_size", "restarts"):
+            if getattr(self, name) < 1:
+                raise ParameterError(name, f"must be >= 1, got {getattr(self, name)}")
+        for name in ("sanity_images", "specificity_images", "num_workers"):
+            if getattr(self, name) < 0:
+                raise ParameterError(name, f"must be >= 0, got {getattr(self, name)}")
+        object.__setattr__(self, "device", resolve_device(self.device))
 
     @property
     def methods(self) -> tuple[str, ...]:
@@ -66,43 +101,13 @@ class ProbeOptions:
     def explain_batch(self) -> int:
         return max(1, min(self.batch_size, EXPLAIN_BATCH))
 
-    def check(self) -> "ProbeOptions":
-        """Raise :class:`ProbeValueError` naming the bad setting (unknown methods list the valid ones)."""
-        check_methods(self.method, self.baselines)
-        unused = sorted(set(self.method_options) - set(self.methods))
-        if unused:
-            raise ProbeValueError(f"method_options given for {', '.join(unused)}, which this run does not use")
-        if isinstance(self.k, bool) or not isinstance(self.k, int) or self.k < 2:
-            raise ProbeValueError(f"--k must be an integer >= 2, got {self.k!r}")
-        if isinstance(self.seed, bool) or not isinstance(self.seed, int) or not 0 <= self.seed < 2**63:
-            raise ProbeValueError(f"--seed must be an integer in 0..2**63-1, got {self.seed!r}")
-        for name in ("eval_images", "eval_per_class", "card_members", "batch_size", "restarts"):
-            if getattr(self, name) < 1:
-                raise ProbeValueError(f"{name} must be >= 1, got {getattr(self, name)}")
-        for name in ("sanity_images", "specificity_images", "num_workers"):
-            if getattr(self, name) < 0:
-                raise ProbeValueError(f"{name} must be >= 0, got {getattr(self, name)}")
-        return self
-
 
 def check_methods(method: str, baselines: Sequence[str] = ()) -> None:
-    """Raise :class:`ProbeValueError` for an unknown method name, listing the valid ones."""
+    """Raise :class:`ParameterError` (``method`` or ``baselines``) for an unknown method name, listing the
+    valid ones."""
     from probe.attribution import METHODS
 
-    for flag, names in (("--method", [method]), ("--baselines", list(baselines))):
+    for parameter, names in (("method", [method]), ("baselines", list(baselines))):
         for name in names:
             if name not in METHODS:
-                raise ProbeValueError(f"{flag}: unknown attribution method {name!r}; valid: {', '.join(METHODS)}")
-
-
-def resolve_device(device: str | torch.device) -> torch.device:
-    """``"auto"``: CUDA when available, else CPU; a clear error for unknown names or absent CUDA."""
-    if str(device) == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    try:
-        resolved = torch.device(device)
-    except (RuntimeError, TypeError) as exc:
-        raise ProbeValueError(f"--device {device!r}: expected cpu, cuda, cuda:N or auto ({exc})") from None
-    if resolved.type == "cuda" and not torch.cuda.is_available():
-        raise ProbeValueError(f"--device {device}: CUDA is not available on this machine (use --device cpu or auto)")
-    return resolved
+                raise ParameterError(parameter, f": unknown attribution method {name!r}; valid: {', '.join(METHODS)}")

@@ -11,17 +11,23 @@ disagrees with the report beside it.
 from __future__ import annotations
 
 import json
+import logging
 import os
 import re
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import torch
 
 import backbones
-from probe.errors import ProbeValueError
+from probe.errors import ParameterError, ProbeValueError
 from probe.fileio import atomic_write_json
-from unsupervised import DataError, ProbeModel, PseudoClasses
+from unsupervised import DataError, Features, ProbeModel, PseudoClasses
+
+from .options import ProbeOptions
+
+log = logging.getLogger("probe.pipeline")
 
 BACKBONES_DIR = "backbones"
 META_FILE = "probe.json"
@@ -89,7 +95,7 @@ def read_meta(directory: Path) -> dict[str, Any]:
     return meta
 
 
-def resolve_run_dir(run_dir: str | Path) -> Path:
+def resolve_run_dir(run_dir: str | os.PathLike) -> Path:
     """The folder holding one probed backbone's files: ``run_dir`` itself, or its only probe under ``backbones/``."""
     run_dir = Path(run_dir)
     if (run_dir / META_FILE).is_file():
@@ -100,12 +106,12 @@ def resolve_run_dir(run_dir: str | Path) -> Path:
         return probes[0]
     if probes:
         listed = ", ".join(str(p) for p in probes)
-        raise ProbeValueError(f"--run {run_dir} holds several probed backbones; pass one of: {listed}")
-    raise ProbeValueError(f"--run {run_dir} is not the output of `probe run` (no {BACKBONES_DIR}/*/{META_FILE}); "
-                          "run `probe run --weights CKPT --data DIR --k K --out DIR` first")
+        raise ParameterError("run", f"{run_dir} holds several probed backbones; pass one of: {listed}")
+    raise ParameterError("run", f"{run_dir} is not the output of `probe run` (no {BACKBONES_DIR}/*/{META_FILE}); "
+                                "run `probe run --weights CKPT --data DIR --k K --out DIR` first")
 
 
-def load_backbone(directory: Path, *, weights: str | Path | None = None, format: str | None = None,
+def load_backbone(directory: Path, *, weights: str | os.PathLike | None = None, format: str | None = None,
                   arch: str | None = None, device: str | torch.device = "cpu") -> backbones.Backbone:
     """The backbone a run folder was made with.
 
@@ -116,7 +122,8 @@ def load_backbone(directory: Path, *, weights: str | Path | None = None, format:
     if weights is None:
         weights, format, arch = meta["weights"], format or meta["format"], arch or meta["arch"]
         if weights is None or not Path(weights).is_file():
-            raise ProbeValueError(f"{directory / META_FILE}: checkpoint {weights} not found; pass --weights FILE")
+            raise ParameterError("weights", f"not given, and the checkpoint {weights} recorded in "
+                                            f"{directory / META_FILE} is not found")
     backbone = backbones.load(weights, format=format, arch=arch, device=device)
     if meta["control_seed"] is not None:
         backbone = backbones.random_like(backbone, int(meta["control_seed"]))
@@ -128,16 +135,51 @@ def load_pseudo_classes(directory: Path, backbone: backbones.Backbone) -> Pseudo
     try:
         return PseudoClasses.load(directory / STATE_FILE, backbone=backbone)
     except DataError as exc:
-        raise ProbeValueError(f"--run {directory}: {exc}") from None
+        raise ParameterError("run", f"{directory}: {exc}") from None
 
 
-def load_probe_model(run_dir: str | Path, device: str | torch.device = "cpu"):
-    """``(model, mean, std, num_classes)``: the pseudo-class model saved by ``probe run`` in ``run_dir``.
+def reusable_pseudo_classes(path: Path, features: Features, backbone: backbones.Backbone,
+                            options: ProbeOptions) -> PseudoClasses | None:
+    """The pseudo-classes saved at ``path`` if they were made from these features, k, seed and restarts."""
+    if not path.is_file() or features.key is None:
+        return None
+    try:
+        state = PseudoClasses.load(path, backbone=backbone)
+    except DataError as exc:
+        log.info("not reusing %s: %s", path, exc)
+        return None
+    same = (state.feature_key == features.key and state.k == options.k and state.seed == options.seed
+            and state.spherical and state.config.get("nredo") == options.restarts)
+    if not same:
+        log.info("not reusing %s: made from other features, k, seed or restarts", path)
+        return None
+    return state
 
-    ``model`` is ``ProbeModel(backbone, head)`` on ``device`` in eval mode; ``mean``/``std`` are
-    the backbone's normalisation (None for [0, 1] input).
-    """
+
+@dataclass
+class SavedProbe:
+    """The pseudo-class model of a run folder: the backbone with its head, in eval mode."""
+
+    model: ProbeModel
+    backbone: backbones.Backbone
+
+    @property
+    def num_classes(self) -> int:
+        return self.model.num_classes
+
+    @property
+    def mean(self) -> tuple[float, ...] | None:
+        """The backbone's input normalisation (None for [0, 1] input)."""
+        return self.backbone.mean
+
+    @property
+    def std(self) -> tuple[float, ...] | None:
+        return self.backbone.std
+
+
+def load_probe_model(run_dir: str | os.PathLike, device: str | torch.device = "cpu") -> SavedProbe:
+    """The pseudo-class model saved by ``probe run`` in ``run_dir``, on ``device`` in eval mode."""
     directory = resolve_run_dir(run_dir)
     backbone = load_backbone(directory, device=device)
     model: ProbeModel = load_pseudo_classes(directory, backbone).probe_model(backbone)
-    return model.eval(), backbone.mean, backbone.std, model.num_classes
+    return SavedProbe(model.eval(), backbone)

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from probe.report import RunResults, assess
+from probe.report import RunResults
 
 VERDICT_WORD = {True: "semantic", False: "not semantic", None: "not judged"}
 
@@ -14,7 +14,6 @@ def _cell(value: float | None) -> str:
 def summary_table(results: RunResults) -> str:
     """Per backbone: NMI, ARI, accuracy, primary-method mask energy and pointing game, Grad-CAM mask energy,
     faithfulness gap and verdict, as aligned text."""
-    verdicts = assess(results)
     method = results.method
     header = ["backbone", "role", "NMI", "ARI", "acc.", f"{method} energy", f"{method} pointing",
               "gradcam energy", "gap", "verdict"]
@@ -22,7 +21,7 @@ def summary_table(results: RunResults) -> str:
     for b in results.backbones:
         primary = b.methods[method]
         gradcam = b.methods.get("gradcam")
-        verdict = "control" if b.role == "control" else VERDICT_WORD[verdicts[b.name].backbone.semantic]
+        verdict = "control" if b.role == "control" else VERDICT_WORD[results.verdicts[b.name].backbone.semantic]
         rows.append([b.name, b.role, _cell(b.clustering.nmi), _cell(b.clustering.ari), _cell(b.clustering.accuracy),
                      _cell(primary.mask_energy), _cell(primary.pointing_game),
                      _cell(gradcam.mask_energy if gradcam else None), _cell(primary.faithfulness_gap), verdict])

@@ -1,8 +1,7 @@
 """The run report: ``report.html`` (one offline page), ``metrics.json`` and ``figures/*.png``.
 
-The pipeline fills a :class:`RunResults` (see :mod:`probe.report.results`) and calls
-:func:`write_report`. Verdicts are computed here from the numbers, so the statements always
-match the figures next to them.
+The pipeline fills a :class:`RunResults` (see :mod:`probe.report.results`), verdicts included,
+and calls :func:`write_report`. The report only renders: it never computes a figure or a verdict.
 """
 
 from __future__ import annotations
@@ -21,6 +20,7 @@ from .html import render_html
 from .metrics_json import SCHEMA, build_metrics, validate_metrics
 from .results import (
     BackboneResults,
+    BackboneVerdicts,
     Clustering,
     Curve,
     Member,
@@ -31,16 +31,12 @@ from .results import (
     SkippedImage,
     SpecificityExample,
     SpecificitySummary,
-    curve,
-    method_results,
-    sanity_curve,
-    specificity_summary,
 )
-from .verdicts import assess
 
 __all__ = [
     "SCHEMA",
     "BackboneResults",
+    "BackboneVerdicts",
     "Clustering",
     "Curve",
     "Member",
@@ -51,12 +47,7 @@ __all__ = [
     "SkippedImage",
     "SpecificityExample",
     "SpecificitySummary",
-    "assess",
     "build_metrics",
-    "curve",
-    "method_results",
-    "sanity_curve",
-    "specificity_summary",
     "validate_metrics",
     "write_report",
 ]
@@ -107,14 +98,13 @@ def write_report(out_dir: str | os.PathLike, results: RunResults) -> Path:
     results.check()
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
-    verdicts = assess(results)
-    metrics = build_metrics(results, verdicts)
+    metrics = build_metrics(results)
     staging = Path(tempfile.mkdtemp(prefix=".report-staging-", dir=out))
     try:
         (staging / "figures").mkdir()
         figures = write_figures(results, staging)
         atomic_write_json(staging / "metrics.json", metrics)
-        atomic_write_text(staging / "report.html", render_html(results, verdicts, figures))
+        atomic_write_text(staging / "report.html", render_html(results, figures))
         _install(staging, out)
     except OSError as exc:  # a full disk while writing figures names the report folder, not a hidden temp file
         error = environment_error(exc, out)

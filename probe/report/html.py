@@ -24,7 +24,6 @@ from probe.evaluation.verdict import (
 
 from .figures import BackboneFigures
 from .results import BackboneResults, MethodResults, PseudoClass, RunResults
-from .verdicts import BackboneVerdicts
 
 CSS = """
 :root { --ink:#1d2430; --muted:#5b6575; --line:#d9dee7; --bg:#f6f7f9; --yes:#1a7f37; --no:#b42318; --na:#6b7280; }
@@ -109,7 +108,8 @@ def _verdict_box(v: Verdict) -> str:
     return f'<div class="verdict {SEMANTIC_CLASS[v.semantic]}">{_badge(v.semantic)} {esc(v.statement)}</div>'
 
 
-def _summary(results: RunResults, verdicts: dict[str, BackboneVerdicts]) -> str:
+def _summary(results: RunResults) -> str:
+    verdicts = results.verdicts
     boxes = "".join(_verdict_box(verdicts[b.name].backbone) for b in results.backbones if b.role == "probe")
     head = "".join(
         f'<th class="{c}">{esc(t)}</th>' if c else f"<th>{esc(t)}</th>"
@@ -221,7 +221,8 @@ def _card(anchor: str, pc: PseudoClass, verdict: Verdict, strip: str | None, met
     )
 
 
-def _classes(results: RunResults, verdicts: dict[str, BackboneVerdicts], figures: dict[str, BackboneFigures]) -> str:
+def _classes(results: RunResults, figures: dict[str, BackboneFigures]) -> str:
+    verdicts = results.verdicts
     parts = []
     for i, b in enumerate(results.backbones):
         if b.role == "control":
@@ -303,10 +304,10 @@ def _footer(results: RunResults) -> str:
     return f"<footer>ssl-probe {esc(__version__)}{' · ' + timings if timings else ''} · metrics in metrics.json</footer>"
 
 
-def render_html(results: RunResults, verdicts: dict[str, BackboneVerdicts], figures: dict[str, BackboneFigures]) -> str:
+def render_html(results: RunResults, figures: dict[str, BackboneFigures]) -> str:
     """The whole page as a string."""
     body = "".join((
-        _header(results), _summary(results, verdicts), _figures(results, figures), _classes(results, verdicts, figures),
+        _header(results), _summary(results), _figures(results, figures), _classes(results, figures),
         _specificity(results, figures), _skipped(results), _definitions(), _footer(results),
     ))
     return (

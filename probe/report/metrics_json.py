@@ -16,8 +16,7 @@ from typing import Any
 from probe import __version__
 from probe.errors import ProbeValueError
 
-from .results import BackboneResults, Curve, MethodResults, RunResults
-from .verdicts import BackboneVerdicts
+from .results import BackboneResults, BackboneVerdicts, Curve, MethodResults, RunResults
 
 #: 2: ``timings`` moved out to timings.json, so that a run's metrics.json depends only on its inputs and seed.
 SCHEMA_VERSION = 2
@@ -168,7 +167,7 @@ def _backbone(b: BackboneResults, verdicts: BackboneVerdicts) -> dict:
     }
 
 
-def build_metrics(results: RunResults, verdicts: dict[str, BackboneVerdicts]) -> dict:
+def build_metrics(results: RunResults) -> dict:
     """The metrics.json object of ``results`` (validated against :data:`SCHEMA`)."""
     obj = {
         "schema_version": SCHEMA_VERSION,
@@ -179,7 +178,7 @@ def build_metrics(results: RunResults, verdicts: dict[str, BackboneVerdicts]) ->
             "images": int(results.num_images),
             "skipped": [{"path": s.path, "reason": s.reason} for s in results.skipped],
         },
-        "backbones": [_backbone(b, verdicts[b.name]) for b in results.backbones],
+        "backbones": [_backbone(b, results.verdicts[b.name]) for b in results.backbones],
     }
     validate_metrics(obj)
     return obj

@@ -12,23 +12,23 @@ Structure (``None`` everywhere means "not measured", e.g. no labels or no masks)
     │   └── specificity_examples: list[SpecificityExample]
     ├── method                                  the primary method (verdicts and cards use it)
     ├── dataset, num_images, skipped: list[SkippedImage]
+    ├── verdicts: dict[str, BackboneVerdicts]   by backbone name, judged once by the pipeline
     └── settings, timings                       shown in the report header / footer
 
 Images are unnormalised ``[H, W, 3]`` arrays (float in [0, 1] or uint8) and maps are
-``[H, W]`` arrays of signed relevance; the helpers at the bottom convert the evaluation
-package's outputs into these fields. Every string here may come from the user and is escaped
-by the report.
+``[H, W]`` arrays of signed relevance; the pipeline converts the evaluation package's outputs
+into these fields (``probe.pipeline.evaluate``) and judges the verdicts
+(``probe.pipeline.verdicts``). Every string here may come from the user and is escaped by the report.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Sequence
 
 import numpy as np
 
 from probe.errors import ProbeValueError
-from probe.evaluation import MapEvaluation, SanityResult, SpecificityResult
+from probe.evaluation.verdict import Verdict
 
 ROLES = ("probe", "control")
 
@@ -159,6 +159,14 @@ class BackboneResults:
     specificity_examples: list[SpecificityExample] = field(default_factory=list)
 
 
+@dataclass(frozen=True)
+class BackboneVerdicts:
+    """The verdict of a backbone and of each of its pseudo-classes (same order as ``pseudo_classes``)."""
+
+    backbone: Verdict
+    pseudo_classes: list[Verdict]
+
+
 @dataclass
 class SkippedImage:
     """An input image left out of the run, and why (unreadable, corrupt, too small, ...)."""
@@ -178,6 +186,7 @@ class RunResults:
     skipped: list[SkippedImage] = field(default_factory=list)
     settings: dict[str, str | int | float] = field(default_factory=dict)
     timings: dict[str, float] = field(default_factory=dict)
+    verdicts: dict[str, BackboneVerdicts] = field(default_factory=dict)
 
     def backbone(self, name: str) -> BackboneResults:
         """The backbone called ``name``."""
@@ -191,7 +200,8 @@ class RunResults:
         return self.backbone(backbone.control) if backbone.control is not None else None
 
     def check(self) -> None:
-        """Raise :class:`ProbeValueError` if the structure is inconsistent (names, roles, controls, methods)."""
+        """Raise :class:`ProbeValueError` if the structure is inconsistent (names, roles, controls, methods,
+        verdicts)."""
         if not self.backbones:
             raise ProbeValueError("results have no backbone")
         names = [b.name for b in self.backbones]
@@ -205,42 +215,7 @@ class RunResults:
             control = self.control_of(b)
             if control is not None and control.role != "control":
                 raise ProbeValueError(f"backbone {b.name!r}: its control {control.name!r} has role {control.role!r}")
-
-
-# -- converters from the evaluation package's outputs -------------------------------------
-
-
-def curve(fractions: Sequence[float], values: Sequence[float | None]) -> Curve:
-    """A :class:`Curve` from two sequences (tensors allowed)."""
-    return Curve([float(x) for x in fractions], [None if v is None else float(v) for v in values])
-
-
-def method_results(
-    evaluation: MapEvaluation, *, sanity: SanityResult | None = None, specificity: SpecificityResult | None = None
-) -> MethodResults:
-    """A :class:`MethodResults` from :func:`probe.evaluation.evaluate_maps` and, if run, the sanity and specificity tests."""
-    figures = evaluation.overall()
-    f = evaluation.faithfulness
-    return MethodResults(
-        positive_perturbation_auc=figures["positive_perturbation_auc"],
-        negative_perturbation_auc=figures["negative_perturbation_auc"],
-        positive_curve=curve(f.positive.fractions, f.positive.survival.tolist()),
-        negative_curve=curve(f.negative.fractions, f.negative.survival.tolist()),
-        pointing_game=figures["pointing_game"],
-        mask_energy=figures["mask_energy"],
-        miou=figures["miou"],
-        pixel_accuracy=figures["pixel_accuracy"],
-        average_precision=figures["average_precision"],
-        sanity=sanity_curve(sanity) if sanity is not None else None,
-        specificity=specificity_summary(specificity) if specificity is not None else None,
-    )
-
-
-def sanity_curve(result: SanityResult) -> SanityCurve:
-    """A :class:`SanityCurve` from a :class:`~probe.evaluation.SanityResult`."""
-    return SanityCurve(list(result.steps), result.mean_similarity)
-
-
-def specificity_summary(result: SpecificityResult) -> SpecificitySummary:
-    """A :class:`SpecificitySummary` from a :class:`~probe.evaluation.SpecificityResult`."""
-    return SpecificitySummary(**result.summary())
+            verdicts = self.verdicts.get(b.name)
+            if verdicts is None or len(verdicts.pseudo_classes) != len(b.pseudo_classes):
+                raise ProbeValueError(f"backbone {b.name!r} has no verdicts for itself and each pseudo-class "
+                                      "(probe.pipeline.verdicts.judge_run fills them)")

@@ -9,11 +9,10 @@ import torch
 
 import backbones
 from backbones.archs.small_resnet import SmallResNet
-from demo_tiny import TINY_ARCH, tiny_recipe
 from probe.demo import checkpoints
 from probe.demo.measure import preprocess
 from probe.demo.pretrain import pretrain, recipe
-
+from tests.support.demo import TINY_ARCH, tiny_recipe
 
 EXPECTED_FORMAT = {method: fmt for method, (_, fmt) in checkpoints.FILES.items()}
 

@@ -6,12 +6,13 @@ import pytest
 import torch
 
 import backbones
-from demo_tiny import TINY_ARCH, TINY_VIEWS, TINY_WORLD, tiny_recipe
 from probe.demo.augment import make_views
 from probe.demo.objectives import OBJECTIVES
 from probe.demo.pretrain import pretrain, recipe
 from probe.demo.world import render_arrays
 from probe.errors import ProbeValueError
+from tests.support.demo import TINY_ARCH, TINY_VIEWS, TINY_WORLD, tiny_recipe
+
 
 def _objective(method: str, seed: int = 0):
     torch.manual_seed(seed)

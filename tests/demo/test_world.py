@@ -8,7 +8,16 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from probe.demo.world import RENDERER, SHAPES, WorldConfig, WorldManifest, generate, render, render_arrays, write_image_folder
+from probe.demo.world import (
+    RENDERER,
+    SHAPES,
+    WorldConfig,
+    WorldManifest,
+    generate,
+    render,
+    render_arrays,
+    write_image_folder,
+)
 from probe.errors import ProbeValueError
 
 CFG = WorldConfig()

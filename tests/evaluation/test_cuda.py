@@ -6,8 +6,7 @@ import pytest
 import torch
 
 from probe.evaluation import average_precision, average_ranks, evaluate_maps, segmentation_counts
-
-from .helpers import small_cnn
+from tests.support.models import small_cnn
 
 pytestmark = [pytest.mark.gpu, pytest.mark.skipif(not torch.cuda.is_available(), reason="needs CUDA")]
 

@@ -8,8 +8,7 @@ import torch
 from probe.errors import ProbeValueError
 from probe.evaluation import STEPS, faithfulness, perturbation_auc, perturbation_hits, removal_masks, removal_ranks
 from probe.evaluation.faithfulness import pixels_removed
-
-from .helpers import RegionModel
+from tests.support.models import RegionModel
 
 
 def test_auc_of_known_curves():

@@ -11,10 +11,17 @@ import torch
 import torchvision
 from PIL import Image
 
+from probe.cli import main
+from probe.commands.paper import classifier
 from probe.errors import ProbeValueError
-from probe.evaluation.paper import Classifier, GtSegs, main, read_class_index, resolve_model, run_perturbation, run_segmentation
-
-from .helpers import RegionModel, input_x_gradient
+from probe.evaluation.paper import (
+    Classifier,
+    GtSegs,
+    read_class_index,
+    run_perturbation,
+    run_segmentation,
+)
+from tests.support.models import RegionModel
 
 MATLAB_HEADER = b"MATLAB 7.3 MAT-file, Platform: GLNXA64, Created on: Mon Jan  1 00:00:00 2024 HDF5 schema 1.00 ."
 
@@ -143,9 +150,10 @@ def test_command_line_end_to_end(tmp_path, capsys):
     scenes = [_scene(40, 48, s) for s in range(3)]
     write_gtsegs(tmp_path / "seg.mat", [s[0] for s in scenes], [s[1] for s in scenes])
     out = tmp_path / "res.json"
-    argv = ["--model", "resnet18", "--weights", str(weights), "--imagenet-val", str(tmp_path / "val"),
-            "--imagenet-seg", str(tmp_path / "seg.mat"), "--image-size", "32", "--batch-size", "3", "--out", str(out)]
-    assert main(argv, explain_fn=input_x_gradient) == 0
+    argv = ["paper", "--model", "resnet18", "--weights", str(weights), "--imagenet-val", str(tmp_path / "val"),
+            "--imagenet-seg", str(tmp_path / "seg.mat"), "--image-size", "32", "--batch-size", "3", "--out", str(out),
+            "--method", "input_x_gradient", "--device", "cpu"]
+    assert main(argv) == 0
     printed = capsys.readouterr().out
     assert "AUC" in printed and "mAP (papers' binary formula)" in printed and "AP (real, continuous map)" in printed
     results = json.loads(out.read_text())
@@ -159,12 +167,16 @@ def test_command_line_end_to_end(tmp_path, capsys):
 
 
 def test_command_line_errors(tmp_path, capsys):
-    assert main(["--model", "resnet18", "--weights", "x.pth"]) == 2
+    weights = tmp_path / "w.pth"
+    torch.save(torchvision.models.resnet18(num_classes=2).state_dict(), weights)
+    assert main(["paper", "--model", "resnet18", "--weights", str(weights), "--device", "cpu"]) == 2
     assert "nothing to do" in capsys.readouterr().err
-    assert main(["--model", "resnet18", "--imagenet-seg", "x.mat"]) == 2
-    assert "needs --weights" in capsys.readouterr().err
+    assert main(["paper", "--model", "resnet18", "--imagenet-seg", "x.mat"]) == 2
+    assert "probe paper: error: --weights not given: the torchvision classifier resnet18" in capsys.readouterr().err
+    assert main(["paper", "--model", "resnet18", "--weights", "x.pth", "--imagenet-seg", "x.mat"]) == 2
+    assert "error: --weights x.pth: no such file" in capsys.readouterr().err
     with pytest.raises(ProbeValueError, match="unknown torchvision classifier 'resnet9000'; valid: .*resnet18"):
-        resolve_model("resnet9000", "w.pth", torch.device("cpu"))
+        classifier("resnet9000", "w.pth", torch.device("cpu"))
     bogus = tmp_path / "plain.mat"
     bogus.write_bytes(b"MATLAB 5.0 MAT-file" + bytes(200))
     with pytest.raises(ProbeValueError, match="not a MATLAB v7.3"):

@@ -6,11 +6,15 @@ import pytest
 import torch
 
 from probe.errors import ProbeValueError
-from probe.evaluation import SANITY_MAX_FINAL_SIMILARITY, cascading_randomization, class_specificity, parameter_layers
-from probe.evaluation import two_object_pairs
+from probe.evaluation import (
+    SANITY_MAX_FINAL_SIMILARITY,
+    cascading_randomization,
+    class_specificity,
+    parameter_layers,
+    two_object_pairs,
+)
 from probe.evaluation.sanity import layer_groups, randomize_layer
-
-from .helpers import HalvesModel, gradient_of_total, input_x_gradient, small_cnn
+from tests.support.models import HalvesModel, gradient_of_total, input_x_gradient, small_cnn
 
 
 def _two_objects(n: int = 3):

@@ -9,10 +9,11 @@ import pytest
 import torch
 
 from probe.evaluation import cascading_randomization, evaluate_maps, nanmean
-from probe.report import BackboneResults, Clustering, Member, PseudoClass, RunResults, method_results, write_report
+from probe.pipeline.evaluate import method_results
+from probe.pipeline.verdicts import judge_run
+from probe.report import BackboneResults, Clustering, Member, PseudoClass, RunResults, write_report
 from probe.report.metrics_json import validate_metrics
-
-from .helpers import gradient_of_total, input_x_gradient, small_cnn
+from tests.support.models import gradient_of_total, input_x_gradient, small_cnn
 
 K = 3
 
@@ -77,7 +78,9 @@ def test_measured_results_make_a_valid_report(tmp_path):
             control="control" if role == "probe" else None,
             centre_pointing_game=figures["centre_pointing_game"], mask_fraction=figures["mask_fraction"],
         ))
-    write_report(tmp_path, RunResults(backbones=backbones, dataset="synthetic", num_images=6))
+    results = RunResults(backbones=backbones, dataset="synthetic", num_images=6)
+    results.verdicts = judge_run(results)
+    write_report(tmp_path, results)
     metrics = json.loads((tmp_path / "metrics.json").read_text())
     validate_metrics(metrics)
     agf = metrics["backbones"][0]["attribution"]["agf"]

@@ -3,16 +3,12 @@
 from __future__ import annotations
 
 import subprocess
-import sys
 from pathlib import Path
 
 import pytest
 
-from tiny_world import make_world, write_checkpoints
-
-REPO = Path(__file__).resolve().parents[2]
-#: Cheap settings for every test run: one baseline, 8 evaluated images per pseudo-class.
-FAST = ("--baselines", "gradcam", "--eval-images", "24", "--device", "cpu", "--batch-size", "32")
+from tests.support.cli import probe_cli
+from tests.support.shapes import make_world, run_args, write_checkpoints
 
 
 @pytest.fixture(scope="session")
@@ -24,19 +20,6 @@ def world(tmp_path_factory) -> tuple[Path, Path]:
 @pytest.fixture(scope="session")
 def checkpoints(tmp_path_factory) -> dict[str, Path]:
     return write_checkpoints(tmp_path_factory.mktemp("checkpoints"))
-
-
-def probe_cli(*args: str, cwd: Path | None = None) -> subprocess.CompletedProcess:
-    """``python -m probe ARGS`` against this checkout, one thread, no progress bars."""
-    env = {**__import__("os").environ, "PYTHONPATH": str(REPO), "PROBE_NO_PROGRESS": "1", "OMP_NUM_THREADS": "1"}
-    return subprocess.run([sys.executable, "-m", "probe", *args], cwd=cwd, env=env, capture_output=True, text=True,
-                          timeout=600)
-
-
-def run_args(weights: Path, world: tuple[Path, Path], out: Path, *extra: str) -> list[str]:
-    images, masks = world
-    return ["run", "--weights", str(weights), "--data", str(images), "--masks", str(masks), "--k", "3",
-            "--out", str(out), *FAST, *extra]
 
 
 @pytest.fixture(scope="session")

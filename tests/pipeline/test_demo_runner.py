@@ -25,6 +25,10 @@ def test_probe_world_compares_every_backbone_with_one_shared_control(world, chec
     assert [b["format"] for b in metrics["backbones"]] == ["simclr_v1", "byol", "random-init"]
     assert all(b["clustering"]["k"] == 3 for b in metrics["backbones"])  # k = number of categories
     assert (tmp_path / "report.html").is_file()
+    # the same run session as `probe run`: run.log, timings.json with the report stage, the common header
+    assert "report written to" in (tmp_path / "run.log").read_text()
+    assert list(json.loads((tmp_path / "timings.json").read_text())["seconds"])[-1] == "report"
+    assert {"world", "backbones", "k", "seed", "methods", "control", "device"} <= set(results.settings)
     assert sorted(p.name for p in (tmp_path / "backbones").iterdir()) == ["byol", "random-init_control", "simclr"]
     assert results.backbone("simclr").pseudo_classes[0].members[0].control_map is not None
 

@@ -17,10 +17,10 @@ pytestmark = pytest.mark.slow
 
 
 def _expected_overlay(out, image, target: int) -> np.ndarray:
-    model, mean, std, _ = load_probe_model(out, device="cpu")
-    x = model.preprocess(Image.open(image)).unsqueeze(0)
-    relevance = explain(model, x, torch.tensor([target]), method="agf")[0].detach()
-    return overlay(unnormalise(x, mean, std)[0], relevance.numpy()).astype(int)
+    saved = load_probe_model(out, device="cpu")
+    x = saved.model.preprocess(Image.open(image)).unsqueeze(0)
+    relevance = explain(saved.model, x, torch.tensor([target]), method="agf")[0].detach()
+    return overlay(unnormalise(x, saved.mean, saved.std)[0], relevance.numpy()).astype(int)
 
 
 def _explained(stdout: str) -> int:

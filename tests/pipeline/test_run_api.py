@@ -13,8 +13,8 @@ import backbones
 from probe.cli import main
 from probe.errors import ProbeValueError
 from probe.pipeline import run_probe
+from probe.pipeline.compare import check_backbone
 from probe.pipeline.images import with_transform
-from probe.pipeline.run import check_backbone
 from unsupervised import ImageFolderData, PseudoClasses, extract_features, kmeans
 
 FAST = dict(baselines=("gradcam",), eval_images=24, device="cpu", batch_size=32)
@@ -43,7 +43,7 @@ def test_a_failing_stage_leaves_no_report_and_keeps_an_earlier_one(run_dir, worl
     def fail(*args, **kwargs):
         raise RuntimeError("evaluation failed")
 
-    monkeypatch.setattr("probe.pipeline.assess.evaluate_maps", fail)
+    monkeypatch.setattr("probe.pipeline.evaluate.evaluate_maps", fail)
     fresh = tmp_path / "fresh"
     with pytest.raises(RuntimeError, match="evaluation failed"):
         _run(checkpoints, world, fresh)
@@ -71,7 +71,7 @@ def test_a_failing_rerun_that_reclusters_keeps_the_earlier_pseudo_classes(run_di
         raise RuntimeError("evaluation failed")
 
     with monkeypatch.context() as patched:
-        patched.setattr("probe.pipeline.assess.evaluate_maps", fail)
+        patched.setattr("probe.pipeline.evaluate.evaluate_maps", fail)
         with pytest.raises(RuntimeError):
             _run(checkpoints, world, earlier, restarts=2)  # other restarts: new pseudo-classes, then a failure
     assert list((earlier / "backbones").glob("*/*.pending"))  # the new state waited for a report that never came

@@ -9,9 +9,8 @@ import torch
 
 from probe.pipeline import load_probe_model
 from probe.report import validate_metrics
+from tests.support.shapes import run_args
 from unsupervised import PseudoClasses
-
-from conftest import run_args
 
 pytestmark = pytest.mark.slow
 
@@ -60,14 +59,16 @@ def test_same_seed_gives_the_same_metrics(run_dir, world, checkpoints, tmp_path,
 
 def test_run_folder_gives_back_the_pseudo_class_model(run_dir, checkpoints):
     out, _ = run_dir
-    model, mean, std, k = load_probe_model(out, device="cpu")
-    assert k == 3 and mean == (0.485, 0.456, 0.406) and std is not None
+    saved = load_probe_model(out, device="cpu")
+    model = saved.model
+    assert saved.num_classes == 3 and saved.mean == (0.485, 0.456, 0.406) and saved.std is not None
+    assert saved.backbone is model.backbone and not model.training
     state = PseudoClasses.load(out / "backbones" / "moco_v2" / "pseudo_classes.pt")
     assert state.backbone["sha256"] == model.backbone.source.sha256
     x = torch.rand(2, 3, 64, 64)
     with torch.no_grad():
         assert torch.equal(model(x), state.probe_model(model.backbone)(x))
-    control, _, _, _ = load_probe_model(out / "backbones" / "random-init_control", device="cpu")
+    control = load_probe_model(out / "backbones" / "random-init_control", device="cpu").model
     assert control.backbone.format == "random-init"
     with torch.no_grad():
         assert not torch.allclose(control(x), model(x))

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from faults_helpers import counting_run, make_micro_world, moco_checkpoint, run_args, total_rows
+from tests.support.faults import counting_run, make_micro_world, moco_checkpoint, run_args, total_rows
 
 
 @pytest.fixture(scope="session")

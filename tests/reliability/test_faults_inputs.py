@@ -3,7 +3,6 @@ from the file runs, nothing written that looks like a result, and run.log says w
 
 from __future__ import annotations
 
-import pickle
 import random
 import zipfile
 from pathlib import Path
@@ -14,9 +13,9 @@ import torchvision
 from PIL import Image
 
 import backbones
-from faults_helpers import huge_png, nan_checkpoint, run_args
 from probe.cli import main
-from tests.pipeline.tiny_world import small_state
+from tests.support.faults import huge_png, nan_checkpoint, run_args
+from tests.support.shapes import small_state
 from unsupervised.images import UnreadableImage, open_rgb, read_header
 
 RESULTS = ("report.html", "metrics.json", "timings.json", "figures")

@@ -19,9 +19,10 @@ from typing import Iterator
 import numpy as np
 import pytest
 
-from faults_helpers import BROKEN, HOSTILE_STEM, counting_run, env, run_args, total_rows
 from probe.cli import main
 from probe.report import validate_metrics
+from tests.support.cli import child_env
+from tests.support.faults import BROKEN, HOSTILE_STEM, counting_run, run_args, total_rows
 from unsupervised.cache import DONE, PENDING
 
 RESULTS = ("report.html", "metrics.json", "timings.json", "figures")
@@ -148,7 +149,7 @@ def test_disk_full_as_a_file_size_limit_keeps_an_earlier_report_whole(clean_run,
     limit = 16 * 1024
     done = subprocess.run(
         [sys.executable, "-m", "probe", *run_args(weights, micro_world, out, "--cache-dir", str(reference / "cache"))],
-        env={**env(), "PYTHONDONTWRITEBYTECODE": "1"}, capture_output=True, text=True, timeout=600,
+        env=child_env(PYTHONDONTWRITEBYTECODE="1"), capture_output=True, text=True, timeout=600,
         preexec_fn=lambda: resource.setrlimit(resource.RLIMIT_FSIZE, (limit, limit)),
     )
     assert done.returncode == 2 and "File too large" in done.stderr

@@ -8,8 +8,7 @@ import shutil
 import pytest
 
 from probe.report import write_report
-
-from .synthetic import HOSTILE_BACKBONE, HOSTILE_FILE, HOSTILE_LABEL, HOSTILE_SKIP, make_results
+from tests.support.results import HOSTILE_BACKBONE, HOSTILE_FILE, HOSTILE_LABEL, HOSTILE_SKIP, make_results
 
 CHROMIUM = "/usr/bin/chromium"
 CHROMEDRIVER = "/usr/bin/chromedriver"

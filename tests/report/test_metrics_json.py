@@ -4,18 +4,18 @@ from __future__ import annotations
 
 import copy
 import json
+from dataclasses import replace
 
 import pytest
 
 from probe.errors import ProbeValueError
-from probe.report import assess, build_metrics, validate_metrics, write_report
-
-from .synthetic import HOSTILE_BACKBONE, make_results
+from probe.report import build_metrics, validate_metrics, write_report
+from tests.support.results import HOSTILE_BACKBONE, make_results
 
 
 def _metrics(**kw) -> dict:
     results = make_results(**kw)
-    return build_metrics(results, assess(results))
+    return build_metrics(results)
 
 
 def test_full_results_have_the_issue_fields():
@@ -50,7 +50,7 @@ def test_nan_and_inf_become_null():
     results = make_results()
     results.backbones[0].methods["gradcam"].miou = float("nan")
     results.backbones[0].pseudo_classes[0].mask_energy = float("inf")
-    m = build_metrics(results, assess(results))
+    m = build_metrics(results)
     assert m["backbones"][0]["attribution"]["gradcam"]["miou"] is None
     assert m["backbones"][0]["pseudo_classes"][0]["mask_energy"] is None
 
@@ -97,4 +97,21 @@ def test_results_are_checked_before_writing(tmp_path):
     results.backbones[0].control = "nope"
     with pytest.raises(ProbeValueError, match="no backbone named 'nope'"):
         write_report(tmp_path, results)
+    results = make_results()
+    del results.verdicts[results.backbones[0].name]  # the report renders verdicts, it never judges
+    with pytest.raises(ProbeValueError, match="has no verdicts"):
+        write_report(tmp_path, results)
+    results = make_results()
+    results.verdicts[results.backbones[0].name].pseudo_classes.pop()
+    with pytest.raises(ProbeValueError, match="has no verdicts"):
+        write_report(tmp_path, results)
     assert not (tmp_path / "report.html").exists()
+
+
+def test_the_report_shows_the_stored_verdicts():
+    results = make_results()
+    stored = results.verdicts[results.backbones[0].name]
+    results.verdicts[results.backbones[0].name] = replace(
+        stored, backbone=replace(stored.backbone, semantic=False, statement="judged elsewhere"))
+    probe = build_metrics(results)["backbones"][0]
+    assert probe["semantic"] is False and probe["verdict"] == "judged elsewhere"

@@ -12,8 +12,7 @@ from PIL import Image
 import probe.report as report_pkg
 from probe.report import write_report
 from probe.report.figures import overlay
-
-from .synthetic import HOSTILE_BACKBONE, HOSTILE_FILE, HOSTILE_LABEL, HOSTILE_SKIP, make_results
+from tests.support.results import HOSTILE_BACKBONE, HOSTILE_FILE, HOSTILE_LABEL, HOSTILE_SKIP, make_results
 
 
 class _Collect(HTMLParser):

@@ -22,7 +22,7 @@ def separable_features():
 
 def test_fit_save_load_round_trip(backbone, separable_features, tmp_path):
     state = PseudoClasses.fit(separable_features, 4, backbone=backbone, seed=0)
-    assert cluster_metrics(state.labels, separable_features.labels)["ari"] == 1.0
+    assert cluster_metrics(state.labels, separable_features.labels).ari == 1.0
     assert state.head_report["heldout_accuracy"] == 1.0 and state.feature_key == "k123"
     assert state.backbone["sha256"] == backbone.source.sha256 and state.backbone["arch"] == "resnet_small"
     path = tmp_path / "out" / "pseudo_classes.pt"

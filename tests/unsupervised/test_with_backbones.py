@@ -41,7 +41,7 @@ def test_loaded_checkpoint_through_extraction_clustering_head_and_masks(tmp_path
         assert model(torch.randn(2, 3, backbone.input_size, backbone.input_size)).shape == (2, 2)
     assert model.preprocess is backbone.preprocess
     metrics = cluster_metrics(pseudo.labels, features.labels, class_names=features.class_names)
-    assert sum(metrics["sizes"]) == 12 and 0.0 <= metrics["nmi"] <= 1.0
+    assert sum(metrics.sizes) == 12 and 0.0 <= metrics.nmi <= 1.0
 
 
 def test_random_init_controls_get_their_own_cache_entries(tmp_path):

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import numpy as np
 
+from probe.pipeline.evaluate import curve
+from probe.pipeline.verdicts import judge_run
 from probe.report import (
     BackboneResults,
     Clustering,
@@ -15,7 +17,6 @@ from probe.report import (
     SkippedImage,
     SpecificityExample,
     SpecificitySummary,
-    curve,
 )
 
 HOSTILE_BACKBONE = "my <b>model</b> & co"
@@ -91,8 +92,10 @@ def make_results(*, labels: bool = True, masks: bool = True, control_maps: bool 
         pseudo_classes=[PseudoClass(id=c, size=41, purity=0.5 if labels else None) for c in range(2)],
         centre_pointing_game=0.4 if masks else None, mask_fraction=0.25 if masks else None,
     )
-    return RunResults(
+    results = RunResults(
         backbones=[probe, control], method="agf", dataset="my images/ <u>set</u>", num_images=83,
         skipped=[SkippedImage(HOSTILE_SKIP, "cannot identify image file <bad>")],
         settings={"k": 2, "seed": 0, "weights": "ckpt <v1>.pth"}, timings={"extract": 1.5, "explain": 3.25},
     )
+    results.verdicts = judge_run(results)
+    return results

@@ -14,9 +14,9 @@ import torch
 from PIL import Image
 
 from probe.bench.pipeline import write_shapes
-from tests.pipeline.tiny_world import write_checkpoints
+from tests.support.cli import REPO, child_env
+from tests.support.shapes import write_checkpoints
 
-REPO = Path(__file__).resolve().parents[2]
 COUNTING_RUN = Path(__file__).with_name("counting_run.py")
 #: A name with a space, non-ASCII letters and HTML/quote characters; it must reach the report escaped.
 HOSTILE_STEM = "ümlaut café <img src=x onerror=alert(1)> & 'q'"
@@ -89,14 +89,10 @@ def moco_checkpoint(directory: Path) -> Path:
     return write_checkpoints(directory)["moco_v2"]
 
 
-def env() -> dict[str, str]:
-    return {**os.environ, "PYTHONPATH": str(REPO), "PROBE_NO_PROGRESS": "1", "OMP_NUM_THREADS": "1"}
-
-
 def counting_run(*args: str, row_delay: float = 0.0, **popen: object) -> subprocess.Popen:
     """Start ``python -m probe ARGS`` in a child that prints ``rows N`` after each extracted batch
     (N: feature rows computed so far) and ``total rows N`` at exit; ``row_delay`` slows each batch."""
-    return subprocess.Popen([sys.executable, str(COUNTING_RUN), *args], env={**env(), "FAULTS_ROW_DELAY": str(row_delay)},
+    return subprocess.Popen([sys.executable, str(COUNTING_RUN), *args], env=child_env(FAULTS_ROW_DELAY=str(row_delay)),
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, cwd=REPO, **popen)
 
 

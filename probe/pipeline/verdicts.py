@@ -1,22 +1,13 @@
-"""Apply the semantic-evidence rule (``probe.evaluation.verdict``) to every backbone and pseudo-class."""
+"""Judge every backbone and pseudo-class of a run once, with the semantic-evidence rule
+(``probe.evaluation.verdict``); the verdicts are stored in ``RunResults.verdicts`` for the report
+and the terminal summary."""
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-
 from probe.evaluation.verdict import Evidence, Verdict, judge
-
-from .results import BackboneResults, MethodResults, PseudoClass, RunResults
+from probe.report import BackboneResults, BackboneVerdicts, MethodResults, PseudoClass, RunResults
 
 CONTROL_STATEMENT = "Random-init control: the baseline every figure of its backbone is compared with."
-
-
-@dataclass(frozen=True)
-class BackboneVerdicts:
-    """The verdict of a backbone and of each of its pseudo-classes (same order as ``pseudo_classes``)."""
-
-    backbone: Verdict
-    pseudo_classes: list[Verdict]
 
 
 def _evidence(
@@ -63,7 +54,7 @@ def _control_verdict() -> Verdict:
     return Verdict(None, None, None, None, CONTROL_STATEMENT)
 
 
-def assess(results: RunResults) -> dict[str, BackboneVerdicts]:
+def judge_run(results: RunResults) -> dict[str, BackboneVerdicts]:
     """Verdicts for every backbone by name; controls get a fixed statement and ``semantic = None``."""
     verdicts = {}
     for b in results.backbones:

@@ -11,14 +11,15 @@ import numpy as np
 import torch
 from PIL import Image
 
-from probe.errors import ProbeValueError
+from probe.devices import resolve_device
+from probe.errors import ParameterError
 from probe.fileio import atomic_path
 from probe.report.figures import overlay
 from unsupervised.images import UnreadableImage, open_rgb
 
+from .compare import check_backbone
 from .images import unnormalise
-from .options import check_methods, resolve_device
-from .run import check_backbone
+from .options import DEVICE, METHOD, check_methods
 from .saved import BACKBONES_DIR, load_backbone, load_pseudo_classes, read_meta, resolve_run_dir
 
 
@@ -62,11 +63,11 @@ def _target(probabilities: np.ndarray, pseudo_class: int | None, rank: int | Non
     k = len(probabilities)
     if pseudo_class is not None:
         if not 0 <= pseudo_class < k:
-            raise ProbeValueError(f"--pseudo-class {pseudo_class}: the run has k={k} pseudo-classes (0..{k - 1})")
+            raise ParameterError("pseudo_class", f"{pseudo_class}: the run has k={k} pseudo-classes (0..{k - 1})")
         return pseudo_class
     rank = 0 if rank is None else rank
     if not 0 <= rank < k:
-        raise ProbeValueError(f"--rank {rank}: must be in 0..{k - 1} (0 = the top-1 pseudo-class; k={k})")
+        raise ParameterError("rank", f"{rank}: must be in 0..{k - 1} (0 = the top-1 pseudo-class; k={k})")
     return int(np.argsort(-probabilities, kind="stable")[rank])
 
 
@@ -79,15 +80,15 @@ def explain_image(
     arch: str | None = None,
     pseudo_class: int | None = None,
     rank: int | None = None,
-    method: str = "agf",
+    method: str = METHOD,
     out: str | os.PathLike | None = None,
-    device: str = "auto",
+    device: str = DEVICE,
 ) -> ImageExplanation:
-    """Explain ``image`` for a pseudo-class of the run in ``run`` (``--pseudo-class C``, or ``--rank R``,
-    default the top-1) and write the overlay PNG to ``out`` (default ``<stem>.<method>.pc<C>.png`` here)."""
+    """Explain ``image`` for a pseudo-class of the run in ``run`` (``pseudo_class``, or the one ranked
+    ``rank``, default the top-1) and write the overlay PNG to ``out`` (default ``<stem>.<method>.pc<C>.png`` here)."""
     if run is None:
-        raise ProbeValueError("probe explain explains a pseudo-class, and pseudo-classes come from `probe run`: "
-                              "run `probe run --weights CKPT --data DIR --k K --out RUN` first, then pass --run RUN")
+        raise ParameterError("run", "not given: pseudo-classes come from `probe run`; run `probe run --weights CKPT "
+                                    "--data DIR --k K --out RUN` first, then explain with its folder RUN")
     resolved = resolve_device(device)
     check_methods(method)
     directory = resolve_run_dir(run)
@@ -99,9 +100,9 @@ def explain_image(
     try:
         pil = open_rgb(path)
     except FileNotFoundError:
-        raise ProbeValueError(f"--image {path}: no such file") from None
+        raise ParameterError("image", f"{path}: no such file") from None
     except (UnreadableImage, OSError) as exc:
-        raise ProbeValueError(f"--image {path}: {exc}") from None
+        raise ParameterError("image", f"{path}: {exc}") from None
     x = backbone.preprocess(pil).unsqueeze(0).to(resolved)
     with torch.inference_mode():
         probabilities = torch.softmax(model(x), dim=1)[0].double().cpu().numpy()
@@ -113,4 +114,5 @@ def explain_image(
     destination = Path(out) if out is not None else Path(f"{path.stem}.{method}.pc{target}.png")
     with atomic_path(destination, suffix=".png") as tmp:
         Image.fromarray(overlay(shown, relevance.numpy())).save(tmp, format="PNG")
-    return ImageExplanation(target, probabilities, _majority_labels(directory, pseudo.k), relevance.numpy(), destination)
+    labels = _majority_labels(directory, pseudo.k)
+    return ImageExplanation(target, probabilities, labels, relevance.numpy(), destination)

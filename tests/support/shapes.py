@@ -1,5 +1,6 @@
 """A tiny seeded shape world (ImageFolder + label-image masks) and resnet_small checkpoints in the
-layouts the demo ships (SimCLR tonylins, MoCo v2, BYOL chigur, plain torchvision), for plumbing tests."""
+layouts the demo ships (SimCLR tonylins, MoCo v2, BYOL chigur, plain torchvision), for plumbing tests;
+``run_args`` for a cheap ``probe run`` on them."""
 
 from __future__ import annotations
 
@@ -12,6 +13,15 @@ from probe.bench.pipeline import write_shapes
 
 CATEGORIES = ("circle", "square", "triangle")
 SIZE = 64
+#: Cheap settings for every pipeline test run: one baseline, 8 evaluated images per pseudo-class.
+FAST = ("--baselines", "gradcam", "--eval-images", "24", "--device", "cpu", "--batch-size", "32")
+
+
+def run_args(weights: Path, world: tuple[Path, Path], out: Path, *extra: str) -> list[str]:
+    """``probe run`` arguments for ``weights`` on ``world`` = (images, masks) with k=3 and :data:`FAST`."""
+    images, masks = world
+    return ["run", "--weights", str(weights), "--data", str(images), "--masks", str(masks), "--k", "3",
+            "--out", str(out), *FAST, *extra]
 
 
 def make_world(root: Path, per_category: int = 16, two_object: int = 2, seed: int = 0) -> tuple[Path, Path]:

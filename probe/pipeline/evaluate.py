@@ -1,0 +1,155 @@
+"""Stage evaluate for one backbone: faithfulness and localisation of every method's maps, the sanity
+test of the primary method, class specificity on two-object images, per-pseudo-class figures;
+then the evaluation package's outputs turned into the report's :class:`BackboneResults`."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Sequence
+
+import numpy as np
+import torch
+
+from probe.errors import ProbeValueError
+from probe.evaluation import (
+    MapEvaluation,
+    SanityResult,
+    SpecificityResult,
+    TwoObjectPairs,
+    cascading_randomization,
+    class_specificity,
+    evaluate_maps,
+    explainer,
+    two_object_pairs,
+)
+from probe.report import (
+    BackboneResults,
+    Curve,
+    Member,
+    MethodResults,
+    PseudoClass,
+    SanityCurve,
+    SpecificityExample,
+    SpecificitySummary,
+)
+
+from .explain import Explained
+from .images import MaskReader, load_batch, unnormalise
+from .options import SPECIFICITY_EXAMPLES, ProbeOptions
+from .prepare import Prepared
+from .selection import label_to_class, two_object_rows
+from .stages import StageClock, timed
+
+log = logging.getLogger("probe.pipeline")
+
+
+def _pairs(prep: Prepared, options: ProbeOptions, masks: MaskReader | None) -> tuple[np.ndarray, TwoObjectPairs] | None:
+    """Two-object images whose labels map to different pseudo-classes of this backbone, or None."""
+    if masks is None or prep.features.labels is None or options.specificity_images == 0:
+        return None
+    rows = two_object_rows(len(prep.rows), lambda row: masks.objects(int(prep.rows[row])),
+                           count=options.specificity_images, seed=options.seed)
+    if not rows:
+        return None
+    indices = prep.rows[rows]
+    objects = [{label: m for label, m in (masks.by_label(int(i)) or {}).items() if bool(m.any())} for i in indices]
+    mapping = label_to_class(prep.features.labels, prep.clusters, prep.features.class_names, prep.pseudo.k)
+    try:
+        pairs = two_object_pairs(objects, mapping)
+    except ProbeValueError as exc:
+        log.info("%s: class specificity not measured: %s", prep.name, exc)
+        return None
+    return indices[pairs.indices], pairs
+
+
+def _specificity(prep: Prepared, options: ProbeOptions, found: tuple[np.ndarray, TwoObjectPairs] | None
+                 ) -> tuple[dict[str, SpecificityResult], list[SpecificityExample]]:
+    if found is None:
+        return {}, []
+    indices, pairs = found
+    images = load_batch(prep.data, indices)
+    results = {}
+    for m in options.methods:
+        with timed(f"{prep.name}: {m} specificity on {len(indices)} two-object images"):
+            results[m] = class_specificity(prep.model, images, pairs.targets_a, pairs.targets_b, pairs.masks_a,
+                                           pairs.masks_b, explain_fn=explainer(m, **options.options_of(m)),
+                                           batch_size=options.explain_batch, device=options.device)
+    primary = results[options.method]
+    shown = unnormalise(images[:SPECIFICITY_EXAMPLES], prep.backbone.mean, prep.backbone.std)
+    examples = []
+    for j in range(min(SPECIFICITY_EXAMPLES, len(indices))):
+        pearson = float(primary.pearson[j])
+        examples.append(SpecificityExample(
+            name=prep.data.rel_paths[int(indices[j])], image=shown[j], labels=pairs.labels[j],
+            classes=(int(pairs.targets_a[j]), int(pairs.targets_b[j])),
+            maps=(primary.maps_a[j].numpy(), primary.maps_b[j].numpy()),
+            pearson=pearson if np.isfinite(pearson) else None,
+        ))
+    return results, examples
+
+
+def _pseudo_classes(prep: Prepared, evaluation: MapEvaluation, target: torch.Tensor,
+                    members: Sequence[Sequence[Member]]) -> list[PseudoClass]:
+    k = prep.pseudo.k
+    sizes = np.bincount(prep.clusters, minlength=k)
+    figures = evaluation.per_class(target, k)
+    return [PseudoClass(id=c, size=int(sizes[c]), majority_label=prep.majority_label(c), purity=prep.purity(c),
+                        members=list(members[c]), **figures[c]) for c in range(k)]
+
+
+def curve(fractions: Sequence[float], values: Sequence[float | None]) -> Curve:
+    """A :class:`Curve` from two sequences (tensors allowed)."""
+    return Curve([float(x) for x in fractions], [None if v is None else float(v) for v in values])
+
+
+def method_results(
+    evaluation: MapEvaluation, *, sanity: SanityResult | None = None, specificity: SpecificityResult | None = None
+) -> MethodResults:
+    """A :class:`MethodResults` from :func:`probe.evaluation.evaluate_maps` and, if run, the sanity and
+    specificity tests."""
+    figures = evaluation.overall()
+    f = evaluation.faithfulness
+    return MethodResults(
+        positive_perturbation_auc=figures["positive_perturbation_auc"],
+        negative_perturbation_auc=figures["negative_perturbation_auc"],
+        positive_curve=curve(f.positive.fractions, f.positive.survival.tolist()),
+        negative_curve=curve(f.negative.fractions, f.negative.survival.tolist()),
+        pointing_game=figures["pointing_game"],
+        mask_energy=figures["mask_energy"],
+        miou=figures["miou"],
+        pixel_accuracy=figures["pixel_accuracy"],
+        average_precision=figures["average_precision"],
+        sanity=SanityCurve(list(sanity.steps), sanity.mean_similarity) if sanity is not None else None,
+        specificity=SpecificitySummary(**specificity.summary()) if specificity is not None else None,
+    )
+
+
+def evaluate(prep: Prepared, explained: Explained, options: ProbeOptions, *, masks: MaskReader | None,
+             control: Prepared | None, clock: StageClock) -> BackboneResults:
+    """Every figure of ``prep`` (a probe, or a control when ``control`` is None) as ``BackboneResults``."""
+    with clock("evaluate", prep.name):
+        evaluations = {}
+        for m in options.methods:
+            with timed(f"{prep.name}: {m} maps evaluated"):
+                evaluations[m] = evaluate_maps(prep.model, explained.images, explained.maps[m], explained.target,
+                                               mean=prep.backbone.mean, std=prep.backbone.std, masks=explained.masks,
+                                               batch_size=options.batch_size, device=options.device)
+        sanity = None
+        if prep.role == "probe" and options.sanity_images > 0:
+            n = options.sanity_images
+            sanity = cascading_randomization(prep.model, explained.images[:n], explained.target[:n], seed=options.seed,
+                                             explain_fn=explainer(options.method, **options.options_of(options.method)),
+                                             batch_size=options.explain_batch, device=options.device)
+        specificity, examples = _specificity(prep, options, _pairs(prep, options, masks))
+    methods = {m: method_results(evaluations[m], sanity=sanity if m == options.method else None,
+                                 specificity=specificity.get(m)) for m in options.methods}
+    overall = evaluations[options.method].overall()
+    log.info("%s: evaluated %d images; %s", prep.name, len(explained.indices),
+             ", ".join(f"{m} gap {r.faithfulness_gap}" for m, r in methods.items()))
+    return BackboneResults(
+        name=prep.name, role=prep.role, clustering=prep.clustering(), methods=methods,
+        pseudo_classes=_pseudo_classes(prep, evaluations[options.method], explained.target, explained.members),
+        format=prep.backbone.format, arch=prep.backbone.arch, control=control.name if control is not None else None,
+        centre_pointing_game=overall["centre_pointing_game"], mask_fraction=overall["mask_fraction"],
+        specificity_examples=examples,
+    )
