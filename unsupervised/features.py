@@ -167,8 +167,12 @@ def _extract_into(entry: CacheEntry, backbone: nn.Module, dataset: ImageFolderDa
                 problem = exc
         if not group.all_true(problem is None):  # every rank stops, none waits at a barrier
             raise problem or DataError("rank 0 could not prepare the feature cache; see its log")
-        partial = Partial(entry.partial_dir, group.rank)
-        batches = partial.pending_batches(batch_size)
+        # The split is decided once, by rank 0 before any rank writes, and sent to all: a rank reading the
+        # shared status by itself could see rows another rank has already finished, split a shorter list,
+        # and leave batches to no rank.
+        partial = Partial(entry.partial_dir, group.rank) if group.is_main else None
+        batches = group.broadcast(partial.pending_batches(batch_size) if group.is_main else None)
+        partial = partial or Partial(entry.partial_dir, group.rank)
         if resumed and group.is_main:
             done = len(dataset) - sum(len(b) for b in batches)
             log.info("resuming feature extraction in %s: %d of %d images already done", entry.partial_dir,
@@ -186,9 +190,13 @@ def _extract_into(entry: CacheEntry, backbone: nn.Module, dataset: ImageFolderDa
             raise DataError(f"no readable images in {dataset.root}: all {len(dataset)} failed to decode: "
                             + name_some([f"{rel_paths[row]} ({why})" for row, why in sorted(failures.items())]))
         if group.is_main:
-            entry.finalise(partial, dataset.rel_paths, dataset.labels, dataset.class_names)
+            try:
+                entry.finalise(partial, dataset.rel_paths, dataset.labels, dataset.class_names)
+            except BaseException as exc:  # noqa: BLE001 - re-raised below, after telling the other ranks
+                problem = exc
         del partial
-        group.barrier()
+        if not group.all_true(problem is None):
+            raise problem or DataError("rank 0 could not publish the features; see its log")
 
 
 def _as_features(entry: CacheEntry, dataset: ImageFolderData) -> Features:
