@@ -26,6 +26,7 @@ from . import distributed
 from .cache import CacheEntry, EntryLock, Partial, key_fields, key_of
 from .data import ImageFolderData
 from probe.errors import ProbeError, sigterm_unwinds
+from probe.progress import progress_enabled
 
 from .errors import DataError, name_some
 from .images import UnreadableImage, open_rgb
@@ -112,7 +113,7 @@ def _collate(items: list[tuple[int, torch.Tensor | None, str | None]]) -> tuple[
 def _progress_enabled(progress: bool | None, group: distributed.Group) -> bool:
     if progress is not None:
         return progress and group.is_main
-    return group.is_main and not os.environ.get("PROBE_NO_PROGRESS")
+    return group.is_main and progress_enabled()
 
 
 def _feature_dim(backbone: nn.Module, probe_input: Callable[[], torch.Tensor]) -> int:
