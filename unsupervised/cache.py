@@ -270,7 +270,7 @@ class EntryLock:
         self.path = entry.cache_dir / f"{entry.key}.lock"
         self._handle = None
 
-    def __enter__(self) -> "EntryLock":
+    def __enter__(self) -> EntryLock:
         import fcntl
 
         from probe.errors import OutputError

@@ -13,21 +13,22 @@ import logging
 import os
 import shutil
 import tempfile
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 import numpy as np
 import torch
 import torch.nn as nn
 from tqdm import tqdm
 
-from . import distributed
-from .cache import CacheEntry, EntryLock, Partial, key_fields, key_of
-from .data import ImageFolderData
 from probe.errors import ProbeError, sigterm_unwinds
 from probe.progress import progress_enabled
 
+from . import distributed
+from .cache import CacheEntry, EntryLock, Partial, key_fields, key_of
+from .data import ImageFolderData
 from .errors import DataError, name_some
 from .images import UnreadableImage, open_rgb
 

@@ -7,7 +7,8 @@ Every function returns plain JSON-ready values (ints, floats, lists, dicts, None
 from __future__ import annotations
 
 import math
-from typing import Any, Sequence
+from collections.abc import Sequence
+from typing import Any
 
 import numpy as np
 from scipy.optimize import linear_sum_assignment
