@@ -28,6 +28,8 @@ import torch.nn as nn
 
 from probe.fileio import atomic_write_json
 
+from .errors import DataError, name_some
+
 CACHE_VERSION = 1
 PENDING, DONE, FAILED = 0, 1, 2
 FLUSH_EVERY_S = 10.0
@@ -192,8 +194,19 @@ class CacheEntry:
 
     def finalise(self, partial: Partial, rel_paths: list[str], labels: np.ndarray | None,
                  class_names: list[str]) -> None:
-        """Compact the finished work area into the final folder and publish it with one rename."""
+        """Compact the finished work area into the final folder and publish it with one rename.
+
+        Raises :class:`DataError` naming the rows that are neither done nor failed to decode: an unfinished
+        row holds zeros, never features. The work area is then kept, so a rerun computes just those rows.
+        """
         failures = partial.failures()
+        unfinished = [row for row in np.flatnonzero(np.asarray(partial.status) != DONE).tolist()
+                      if row not in failures]
+        if unfinished:
+            raise DataError(f"feature extraction left {len(unfinished)} of {len(rel_paths)} images without "
+                            f"features: {name_some([rel_paths[row] for row in unfinished])} (rows "
+                            f"{name_some([str(row) for row in unfinished])}); nothing was published and "
+                            f"{self.partial_dir} is kept, so running again computes only those")
         keep = np.array([row not in failures for row in range(len(rel_paths))], dtype=bool)
         staging = self.cache_dir / f".{self.key}.staging-{os.getpid()}"
         shutil.rmtree(staging, ignore_errors=True)
@@ -257,7 +270,7 @@ class EntryLock:
         self.path = entry.cache_dir / f"{entry.key}.lock"
         self._handle = None
 
-    def __enter__(self) -> "EntryLock":
+    def __enter__(self) -> EntryLock:
         import fcntl
 
         from probe.errors import OutputError

@@ -12,10 +12,11 @@ from __future__ import annotations
 import copy
 import logging
 import os
+from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Callable, Sequence
+from typing import Any
 
 import numpy as np
 import torch
@@ -195,7 +196,7 @@ class ImageFolderData(torch.utils.data.Dataset):
         """(relative path, size, mtime_ns) per image: what the feature cache is keyed on."""
         return [(r.rel_path, r.size, r.mtime_ns) for r in self._records]
 
-    def subset(self, indices: Sequence[int]) -> "ImageFolderData":
+    def subset(self, indices: Sequence[int]) -> ImageFolderData:
         """A dataset over the images at ``indices`` (same root, masks, transform and class names)."""
         picked = [self._records[int(i)] for i in indices]
         if not picked:

@@ -13,21 +13,23 @@ import logging
 import os
 import shutil
 import tempfile
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 import numpy as np
 import torch
 import torch.nn as nn
 from tqdm import tqdm
 
+from probe.devices import model_device, resolve_device
+from probe.errors import ProbeError, sigterm_unwinds
+from probe.progress import progress_enabled
+
 from . import distributed
 from .cache import CacheEntry, EntryLock, Partial, key_fields, key_of
 from .data import ImageFolderData
-from probe.devices import model_device, resolve_device
-from probe.errors import ProbeError, sigterm_unwinds
-
 from .errors import DataError, name_some
 from .images import UnreadableImage, open_rgb
 
@@ -112,7 +114,7 @@ def _collate(items: list[tuple[int, torch.Tensor | None, str | None]]) -> tuple[
 def _progress_enabled(progress: bool | None, group: distributed.Group) -> bool:
     if progress is not None:
         return progress and group.is_main
-    return group.is_main and not os.environ.get("PROBE_NO_PROGRESS")
+    return group.is_main and progress_enabled()
 
 
 def _feature_dim(backbone: nn.Module, probe_input: Callable[[], torch.Tensor]) -> int:
@@ -167,8 +169,12 @@ def _extract_into(entry: CacheEntry, backbone: nn.Module, dataset: ImageFolderDa
                 problem = exc
         if not group.all_true(problem is None):  # every rank stops, none waits at a barrier
             raise problem or DataError("rank 0 could not prepare the feature cache; see its log")
-        partial = Partial(entry.partial_dir, group.rank)
-        batches = partial.pending_batches(batch_size)
+        # The split is decided once, by rank 0 before any rank writes, and sent to all: a rank reading the
+        # shared status by itself could see rows another rank has already finished, split a shorter list,
+        # and leave batches to no rank.
+        partial = Partial(entry.partial_dir, group.rank) if group.is_main else None
+        batches = group.broadcast(partial.pending_batches(batch_size) if group.is_main else None)
+        partial = partial or Partial(entry.partial_dir, group.rank)
         if resumed and group.is_main:
             done = len(dataset) - sum(len(b) for b in batches)
             log.info("resuming feature extraction in %s: %d of %d images already done", entry.partial_dir,
@@ -186,9 +192,13 @@ def _extract_into(entry: CacheEntry, backbone: nn.Module, dataset: ImageFolderDa
             raise DataError(f"no readable images in {dataset.root}: all {len(dataset)} failed to decode: "
                             + name_some([f"{rel_paths[row]} ({why})" for row, why in sorted(failures.items())]))
         if group.is_main:
-            entry.finalise(partial, dataset.rel_paths, dataset.labels, dataset.class_names)
+            try:
+                entry.finalise(partial, dataset.rel_paths, dataset.labels, dataset.class_names)
+            except BaseException as exc:  # noqa: BLE001 - re-raised below, after telling the other ranks
+                problem = exc
         del partial
-        group.barrier()
+        if not group.all_true(problem is None):
+            raise problem or DataError("rank 0 could not publish the features; see its log")
 
 
 def _as_features(entry: CacheEntry, dataset: ImageFolderData) -> Features:

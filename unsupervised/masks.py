@@ -12,8 +12,8 @@ from __future__ import annotations
 import json
 import os
 from collections import defaultdict
+from collections.abc import Callable
 from pathlib import Path
-from typing import Callable, Union
 
 import numpy as np
 import torch
@@ -26,7 +26,7 @@ from .images import UnreadableImage, open_label_map, read_header
 
 CATEGORIES_FILE = "categories.json"
 MASK_EXTENSION = ".png"
-MaskKey = Union[int, str]
+MaskKey = int | str
 
 # transform steps that change pixel values only, never geometry (torchvision v1 and v2, and timm names)
 _PHOTOMETRIC = {

@@ -7,8 +7,9 @@ JSON-ready values (ints, floats, lists, dicts, None for "not available"), never 
 from __future__ import annotations
 
 import math
+from collections.abc import Sequence
 from dataclasses import dataclass, field
-from typing import Any, Sequence
+from typing import Any
 
 import numpy as np
 from scipy.optimize import linear_sum_assignment

@@ -54,7 +54,7 @@ class PseudoClasses:
     @classmethod
     def fit(cls, features: Any, k: int, *, backbone: nn.Module, seed: int = 0, spherical: bool = True,
             niter: int = 100, nredo: int = 1, gpu: bool | None = None, heldout: float = 0.2,
-            weight_decay: float = 1e-3) -> "PseudoClasses":
+            weight_decay: float = 1e-3) -> PseudoClasses:
         """Cluster ``features`` (of ``backbone``) into ``k`` pseudo-classes and train their head."""
         result = kmeans(features, k, seed=seed, niter=niter, nredo=nredo, spherical=spherical, gpu=gpu)
         return cls.from_clusters(features, result, backbone=backbone, niter=niter, nredo=nredo, heldout=heldout,
@@ -62,8 +62,9 @@ class PseudoClasses:
 
     @classmethod
     def from_clusters(cls, features: Any, result: KMeansResult, *, backbone: nn.Module, niter: int = 100,
-                      nredo: int = 1, heldout: float = 0.2, weight_decay: float = 1e-3) -> "PseudoClasses":
-        """Train the head on an existing k-means ``result`` (the second half of :meth:`fit`, timed apart by the pipeline)."""
+                      nredo: int = 1, heldout: float = 0.2, weight_decay: float = 1e-3) -> PseudoClasses:
+        """Train the head on an existing k-means ``result``: the second half of :meth:`fit`, which the
+        pipeline times apart from the clustering."""
         k = int(result.centroids.shape[0])
         head, report = train_head(features, result.labels, seed=result.seed, num_classes=k, heldout=heldout,
                                   weight_decay=weight_decay)
@@ -114,7 +115,7 @@ class PseudoClasses:
             torch.save(self.to_dict(), tmp)
 
     @classmethod
-    def load(cls, path: str | os.PathLike, backbone: nn.Module | None = None) -> "PseudoClasses":
+    def load(cls, path: str | os.PathLike, backbone: nn.Module | None = None) -> PseudoClasses:
         """Read a saved state (safely: ``weights_only``); with ``backbone``, check it is the right one."""
         try:
             raw = torch.load(path, map_location="cpu", weights_only=True)

@@ -21,6 +21,7 @@ import backbones
 from probe.devices import resolve_device
 from probe.errors import ProbeValueError
 from probe.fileio import atomic_path
+from probe.progress import progress_enabled
 
 from .augment import AugmentConfig, make_views, swap_backgrounds
 from .measure import EvalSet, evaluate, preprocess
@@ -93,7 +94,7 @@ def build_objective(r: Recipe, generator: torch.Generator) -> Objective:
 
 
 def _progress_enabled(progress: bool) -> bool:
-    return progress and not os.environ.get("PROBE_NO_PROGRESS")
+    return progress and progress_enabled()
 
 
 def _save_partial(path: Path, state: dict) -> None:

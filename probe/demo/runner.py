@@ -19,6 +19,7 @@ from probe.errors import ProbeValueError
 from probe.pipeline.options import ProbeOptions
 from probe.pipeline.session import run_session
 from probe.pipeline.summary import closing_summary
+from probe.progress import progress_enabled
 from probe.report import RunResults
 from unsupervised import ImageFolderData
 
@@ -61,7 +62,7 @@ def build_world(directory: Path, *, images: int, seed: int) -> tuple[Path, Path]
     from probe.demo.measure import EVAL_SEED
     from probe.demo.world import write_image_folder
 
-    write_image_folder(directory, images, EVAL_SEED + seed, progress=os.environ.get("PROBE_NO_PROGRESS") != "1")
+    write_image_folder(directory, images, EVAL_SEED + seed, progress=progress_enabled())
     return directory / "images", directory / "masks"
 
 

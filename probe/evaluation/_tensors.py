@@ -2,19 +2,19 @@
 
 from __future__ import annotations
 
-import os
 from typing import Iterable, TypeVar
 
 import torch
 
 from probe.errors import ProbeTypeError, ProbeValueError
+from probe.progress import progress_enabled
 
 T = TypeVar("T")
 
 
 def progress(iterable: Iterable[T], *, desc: str, total: int | None = None, unit: str = "it") -> Iterable[T]:
-    """Wrap ``iterable`` in a tqdm bar on stderr, unless ``PROBE_NO_PROGRESS=1``."""
-    if os.environ.get("PROBE_NO_PROGRESS") == "1":
+    """Wrap ``iterable`` in a tqdm bar on stderr, unless ``PROBE_NO_PROGRESS`` turns progress off."""
+    if not progress_enabled():
         return iterable
     from tqdm.auto import tqdm
 

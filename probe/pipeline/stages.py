@@ -4,13 +4,13 @@ from __future__ import annotations
 
 import contextlib
 import logging
-import os
 import sys
 import time
 from pathlib import Path
 from typing import Iterator
 
 from probe.errors import ProbeError, environment_error
+from probe.progress import progress_enabled
 
 log = logging.getLogger("probe.pipeline")
 
@@ -39,7 +39,7 @@ class StageClock:
         seconds = time.perf_counter() - start
         self.timings[stage] = self.timings.get(stage, 0.0) + seconds
         log.info("%s: done in %.1f s", label, seconds)
-        if os.environ.get("PROBE_NO_PROGRESS") != "1" and seconds >= 1.0:
+        if progress_enabled() and seconds >= 1.0:
             print(f"[{stage}] {what + ': ' if what else ''}{seconds:.1f} s", file=sys.stderr)
 
     def ordered(self) -> dict[str, float]:

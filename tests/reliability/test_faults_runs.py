@@ -77,8 +77,8 @@ def test_interrupted_run_resumes_without_recomputing(signum, status, message, cl
     reference, _, _ = clean_run
     out = tmp_path / "out"
     args = run_args(weights, micro_world, out)
-    with _child(counting_run(*args, row_delay=1.0)) as first:
-        _wait_for_rows(first, 4)
+    with _child(counting_run(*args, pause_at_rows=4)) as first:  # waits there until signalled
+        paused = _wait_for_rows(first, 4)
         assert main(args) == 2  # a second run on the same folder, meanwhile: refused, the first goes on
         assert capsys.readouterr().err == f"probe run: error: output directory {out} is in use by another probe run\n"
         first.send_signal(signum)
@@ -89,7 +89,7 @@ def test_interrupted_run_resumes_without_recomputing(signum, status, message, cl
     (partial,) = (out / "cache").glob("*.partial")
     state = np.load(partial / "status.npy")
     finished, computed = int((state != PENDING).sum()), int((state == DONE).sum())
-    assert 4 <= computed < len(state) - 1  # finished batches were flushed on the way out, the rest is pending
+    assert computed == paused < len(state) - 1  # the finished batches were flushed on the way out, the rest is pending
 
     with _child(counting_run(*args)) as again:
         stdout, stderr = again.communicate(timeout=600)

@@ -1,15 +1,15 @@
 """``python counting_run.py ARGS``: ``probe ARGS`` that reports the feature rows it computes.
 
-After each extracted batch it prints ``rows N`` (feature rows computed so far by this process),
-then sleeps ``$FAULTS_ROW_DELAY`` seconds so that a test can signal it mid-extraction; at exit
-it prints ``total rows N``. Everything else is the real command.
+After each extracted batch it prints ``rows N`` (feature rows computed so far by this process). Once N
+reaches ``$FAULTS_PAUSE_AT_ROWS`` it waits, mid-extraction, for a line on stdin (or its end), so that a
+test can signal it there however slowly the test itself runs. At exit it prints ``total rows N``.
+Everything else is the real command.
 """
 
 from __future__ import annotations
 
 import os
 import sys
-import time
 
 from unsupervised import cache
 
@@ -22,7 +22,8 @@ def _counting_write(self, rows, values) -> None:
     _write(self, rows, values)
     _computed += len(rows)
     print(f"rows {_computed}", flush=True)
-    time.sleep(float(os.environ.get("FAULTS_ROW_DELAY", "0")))
+    if 0 < int(os.environ.get("FAULTS_PAUSE_AT_ROWS", "0")) <= _computed:
+        sys.stdin.readline()
 
 
 if __name__ == "__main__":

@@ -89,10 +89,14 @@ def moco_checkpoint(directory: Path) -> Path:
     return write_checkpoints(directory)["moco_v2"]
 
 
-def counting_run(*args: str, row_delay: float = 0.0, **popen: object) -> subprocess.Popen:
+def counting_run(*args: str, pause_at_rows: int = 0, **popen: object) -> subprocess.Popen:
     """Start ``python -m probe ARGS`` in a child that prints ``rows N`` after each extracted batch
-    (N: feature rows computed so far) and ``total rows N`` at exit; ``row_delay`` slows each batch."""
-    return subprocess.Popen([sys.executable, str(COUNTING_RUN), *args], env=child_env(FAULTS_ROW_DELAY=str(row_delay)),
+    (N: feature rows computed so far) and ``total rows N`` at exit. With ``pause_at_rows`` it stops
+    mid-extraction once N reaches it, until a line arrives on its stdin (a pipe) or the pipe closes."""
+    if pause_at_rows:
+        popen.setdefault("stdin", subprocess.PIPE)
+    return subprocess.Popen([sys.executable, str(COUNTING_RUN), *args],
+                            env=child_env(FAULTS_PAUSE_AT_ROWS=str(pause_at_rows)),
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, cwd=REPO, **popen)
 
 

@@ -2,6 +2,8 @@
 
     torchrun --nproc_per_node=P extract_worker.py distributed IMAGES CACHE_DIR OUT_PREFIX
         extract with and without a cache; save what each rank got (test_distributed.py)
+    torchrun --nproc_per_node=2 extract_worker.py late_rank IMAGES CACHE_DIR OUT_PREFIX
+        the same, but rank 1 opens the work area only after rank 0 has flushed a finished batch into it
     python extract_worker.py slow IMAGES CACHE_DIR
         extract slowly, printing "forward N" after each batch, until killed (test_features.py)
 """
@@ -12,11 +14,15 @@ import json
 import os
 import sys
 import time
+from pathlib import Path
 
 import numpy as np
-
 from unsup_helpers import StandInBackbone
+
+import unsupervised.cache as feature_cache
 from unsupervised import ImageFolderData, extract_features
+
+LATE_RANK_PATIENCE_S = 120.0
 
 
 class SlowBackbone(StandInBackbone):
@@ -40,9 +46,29 @@ def distributed(images: str, cache_dir: str, out: str) -> None:
         json.dump(report, handle)
 
 
+def late_rank(images: str, cache_dir: str, out: str) -> None:
+    """``distributed`` with one interleaving forced: rank 0 flushes after every batch, and rank 1 opens the
+    work area (and so reads nothing of it) until rank 0 has flushed a finished batch there. The wait is
+    bounded so that code which cannot let rank 0 run ahead is slowed, never hung."""
+    feature_cache.FLUSH_EVERY_S = 0.0
+    if int(os.environ["RANK"]) == 1:
+        opened = feature_cache.Partial.__init__
+
+        def open_after_rank0_flushed(self, directory: Path, rank: int) -> None:
+            deadline = time.monotonic() + LATE_RANK_PATIENCE_S
+            while time.monotonic() < deadline:
+                if (np.load(directory / "status.npy", mmap_mode="r") == feature_cache.DONE).any():
+                    break
+                time.sleep(0.01)
+            opened(self, directory, rank)
+
+        feature_cache.Partial.__init__ = open_after_rank0_flushed
+    distributed(images, cache_dir, out)
+
+
 def slow(images: str, cache_dir: str) -> None:
     extract_features(SlowBackbone(), ImageFolderData(images), batch_size=2, cache_dir=cache_dir)
 
 
 if __name__ == "__main__":
-    {"distributed": distributed, "slow": slow}[sys.argv[1]](*sys.argv[2:])
+    {"distributed": distributed, "late_rank": late_rank, "slow": slow}[sys.argv[1]](*sys.argv[2:])

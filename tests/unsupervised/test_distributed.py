@@ -12,8 +12,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 from PIL import Image
-
 from unsup_helpers import StandInBackbone, worker_command
+
 from unsupervised import ImageFolderData, extract_features
 
 
@@ -35,16 +35,16 @@ def _run_group(command: list[str], env: dict[str, str], timeout: float) -> tuple
     return child.returncode, stderr
 
 
-@pytest.mark.slow
-def test_torchrun_two_processes_equal_single_process(labelled_folder, tmp_path):
+def _two_ranks_equal_single_process(mode: str, folder: Path, tmp_path: Path) -> None:
+    """Run ``extract_worker.py MODE`` under torchrun with 2 processes; every rank's features, with and without
+    a cache, must be the single-process bytes, and the 8 batches must be split 4 + 4."""
     broken = io.BytesIO()
     Image.fromarray(np.random.default_rng(0).integers(0, 256, (96, 96, 3), dtype=np.uint8)).save(broken, "JPEG")
-    (labelled_folder / "banana" / "cut.jpg").write_bytes(broken.getvalue()[:1500])  # fails at decode time
-    single = extract_features(StandInBackbone(), ImageFolderData(labelled_folder), batch_size=2)
+    (folder / "banana" / "cut.jpg").write_bytes(broken.getvalue()[:1500])  # fails at decode time
+    single = extract_features(StandInBackbone(), ImageFolderData(folder), batch_size=2)
 
     out = tmp_path / "out"
-    command, env = worker_command("distributed", str(labelled_folder), str(tmp_path / "cache"), str(out),
-                                  torchrun_processes=2)
+    command, env = worker_command(mode, str(folder), str(tmp_path / "cache"), str(out), torchrun_processes=2)
     returncode, stderr = _run_group(command, env, timeout=300)
     assert returncode == 0, stderr[-3000:]
 
@@ -59,3 +59,16 @@ def test_torchrun_two_processes_equal_single_process(labelled_folder, tmp_path):
         assert calls == [4, 4]  # 16 files in a grid of 8 batches of 2, split between the ranks
     assert reports[0]["cached"]["key"] == reports[1]["cached"]["key"] is not None
     assert (tmp_path / "cache" / reports[0]["cached"]["key"] / "features.npy").is_file()
+
+
+@pytest.mark.slow
+def test_torchrun_two_processes_equal_single_process(labelled_folder, tmp_path):
+    _two_ranks_equal_single_process("distributed", labelled_folder, tmp_path)
+
+
+@pytest.mark.slow
+def test_a_rank_that_starts_after_another_has_flushed_still_gets_its_share(labelled_folder, tmp_path):
+    """Rank 1 opens the work area only once rank 0 has flushed finished rows into it. When each rank read
+    the pending batches from that shared status by itself, rank 1 split a shorter list than rank 0 had,
+    some batches belonged to no rank, and their rows were published as zeros."""
+    _two_ranks_equal_single_process("late_rank", labelled_folder, tmp_path)

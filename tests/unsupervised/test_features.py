@@ -117,6 +117,30 @@ def test_interrupted_extraction_resumes_without_recomputing(labelled_folder, tmp
     np.testing.assert_array_equal(np.asarray(resumed), np.asarray(reference))
 
 
+def test_rows_neither_done_nor_failed_are_never_published(backbone, labelled_folder, tmp_path):
+    """A work area with a row that is not done (and did not fail to decode) is refused, naming the row; nothing
+    is published, and the kept work area lets a rerun compute just that row's batch."""
+    from unsupervised.cache import CacheEntry, Partial, key_fields, key_of
+
+    data = ImageFolderData(labelled_folder)
+    reference = np.asarray(extract_features(StandInBackbone(), data, batch_size=4))
+    cache = tmp_path / "cache"
+    fields = key_fields(backbone, data.fingerprint(), backbone.preprocess)
+    entry = CacheEntry(cache, key_of(fields), fields)
+    entry.prepare_partial(len(data), reference.shape[1])
+    partial = Partial(entry.partial_dir, rank=0)
+    done = np.array([row for row in range(len(data)) if row != 6])
+    partial.write(done, reference[done])
+    partial.flush()
+    with pytest.raises(DataError, match=r"left 1 of 15 images without features: banana/img001\.png \(rows 6\)"):
+        entry.finalise(partial, data.rel_paths, data.labels, data.class_names)
+    assert not entry.final_dir.exists() and entry.partial_dir.is_dir()
+
+    features = extract_features(backbone, data, batch_size=4, cache_dir=cache)
+    assert backbone.forward_calls == 1  # the batch of rows 4-7 only
+    assert np.asarray(features).tobytes() == reference.tobytes()
+
+
 @pytest.mark.parametrize("signum", [signal.SIGTERM, signal.SIGINT])
 def test_killed_extraction_keeps_its_finished_batches(labelled_folder, tmp_path, signum):
     cache = tmp_path / "cache"
