@@ -1,0 +1,107 @@
+"""The relevance-propagation methods on our engine, AGF and LRP: trace the unmodified model,
+give every step a rule, one forward, one reverse sweep (docs/ATTRIBUTION.md)."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any
+
+import torch
+import torch.nn as nn
+
+from probe.errors import ProbeValueError
+
+from .composite import RESIDUAL_EPS, agf_rules, classifier_step, lrp_rules
+from .engine import Engine, Observer
+from .graph import Graph, trace
+from .inputs import model_device, ranked_targets
+from .method import Method, MethodCall, ModelFacts, Option
+from .numerics import max_per_sample
+
+
+def traced_facts(model: nn.Module) -> ModelFacts:
+    """Trace ``model`` (raising ``UnsupportedModelError`` for what the engine has no rule for) and
+    read its classes and input channels from the graph; the graph travels on as ``structure``."""
+    graph = trace(model)
+    num_classes = classifier_step(graph).module.out_features
+    first = [s for s in graph.convs() if s.inputs[0] == graph.input]
+    if not first:
+        return ModelFacts(num_classes, structure=graph)
+    return ModelFacts(num_classes, first[0].module.in_channels, f"first conv '{first[0].where}'", graph)
+
+
+def input_relevance(
+    model: nn.Module,
+    images: torch.Tensor,
+    targets: torch.Tensor,
+    *,
+    method: str = "agf",
+    observer: Observer | None = None,
+    **options: Any,
+) -> torch.Tensor:
+    """Relevance at the input [N, C, H, W] before the final normalisation, in ``images``' dtype.
+
+    For tests and debugging: ``observer(step, r_out, g_out, r_ins)`` sees every step of the
+    reverse sweep (``g_out`` is None where no rule below needs the gradient).
+    """
+    graph = trace(model)
+    x = images.detach().to(model_device(model, images.device)).contiguous()
+    spec = AGF if method == "agf" else LRP
+    return _propagate(graph, x, targets.to(x.device), 0, method, spec.resolve_options(options), observer)[0]
+
+
+def _residual_eps(value: Any) -> float:
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or not 0 <= value < 1:
+        raise ProbeValueError(f"residual_eps must be a number in [0, 1), got {value!r}")
+    return float(value)
+
+
+def _propagate(
+    graph: Graph, x: torch.Tensor, chosen: torch.Tensor | None, rank: int, method: str,
+    options: Mapping[str, Any], observer: Observer | None = None,
+) -> tuple[torch.Tensor, torch.Tensor]:
+    shapes: dict = {}
+    if method == "agf":
+        rules, start = agf_rules(graph, x.dtype, shapes, options["composite"], options["residual_eps"])
+    else:
+        rules, start = lrp_rules(graph, x.dtype, options["epsilon"])
+    engine = Engine(graph, rules, start, shapes)
+    logits = engine.forward(x)
+    if chosen is None:
+        chosen = ranked_targets(logits, rank)
+    return engine.backward(chosen, observer), chosen
+
+
+def _agf_normalise(relevance: torch.Tensor) -> torch.Tensor:
+    """The published final step, R / max(R) summed over channels. Where the maximum is <= 0 (the
+    published division would flip the sign or give inf) we divide by max|R| instead, and leave an
+    all-zero map at zero."""
+    peak = max_per_sample(relevance)
+    magnitude = max_per_sample(relevance.abs())
+    scale = torch.where(peak > 0, peak, magnitude)
+    scale = torch.where(scale > 0, scale, torch.ones_like(scale))
+    return (relevance / scale).sum(1)
+
+
+def _run_agf(call: MethodCall) -> torch.Tensor:
+    relevance, _ = _propagate(call.facts.structure, call.images, call.target, call.rank, "agf", call.options)
+    return _agf_normalise(relevance)
+
+
+def _run_lrp(call: MethodCall) -> torch.Tensor:
+    relevance, _ = _propagate(call.facts.structure, call.images, call.target, call.rank, "lrp", call.options)
+    return relevance.sum(1)
+
+
+AGF = Method(
+    "agf", _run_agf,
+    options=(Option("composite"), Option("residual_eps", RESIDUAL_EPS, _residual_eps)),
+    resolves_rank=True, inspect=traced_facts,
+    description="Attribution Guided Factorization, exact, on the unmodified CNN",
+)
+LRP = Method(
+    "lrp", _run_lrp,
+    options=(Option("epsilon", 1e-6),),
+    resolves_rank=True, inspect=traced_facts,
+    description="layer-wise relevance propagation (z^B, z+, epsilon) on our engine",
+)
