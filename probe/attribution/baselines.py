@@ -11,14 +11,17 @@ import torch.nn as nn
 
 from probe.errors import ProbeValueError
 
-from .composite import classifier_step
 from .graph import Graph, Step
 from .inputs import inference_mode, model_dtype
+from .layers import StepKind
 from .method import Method, MethodCall, Option
 from .relevance import traced_facts
 
 # steps between the last feature map and the classifier (a head may hold Linear/ReLU/Dropout layers)
-_HEAD_KINDS = ("identity", "linear", "relu")
+_HEAD_KINDS = (StepKind.IDENTITY, StepKind.LINEAR, StepKind.RELU)
+# steps that turn the feature map into vectors, and steps that may sit between the map and them
+_TO_VECTORS = (StepKind.RESHAPE, StepKind.MEAN)
+_POOLING = (StepKind.ADAPTIVE_AVGPOOL, StepKind.IDENTITY)
 
 
 Attribute = Callable[[MethodCall, torch.Tensor], torch.Tensor]
@@ -114,19 +117,19 @@ def random_maps(x: torch.Tensor, seed: int = 0) -> torch.Tensor:
 
 def gradcam_layer(graph: Graph) -> str:
     """Path of the module whose output is the last feature map before the classifier's pooling."""
-    value = classifier_step(graph).inputs[0]
+    value = graph.classifier_step().inputs[0]
     while True:  # back through the head to the step that turned the map into vectors
         step = graph.producer(value)
         if step is None:
             raise ProbeValueError("gradcam: found no 4-D feature map before the classifier; pass layer='module.path'")
         value = step.inputs[0]
-        if step.kind in ("reshape", "mean"):
+        if step.kind in _TO_VECTORS:
             break
         if step.kind not in _HEAD_KINDS:
             raise ProbeValueError(f"gradcam: cannot find the feature map past {step.where}; pass layer='module.path'")
-    while graph.producer(value) is not None and graph.producer(value).kind in ("adaptive_avgpool", "identity"):
-        value = graph.producer(value).inputs[0]
     step = graph.producer(value)
+    while step is not None and step.kind in _POOLING:
+        step = graph.producer(step.inputs[0])
     if step is None:
         raise ProbeValueError("gradcam: the classifier reads the image itself; pass layer='module.path'")
     return _module_returning(graph, step)

@@ -4,14 +4,16 @@ give every step a rule, one forward, one reverse sweep (docs/ATTRIBUTION.md)."""
 from __future__ import annotations
 
 from collections.abc import Mapping
-from typing import Any
+from typing import Any, cast
 
 import torch
 import torch.nn as nn
 
 from probe.errors import ProbeValueError
 
-from .composite import RESIDUAL_EPS, agf_rules, classifier_step, lrp_rules
+from .composite import AGF as AGF_COMPOSITE
+from .composite import LRP as LRP_COMPOSITE
+from .composite import agf_overrides
 from .engine import Engine, Observer
 from .graph import Graph, trace
 from .inputs import model_device, ranked_targets
@@ -23,11 +25,12 @@ def traced_facts(model: nn.Module) -> ModelFacts:
     """Trace ``model`` (raising ``UnsupportedModelError`` for what the engine has no rule for) and
     read its classes and input channels from the graph; the graph travels on as ``structure``."""
     graph = trace(model)
-    num_classes = classifier_step(graph).module.out_features
+    num_classes = cast(nn.Linear, graph.classifier_step().module).out_features
     first = [s for s in graph.convs() if s.inputs[0] == graph.input]
     if not first:
         return ModelFacts(num_classes, structure=graph)
-    return ModelFacts(num_classes, first[0].module.in_channels, f"first conv '{first[0].where}'", graph)
+    in_channels = cast(nn.Conv2d, first[0].module).in_channels
+    return ModelFacts(num_classes, in_channels, f"first conv '{first[0].where}'", graph)
 
 
 def input_relevance(
@@ -50,6 +53,10 @@ def input_relevance(
     return _propagate(graph, x, targets.to(x.device), 0, method, spec.resolve_options(options), observer)[0]
 
 
+#: Default stabiliser of the residual-addition split (``explain(..., residual_eps=0)`` is the published rule).
+RESIDUAL_EPS = 0.01
+
+
 def _residual_eps(value: Any) -> float:
     if isinstance(value, bool) or not isinstance(value, (int, float)) or not 0 <= value < 1:
         raise ProbeValueError(f"residual_eps must be a number in [0, 1), got {value!r}")
@@ -62,9 +69,10 @@ def _propagate(
 ) -> tuple[torch.Tensor, torch.Tensor]:
     shapes: dict = {}
     if method == "agf":
-        rules, start = agf_rules(graph, x.dtype, shapes, options["composite"], options["residual_eps"])
+        composite = AGF_COMPOSITE.overridden(agf_overrides(graph, options["composite"]))
+        rules, start = composite.build(graph, x.dtype, shapes, {"residual_eps": options["residual_eps"]})
     else:
-        rules, start = lrp_rules(graph, x.dtype, options["epsilon"])
+        rules, start = LRP_COMPOSITE.build(graph, x.dtype, shapes, {"epsilon": options["epsilon"]})
     engine = Engine(graph, rules, start, shapes)
     logits = engine.forward(x)
     if chosen is None:
