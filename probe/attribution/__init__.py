@@ -4,7 +4,7 @@ through one verb, with a registry that plugins extend.
 ``explain(model, images, target=None, method="agf")`` -> [N, H, W]; see docs/ATTRIBUTION.md.
 """
 
-from .api import explain
+from .api import Support, explain, supports
 from .composite import conv_rules
 from .display import normalize_map
 from .graph import UnsupportedModelError
@@ -19,6 +19,7 @@ __all__ = [
     "MethodCall",
     "ModelFacts",
     "Option",
+    "Support",
     "UnsupportedModelError",
     "available_methods",
     "conv_rules",
@@ -29,5 +30,6 @@ __all__ = [
     "normalize_map",
     "ranked_targets",
     "register_method",
+    "supports",
     "unregister_method",
 ]

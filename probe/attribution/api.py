@@ -3,12 +3,13 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
+from dataclasses import dataclass
 from typing import Any
 
 import torch
 import torch.nn as nn
 
-from probe.errors import ProbeTypeError, ProbeValueError
+from probe.errors import ProbeError, ProbeTypeError, ProbeValueError
 
 from .inputs import check_images, explicit_targets, model_device, model_logits, ranked_targets
 from .method import MethodCall
@@ -71,4 +72,34 @@ def explain(
     return maps.detach().to(device=images.device, dtype=torch.float32)
 
 
-__all__ = ["explain"]
+@dataclass(frozen=True)
+class Support:
+    """Whether a method can explain a model; ``reason`` says why not. True in a boolean context when it can."""
+
+    method: str
+    supported: bool
+    reason: str = ""
+
+    def __bool__(self) -> bool:
+        return self.supported
+
+
+def supports(model: nn.Module, method: str = "agf") -> Support:
+    """Whether ``method`` can explain ``model``, from the method's structural checks alone (for
+    AGF, LRP and Grad-CAM a quick fx trace; nothing is computed and the model is not called).
+
+    A method without structural requirements (the Captum baselines, ``random``) supports every
+    module. ``model`` is the classifier ``explain`` would get: ask about a feature extractor with
+    a head, e.g. ``supports(nn.Sequential(backbone, nn.Linear(backbone.feature_dim, 2)))``.
+    """
+    spec = get_method(method)
+    if not isinstance(model, nn.Module):
+        raise ProbeTypeError(f"model must be a torch.nn.Module, got {type(model).__name__}")
+    try:
+        spec.inspect(model)
+    except ProbeError as exc:
+        return Support(spec.name, False, str(exc))
+    return Support(spec.name, True)
+
+
+__all__ = ["Support", "explain", "supports"]
