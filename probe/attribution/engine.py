@@ -2,7 +2,8 @@
 
 The reverse sweep carries a relevance and (only where some rule below needs it) a gradient
 per value. A value read by several steps (a residual fork) combines its relevances with the
-published Clone rule, R = X * sum_i sdiv(R_i, X), and sums its gradients. Stored tensors are
+published Clone rule, R = X * sum_i sdiv(R_i, X), and sums its gradients
+(docs/ATTRIBUTION.md#residual-forks). Stored tensors are
 dropped as soon as their step is done.
 """
 

@@ -1,4 +1,4 @@
-"""Each fast rule equals a literal, autograd-based transcription of agf-spec section 5 (float64),
+"""Each fast rule equals a literal, autograd-based transcription of docs/ATTRIBUTION.md#the-rules (float64),
 over conv geometries the reference fixture does not cover (groups, strides, dilation, 1×1,
 non-square maps) and both gradient-mask cases."""
 

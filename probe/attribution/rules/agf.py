@@ -1,6 +1,6 @@
 """AGF's own rules: the full and C-only conv rules, inner Linear layers, the start signal at the
-classifier, and which rule each conv gets (docs/ATTRIBUTION.md, "The rules" and "Which rule each
-convolution gets")."""
+classifier (docs/ATTRIBUTION.md#the-rules), and which rule each conv gets
+(docs/ATTRIBUTION.md#which-rule-each-convolution-gets)."""
 
 from __future__ import annotations
 
@@ -22,7 +22,7 @@ class _AbsConvRule(ConvRule):
     """A conv rule built on the |x||w| z-rule C."""
 
     def c_rule(self, x, r, abs_w, extra_denominator=None):
-        """The |x||w| z-rule: C = |X| * convT(R / conv(|X|, |W|), |W|) (Full conv rule, step C).
+        """The |x||w| z-rule: C = |X| * convT(R / conv(|X|, |W|), |W|) (docs/ATTRIBUTION.md#full-conv-rule, step 3).
 
         Z = conv(|X|, |W|) is 0 only where every product |x||w| of the window is 0, and each such
         product multiplies S in C, so dividing without the zero mask gives the same C.
@@ -45,8 +45,8 @@ class _AbsConvRule(ConvRule):
 
 
 class AgfConvRule(_AbsConvRule):
-    """Full AGF conv rule (Full conv rule): C, plus the residual from M, F_x, F_dx and A,
-    delta-shifted onto C's support."""
+    """Full AGF conv rule (docs/ATTRIBUTION.md#full-conv-rule): C, plus the residual from M, F_x,
+    F_dx and A, delta-shifted onto C's support."""
 
     uses_grad = True
 
@@ -82,7 +82,8 @@ class AgfConvRule(_AbsConvRule):
 
 
 class FlatConvRule(_AbsConvRule):
-    """C-only conv rule (C-only conv rule, the published ``flat=True``): the |x||w| z-rule, plus the gradient."""
+    """C-only conv rule (docs/ATTRIBUTION.md#c-only-conv-rule, the published ``flat=True``): the
+    |x||w| z-rule, plus the gradient."""
 
     def backward(self, r, g, want_grad):
         x = self.ctx.pop("x")
@@ -91,7 +92,8 @@ class FlatConvRule(_AbsConvRule):
 
 
 class AgfLinearRule(LinearRule):
-    """A Linear that is not the classifier (Inner Linear layers): C, plus M when its input is a flattened 4-D map."""
+    """A Linear that is not the classifier (docs/ATTRIBUTION.md#inner-linear-layers): C, plus M when
+    its input is a flattened 4-D map."""
 
     def __init__(self, step: Step, dtype: torch.dtype, source: str | None, shapes: dict) -> None:
         super().__init__(step, dtype)
@@ -145,7 +147,8 @@ class AgfLinearRule(LinearRule):
 
 
 class AgfStartRule(LinearRule):
-    """The classifier Linear (The start signal): R = x * dp_t/dx with the gaussian-contrast softmax p; g = dp_t/dx."""
+    """The classifier Linear (docs/ATTRIBUTION.md#the-start-signal): R = x * dp_t/dx with the
+    gaussian-contrast softmax p; g = dp_t/dx."""
 
     def start(self, targets: torch.Tensor, want_grad: bool) -> tuple[torch.Tensor, torch.Tensor | None]:
         x = self.ctx.pop("x")

@@ -4,7 +4,7 @@ backward that maps (relevance, gradient) at the step's output to its inputs.
 Every VJP is written by hand (transposed convolutions, per-channel scales, pool backwards), so
 the engine never re-runs a layer under autograd. The gradient stream is plain backprop of the
 start signal; a rule returns an input gradient only where the engine asks for it. The formulas
-are in docs/ATTRIBUTION.md, under "The rules"; the sections cited below are its headings.
+are in docs/ATTRIBUTION.md under "The rules"; each rule cites its section by anchor.
 """
 
 from __future__ import annotations
@@ -105,7 +105,7 @@ class ReshapeRule(Rule):
 
 class BatchNormRule(Rule):
     """Inference BatchNorm2d (running statistics): relevance passes unchanged, the gradient is scaled
-    per channel (Pass-through layers)."""
+    per channel (docs/ATTRIBUTION.md#pass-through-layers)."""
 
     def forward(self, values):
         m = self.step.module
@@ -125,7 +125,8 @@ class BatchNormRule(Rule):
 
 
 class ReluRule(Rule):
-    """z-rule through ReLU (z-rule layers): relevance survives where the input was positive; the gradient is masked."""
+    """z-rule through ReLU (docs/ATTRIBUTION.md#z-rule-layers): relevance survives where the input
+    was positive; the gradient is masked."""
 
     def forward(self, values):
         y = F.relu(self.inputs(values)[0])
@@ -139,7 +140,7 @@ class ReluRule(Rule):
 
 
 class _PoolRule(Rule):
-    """z-rule through a linear or max pool (z-rule layers): R_in = X * VJP(R / pool(X))."""
+    """z-rule through a linear or max pool (docs/ATTRIBUTION.md#z-rule-layers): R_in = X * VJP(R / pool(X))."""
 
     divide = staticmethod(sdiv)
 
@@ -233,7 +234,8 @@ def _pair(value) -> tuple[int, int]:
 
 
 class AddRule(Rule):
-    """Residual addition (z-rule layers): R split in proportion a/(a+b) and b/(a+b); both inputs get the gradient.
+    """Residual addition (docs/ATTRIBUTION.md#z-rule-layers): R split in proportion a/(a+b) and
+    b/(a+b); both inputs get the gradient.
 
     Where a and b nearly cancel, a/(a+b) explodes and the two branches receive huge relevances of
     opposite sign that never cancel again (isolated spikes in the map). ``stabilizer`` = eps pushes the
@@ -284,8 +286,8 @@ class ConvRule(Rule):
 
 
 class BoundedConvRule(ConvRule):
-    """z^B rule for the conv that reads the image (First conv: the z^B rule), with per-sample global
-    bounds lo/hi. AGF and LRP both use it."""
+    """z^B rule for the conv that reads the image (docs/ATTRIBUTION.md#bounded-first-conv-rule), with
+    per-sample global bounds lo/hi. AGF and LRP both use it."""
 
     def backward(self, r, g, want_grad):
         x = self.ctx.pop("x")
