@@ -115,7 +115,7 @@ class Graph:
         return source.inputs[0] if source is not None and source.kind == StepKind.RESHAPE else None
 
     @cached_property
-    def _ancestors(self) -> dict[int, frozenset[int]]:
+    def _dependencies(self) -> dict[int, frozenset[int]]:
         """For every step, the indices of all steps it depends on (not itself)."""
         anc: dict[int, frozenset[int]] = {}
         for step in self.steps:
@@ -130,7 +130,7 @@ class Graph:
 
     @cached_property
     def _blocks(self) -> tuple[Block, ...]:
-        anc = self._ancestors
+        anc = self._dependencies
         blocks = []
         for step in self.steps:
             if step.kind != StepKind.ADD:

@@ -47,10 +47,12 @@ def input_relevance(
     For tests and debugging: ``observer(step, r_out, g_out, r_ins)`` sees every step of the
     reverse sweep (``g_out`` is None where no rule below needs the gradient).
     """
+    spec = {"agf": AGF, "lrp": LRP}.get(method)
+    if spec is None:
+        raise ProbeValueError(f"input_relevance: method must be 'agf' or 'lrp', got {method!r}")
     graph = trace(model)
     x = images.detach().to(model_device(model, images.device)).contiguous()
-    spec = AGF if method == "agf" else LRP
-    return _propagate(graph, x, targets.to(x.device), 0, method, spec.resolve_options(options), observer)[0]
+    return _propagate(graph, x, targets.to(x.device), 0, method, spec.resolve_options(options), observer)
 
 
 #: Default stabiliser of the residual-addition split (``explain(..., residual_eps=0)`` is the published rule).
@@ -66,7 +68,8 @@ def _residual_eps(value: Any) -> float:
 def _propagate(
     graph: Graph, x: torch.Tensor, chosen: torch.Tensor | None, rank: int, method: str,
     options: Mapping[str, Any], observer: Observer | None = None,
-) -> tuple[torch.Tensor, torch.Tensor]:
+) -> torch.Tensor:
+    """Relevance at the input [N, C, H, W] for class ``chosen`` (None: each image's ``rank``-th class)."""
     shapes: dict = {}
     if method == "agf":
         composite = AGF_COMPOSITE.overridden(agf_overrides(graph, options["composite"]))
@@ -75,9 +78,7 @@ def _propagate(
         rules, start = LRP_COMPOSITE.build(graph, x.dtype, shapes, {"epsilon": options["epsilon"]})
     engine = Engine(graph, rules, start, shapes)
     logits = engine.forward(x)
-    if chosen is None:
-        chosen = ranked_targets(logits, rank)
-    return engine.backward(chosen, observer), chosen
+    return engine.backward(ranked_targets(logits, rank) if chosen is None else chosen, observer)
 
 
 def _agf_normalise(relevance: torch.Tensor) -> torch.Tensor:
@@ -92,13 +93,11 @@ def _agf_normalise(relevance: torch.Tensor) -> torch.Tensor:
 
 
 def _run_agf(call: MethodCall) -> torch.Tensor:
-    relevance, _ = _propagate(call.facts.structure, call.images, call.target, call.rank, "agf", call.options)
-    return _agf_normalise(relevance)
+    return _agf_normalise(_propagate(call.facts.structure, call.images, call.target, call.rank, "agf", call.options))
 
 
 def _run_lrp(call: MethodCall) -> torch.Tensor:
-    relevance, _ = _propagate(call.facts.structure, call.images, call.target, call.rank, "lrp", call.options)
-    return relevance.sum(1)
+    return _propagate(call.facts.structure, call.images, call.target, call.rank, "lrp", call.options).sum(1)
 
 
 AGF = Method(
