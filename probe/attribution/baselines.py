@@ -1,53 +1,71 @@
 """Baselines through Captum (Grad-CAM, integrated gradients, saliency, input x gradient) and a
-seeded random map. Each returns [N, H, W] for images [N, C, H, W]; LRP lives in ``lrp.py``."""
+seeded random map. Each returns [N, H, W] for images [N, C, H, W]; LRP lives in ``relevance.py``."""
 
 from __future__ import annotations
 
 import hashlib
-from contextlib import contextmanager
-from typing import Iterator
+from collections.abc import Callable
 
 import torch
 import torch.nn as nn
 
 from probe.errors import ProbeValueError
 
-from .composite import classifier_step
 from .graph import Graph, Step
+from .inputs import inference_mode, model_dtype
+from .layers import StepKind
+from .method import Method, MethodCall, Option
+from .relevance import traced_facts
 
 # steps between the last feature map and the classifier (a head may hold Linear/ReLU/Dropout layers)
-_HEAD_KINDS = ("identity", "linear", "relu")
+_HEAD_KINDS = (StepKind.IDENTITY, StepKind.LINEAR, StepKind.RELU)
+# steps that turn the feature map into vectors, and steps that may sit between the map and them
+_TO_VECTORS = (StepKind.RESHAPE, StepKind.MEAN)
+_POOLING = (StepKind.ADAPTIVE_AVGPOOL, StepKind.IDENTITY)
 
 
-@contextmanager
-def inference_mode(model: nn.Module) -> Iterator[None]:
-    """Every module in eval mode for the duration; each module's own train/eval flag restored after."""
-    flags = [(m, m.training) for m in model.modules()]
-    model.eval()
-    try:
-        yield
-    finally:
-        for module, flag in flags:
-            module.training = flag
+Attribute = Callable[[MethodCall, torch.Tensor], torch.Tensor]
 
 
-def run(method: str, model: nn.Module, graph: Graph, x: torch.Tensor, targets: torch.Tensor, **options) -> torch.Tensor:
-    """The baseline ``method`` for images ``x`` and one class per image (Captum is imported on first use)."""
-    from captum.attr import InputXGradient, Saliency
+def _in_eval_mode(attribute: Attribute) -> Callable[[MethodCall], torch.Tensor]:
+    """A Captum method's run: the model in eval mode, the images in its dtype (Captum is imported on first use)."""
 
-    if method == "gradcam":
-        return gradcam(model, graph, x, targets, **options)
-    x = x.detach().requires_grad_(True)  # our own view of the images: Captum differentiates w.r.t. it
-    if method == "integrated_gradients":
-        return integrated_gradients(model, x, targets, **options)
-    if method == "saliency":
-        return Saliency(model).attribute(x, target=targets, abs=True).amax(1)
-    if method == "input_x_gradient":
-        return InputXGradient(model).attribute(x, target=targets).sum(1)
-    raise ValueError(f"not a Captum baseline: {method}")
+    def run(call: MethodCall) -> torch.Tensor:
+        x = call.images.to(model_dtype(call.model, call.images.dtype))
+        with inference_mode(call.model):
+            return attribute(call, x)
+
+    return run
 
 
-def gradcam(model: nn.Module, graph: Graph, x: torch.Tensor, targets: torch.Tensor, layer: str | None = None) -> torch.Tensor:
+def _gradcam(call: MethodCall, x: torch.Tensor) -> torch.Tensor:
+    return gradcam(call.model, call.facts.structure, x, call.target, **call.options)
+
+
+def _integrated_gradients(call: MethodCall, x: torch.Tensor) -> torch.Tensor:
+    # our own view of the images: Captum differentiates with respect to it
+    return integrated_gradients(call.model, x.detach().requires_grad_(True), call.target, **call.options)
+
+
+def _saliency(call: MethodCall, x: torch.Tensor) -> torch.Tensor:
+    from captum.attr import Saliency
+
+    return Saliency(call.model).attribute(x.detach().requires_grad_(True), target=call.target, abs=True).amax(1)
+
+
+def _input_x_gradient(call: MethodCall, x: torch.Tensor) -> torch.Tensor:
+    from captum.attr import InputXGradient
+
+    return InputXGradient(call.model).attribute(x.detach().requires_grad_(True), target=call.target).sum(1)
+
+
+def _random(call: MethodCall) -> torch.Tensor:
+    return random_maps(call.images, **call.options)
+
+
+def gradcam(
+    model: nn.Module, graph: Graph, x: torch.Tensor, targets: torch.Tensor, layer: str | None = None
+) -> torch.Tensor:
     """Grad-CAM (ReLU of the gradient-weighted channel sum) on ``layer``, bilinearly upsampled to the image.
 
     Default layer: the last feature map before the classifier's global pooling (ResNet: the last
@@ -99,19 +117,19 @@ def random_maps(x: torch.Tensor, seed: int = 0) -> torch.Tensor:
 
 def gradcam_layer(graph: Graph) -> str:
     """Path of the module whose output is the last feature map before the classifier's pooling."""
-    value = classifier_step(graph).inputs[0]
+    value = graph.classifier_step().inputs[0]
     while True:  # back through the head to the step that turned the map into vectors
         step = graph.producer(value)
         if step is None:
             raise ProbeValueError("gradcam: found no 4-D feature map before the classifier; pass layer='module.path'")
         value = step.inputs[0]
-        if step.kind in ("reshape", "mean"):
+        if step.kind in _TO_VECTORS:
             break
         if step.kind not in _HEAD_KINDS:
             raise ProbeValueError(f"gradcam: cannot find the feature map past {step.where}; pass layer='module.path'")
-    while graph.producer(value) is not None and graph.producer(value).kind in ("adaptive_avgpool", "identity"):
-        value = graph.producer(value).inputs[0]
     step = graph.producer(value)
+    while step is not None and step.kind in _POOLING:
+        step = graph.producer(step.inputs[0])
     if step is None:
         raise ProbeValueError("gradcam: the classifier reads the image itself; pass layer='module.path'")
     return _module_returning(graph, step)
@@ -132,3 +150,16 @@ def _module_returning(graph: Graph, step: Step) -> str:
 def _scope_paths(step: Step) -> list[str]:
     stack = (step.node.meta.get("nn_module_stack") if step.node is not None else None) or {}
     return [path for path, _ in stack.values()]
+
+
+GRADCAM = Method("gradcam", _in_eval_mode(_gradcam), options=(Option("layer"),), inspect=traced_facts,
+                 description="Grad-CAM (Captum) on the last feature map before the classifier's pooling")
+INTEGRATED_GRADIENTS = Method(
+    "integrated_gradients", _in_eval_mode(_integrated_gradients),
+    options=(Option("n_steps", 50), Option("internal_batch_size"), Option("baseline", 0.0)),
+    description="integrated gradients (Captum) from a constant baseline image",
+)
+SALIENCY = Method("saliency", _in_eval_mode(_saliency), description="max over channels of |d logit / d pixel| (Captum)")
+INPUT_X_GRADIENT = Method("input_x_gradient", _in_eval_mode(_input_x_gradient), description="input x gradient (Captum)")
+RANDOM = Method("random", _random, options=(Option("seed", 0),), needs_target=False,
+                description="uniform noise seeded by the image's content: the chance level")

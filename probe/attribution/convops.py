@@ -45,10 +45,9 @@ class ConvGeometry:
         if self.stride == (1, 1) and self.groups == 1 and min(flip_pad) >= 0:
             # stride 1: the VJP is a plain convolution with the flipped, transposed kernel (faster on CPU)
             return F.conv2d(s, self._flip(w), None, 1, flip_pad, self.dilation)
+        reach = [self.dilation[i] * (self.kernel[i] - 1) + 1 for i in range(2)]  # the kernel's span
         out_pad = [
-            in_shape[2 + i]
-            - ((s.shape[2 + i] - 1) * self.stride[i] - 2 * self.padding[i] + self.dilation[i] * (self.kernel[i] - 1) + 1)
-            for i in range(2)
+            in_shape[2 + i] - ((s.shape[2 + i] - 1) * self.stride[i] - 2 * self.padding[i] + reach[i]) for i in range(2)
         ]
         return F.conv_transpose2d(s, w, None, self.stride, self.padding, out_pad, self.groups, self.dilation)
 
@@ -67,7 +66,8 @@ class ConvGeometry:
         return torch.einsum("ia,kab,jb->kij", inside[0], w.sum(1), inside[1]).unsqueeze(0)
 
     def _taps_inside(self, dim: int, size: int, w: torch.Tensor) -> torch.Tensor:
-        out_size = (size + 2 * self.padding[dim] - self.dilation[dim] * (self.kernel[dim] - 1) - 1) // self.stride[dim] + 1
+        span = self.dilation[dim] * (self.kernel[dim] - 1) + 1
+        out_size = (size + 2 * self.padding[dim] - span) // self.stride[dim] + 1
         pos = (
             torch.arange(out_size, device=w.device)[:, None] * self.stride[dim]
             + torch.arange(self.kernel[dim], device=w.device)[None, :] * self.dilation[dim]
@@ -82,16 +82,12 @@ def _pointwise(x: torch.Tensor, m: torch.Tensor) -> torch.Tensor:
     return torch.matmul(m, x.reshape(n, c, h * w)).view(n, -1, h, w)
 
 
-def numeric_padding(where: str, module: nn.Conv2d) -> tuple[int, int]:
-    """The module's padding as two ints ('same' only when symmetric)."""
+def numeric_padding(module: nn.Conv2d) -> tuple[int, int]:
+    """The module's padding as two ints (the trace refuses an asymmetric padding='same')."""
     pad = module.padding
     if not isinstance(pad, str):
         return (int(pad[0]), int(pad[1]))
     if pad == "valid":
         return (0, 0)
     total = [d * (k - 1) for d, k in zip(module.dilation, module.kernel_size)]
-    if any(t % 2 for t in total):
-        from .graph import UnsupportedModelError
-
-        raise UnsupportedModelError(f"Conv2d '{where}' uses asymmetric padding='same'; attribution needs symmetric padding")
     return (total[0] // 2, total[1] // 2)

@@ -2,19 +2,21 @@
 
 The reverse sweep carries a relevance and (only where some rule below needs it) a gradient
 per value. A value read by several steps (a residual fork) combines its relevances with the
-published Clone rule, R = X * sum_i sdiv(R_i, X), and sums its gradients. Stored tensors are
+published Clone rule, R = X * sum_i sdiv(R_i, X), and sums its gradients
+(docs/ATTRIBUTION.md#residual-forks). Stored tensors are
 dropped as soon as their step is done.
 """
 
 from __future__ import annotations
 
-from typing import Callable
+from collections.abc import Callable
 
 import torch
 
 from .graph import Graph, Step
+from .layers import StepKind
 from .numerics import div_eps
-from .rules import Rule
+from .rules.base import Rule
 
 # observer(step, relevance at its output, gradient at its output or None, relevances at its inputs)
 Observer = Callable[[Step, "torch.Tensor | None", "torch.Tensor | None", list], None]
@@ -64,7 +66,7 @@ class Engine:
         """Whether the gradient at each value is needed by some rule at or below it."""
         need = {self.graph.input: False}
         for step in self.graph.steps[: self.start + 1]:
-            if step.kind == "meta":
+            if step.kind == StepKind.META:
                 continue
             below = any(need[v] for v in step.inputs)
             need[step.output] = self.rules[step.index].uses_grad or below
@@ -83,7 +85,7 @@ class Engine:
             if observer is not None:
                 observer(start, None, None, [r_in])
             for step in reversed(graph.steps[: self.start]):
-                if step.kind == "meta":
+                if step.kind == StepKind.META:
                     continue
                 r_out = self._combine(step.output, relevance.pop(step.output))
                 g_out = grads.pop(step.output, None)

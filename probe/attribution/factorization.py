@@ -1,4 +1,5 @@
-"""AGF's attribution-guided factorization (agf-spec 5.6): one spatial map per sample from a feature map.
+"""AGF's attribution-guided factorization (docs/ATTRIBUTION.md#factorisation): one spatial map per
+sample from a feature map.
 
 The ridge least-squares problem is 2×2 per sample, so it is solved in closed form, on the
 input's device and dtype (the published code hard-codes a CUDA float32 identity matrix).
@@ -18,7 +19,8 @@ def regions(phi: torch.Tensor) -> torch.Tensor:
 
 
 def factorize(values: torch.Tensor, region_columns: torch.Tensor) -> torch.Tensor:
-    """ReLU(W_pos - W_neg) [N,1,H,W] for ``values`` [N,C,H,W] and ``regions(phi)`` (agf-spec 5.6, then 5.5 step 4).
+    """ReLU(W_pos - W_neg) [N,1,H,W] for ``values`` [N,C,H,W] and ``regions(phi)``
+    (docs/ATTRIBUTION.md#factorisation, and #full-conv-rule step 4).
 
     Soft-Heaviside of the per-sample max-normalised values, per-channel representatives of the
     negative and positive regions, ridge (lambda = 1) weights clipped at zero.

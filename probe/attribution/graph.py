@@ -3,14 +3,19 @@
 ``torch.fx`` only *reads* the model: known leaf modules become one step each, supported
 functions/methods (additions, flatten/view, functional ReLU, mean over H×W, ...) become
 steps too, and anything else raises :class:`UnsupportedModelError` naming the module
-path and type. The user's modules are never called by the engine and never modified.
+path and type. The user's modules are never called by the engine and never modified. Which operations
+are supported, and as what kind of step, is the table in ``layers.py``; the structural questions
+the rules ask (the classifier, residual blocks, sources through identity steps, values >= 0)
+are :class:`Graph` methods.
 """
 
 from __future__ import annotations
 
 import operator
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any, Callable
+from functools import cached_property
+from typing import Any
 
 import torch
 import torch.fx as fx
@@ -19,44 +24,11 @@ import torch.nn.functional as F
 
 from probe.errors import ProbeTypeError, ProbeValueError
 
+from .layers import BY_KIND, LAYERS, SUPPORTED_MODULES, StepKind, UnsupportedModelError, leaf_kind
 
-class UnsupportedModelError(ProbeTypeError):
-    """The model contains a module or operation that the attribution engine has no rule for."""
-
-
-# Module types with a rule, by step kind. A subclass counts only if it keeps the base forward.
-LEAF_KINDS: dict[type[nn.Module], str] = {
-    nn.Conv2d: "conv",
-    nn.BatchNorm2d: "batchnorm",
-    nn.ReLU: "relu",
-    nn.MaxPool2d: "maxpool",
-    nn.AvgPool2d: "avgpool",
-    nn.AdaptiveAvgPool2d: "adaptive_avgpool",
-    nn.Flatten: "reshape",
-    nn.Dropout: "identity",
-    nn.Dropout1d: "identity",
-    nn.Dropout2d: "identity",
-    nn.Dropout3d: "identity",
-    nn.Identity: "identity",
-    nn.Linear: "linear",
-}
-SUPPORTED_MODULES = ", ".join(sorted({t.__name__ for t in LEAF_KINDS}))
-
-_RELU_FUNCS = {F.relu, torch.relu, torch.relu_, F.relu_}
-_ADD_FUNCS = {operator.add, operator.iadd, torch.add}
-_RESHAPE_FUNCS = {torch.flatten, torch.reshape}
-_RESHAPE_METHODS = {"flatten", "view", "reshape"}
-_IDENTITY_METHODS = {"contiguous"}
-_META_METHODS = {"size", "dim"}
-_META_FUNCS = {operator.getitem, operator.mul, operator.floordiv, operator.add, operator.sub}
-
-
-def leaf_kind(module: nn.Module) -> str | None:
-    """The step kind of a module the engine has a rule for, or ``None``."""
-    for base, kind in LEAF_KINDS.items():
-        if isinstance(module, base) and type(module).forward is base.forward:
-            return kind
-    return None
+_FUNCTION_KINDS = {f: row.kind for row in LAYERS if row.kind != StepKind.META for f in row.functions}
+_METHOD_KINDS = {m: row.kind for row in LAYERS if row.kind != StepKind.META for m in row.methods}
+_META = BY_KIND[StepKind.META]
 
 
 @dataclass
@@ -64,33 +36,133 @@ class Step:
     """One operation of the traced model: what it is, where it is, which values it reads and writes."""
 
     index: int
-    kind: str  # conv, batchnorm, relu, maxpool, avgpool, adaptive_avgpool, mean, linear, add, reshape, identity, meta
+    kind: StepKind
     where: str  # module path, or "<op> in <module path>"
     inputs: tuple[str, ...]  # names of the tensor values it reads
     output: str  # name of the value it produces
     module: nn.Module | None = None
     node: fx.Node | None = None  # its fx node: reshape/meta/mean steps are evaluated from its arguments
 
+    def evaluate(self, values: dict[str, Any]) -> Any:
+        """Run this step's fx node on already computed values (pure, out of place, no module called)."""
+        node = self.node
+        assert node is not None, f"{self.where} has no fx node to evaluate"
+        args = fx.node.map_arg(node.args, lambda n: values[n.name])
+        kwargs = fx.node.map_arg(node.kwargs, lambda n: values[n.name])
+        if node.op == "call_method":
+            return getattr(args[0], str(node.target))(*args[1:], **kwargs)
+        fn: Callable = node.target  # type: ignore[assignment]
+        return fn(*args, **kwargs)
+
+
+@dataclass(frozen=True)
+class Block:
+    """A residual block: the steps of its two branches, the main branch (more convs) first."""
+
+    main: frozenset[int]
+    skip: frozenset[int]
+
+    @property
+    def steps(self) -> frozenset[int]:
+        return self.main | self.skip
+
 
 @dataclass
 class Graph:
-    """A traced model: steps in execution order, plus who consumes which value."""
+    """A traced model: steps in execution order, who consumes which value, and the structural
+    queries the rules ask (computed once per graph)."""
 
     steps: list[Step]
     input: str
     output: str
     consumers: dict[str, list[int]]  # value name -> indices of the steps that read it
 
+    def __post_init__(self) -> None:
+        self._producers = {s.output: s for s in self.steps}
+
     def producer(self, value: str) -> Step | None:
         """The step that computes ``value`` (``None`` for the model input)."""
         return self._producers.get(value)
 
-    def __post_init__(self) -> None:
-        self._producers = {s.output: s for s in self.steps}
+    def source(self, value: str) -> Step | None:
+        """The step that really produced ``value``, looking through identity steps (None: the model input)."""
+        step = self.producer(value)
+        while step is not None and step.kind == StepKind.IDENTITY:
+            step = self.producer(step.inputs[0])
+        return step
+
+    def reads_input(self, step: Step) -> bool:
+        """Whether ``step`` reads the model input (through identity steps at most)."""
+        return self.source(step.inputs[0]) is None
 
     def convs(self) -> list[Step]:
         """Every Conv2d step, in execution order."""
-        return [s for s in self.steps if s.kind == "conv"]
+        return [s for s in self.steps if s.kind == StepKind.CONV]
+
+    def classifier_step(self) -> Step:
+        """The Linear layer whose outputs are the class scores (identity-like steps after it are allowed)."""
+        step = self.source(self.output)
+        if step is None or step.kind != StepKind.LINEAR:
+            last = "the model input" if step is None else f"{step.where} ({step.kind})"
+            raise ProbeValueError(
+                f"the model must end in a Linear layer whose outputs are the classes; its output comes from {last}"
+            )
+        return step
+
+    def flattened_from(self, step: Step) -> str | None:
+        """For a step fed by a flatten/view (through identity steps): the value that was flattened."""
+        source = self.source(step.inputs[0])
+        return source.inputs[0] if source is not None and source.kind == StepKind.RESHAPE else None
+
+    @cached_property
+    def _dependencies(self) -> dict[int, frozenset[int]]:
+        """For every step, the indices of all steps it depends on (not itself)."""
+        anc: dict[int, frozenset[int]] = {}
+        for step in self.steps:
+            found: set[int] = set()
+            for value in step.inputs:
+                producer = self.producer(value)
+                if producer is not None:
+                    found.add(producer.index)
+                    found |= anc[producer.index]
+            anc[step.index] = frozenset(found)
+        return anc
+
+    @cached_property
+    def _blocks(self) -> tuple[Block, ...]:
+        anc = self._dependencies
+        blocks = []
+        for step in self.steps:
+            if step.kind != StepKind.ADD:
+                continue
+            sides = []
+            for value in step.inputs:
+                producer = self.producer(value)
+                sides.append(set() if producer is None else set(anc[producer.index]) | {producer.index})
+            common = sides[0] & sides[1]
+            fork = max(common) if common else -1  # -1: the branches fork at the model input
+            branches = [frozenset(s for s in side if s > fork and (fork < 0 or fork in anc[s])) for side in sides]
+            convs = [sum(self.steps[s].kind == StepKind.CONV for s in b) for b in branches]
+            main, skip = (branches[1], branches[0]) if convs[1] > convs[0] else (branches[0], branches[1])
+            blocks.append(Block(main, skip))
+        return tuple(blocks)
+
+    def residual_blocks(self) -> tuple[Block, ...]:
+        """Every addition of two tensors that fork from a common value, as a :class:`Block`."""
+        return self._blocks
+
+    @cached_property
+    def _nonnegative(self) -> frozenset[str]:
+        found: set[str] = set()
+        for step in self.steps:
+            row = BY_KIND[step.kind]
+            if row.nonnegative or (row.keeps_sign and step.inputs and all(v in found for v in step.inputs)):
+                found.add(step.output)
+        return frozenset(found)
+
+    def nonnegative_values(self) -> frozenset[str]:
+        """Values that are >= 0 by construction: ReLU outputs, and what sign-keeping steps make of them."""
+        return self._nonnegative
 
 
 class _LeafTracer(fx.Tracer):
@@ -145,7 +217,9 @@ def trace(model: nn.Module) -> Graph:
     nodes = list(fx_graph.nodes)
     placeholders = [n for n in nodes if n.op == "placeholder"]
     if len(placeholders) != 1:
-        raise UnsupportedModelError(f"the model's forward must take exactly one input tensor, it takes {len(placeholders)}")
+        raise UnsupportedModelError(
+            f"the model's forward must take exactly one input tensor, it takes {len(placeholders)}"
+        )
     output_node = next(n for n in nodes if n.op == "output")
     result = output_node.args[0]
     if not isinstance(result, fx.Node):
@@ -162,7 +236,7 @@ def trace(model: nn.Module) -> Graph:
                 raise _unsupported_op(node, "an in-place operation whose result is never used")
             continue
         step = _make_step(node, model, kinds, len(steps))
-        kinds[node.name] = "meta" if step.kind == "meta" else "tensor"
+        kinds[node.name] = "meta" if step.kind == StepKind.META else "tensor"
         steps.append(step)
     if kinds.get(result.name) != "tensor":
         raise ProbeValueError("the model must return a single tensor of class scores [N, classes]")
@@ -192,74 +266,64 @@ def _tensor_args(node: fx.Node, kinds: dict[str, str]) -> list[fx.Node]:
 
 
 def _make_step(node: fx.Node, model: nn.Module, kinds: dict[str, str], index: int) -> Step:
-    tensors = _tensor_args(node, kinds)
-    names = tuple(a.name for a in tensors)
-    where = _location(node)
+    """The step of one live fx node, its kind looked up in the layer table (``layers.LAYERS``)."""
     if node.op == "call_module":
-        module = model.get_submodule(node.target)
-        kind = leaf_kind(module)
-        if kind is None:
-            raise UnsupportedModelError(
-                f"attribution has no rule for module '{node.target}' ({type(module).__module__}.{type(module).__name__}); "
-                f"supported modules: {SUPPORTED_MODULES}"
-            )
-        if len(tensors) != 1 or len(node.args) != 1 or node.kwargs:
-            raise UnsupportedModelError(f"module '{node.target}' ({type(module).__name__}) must be called with one tensor")
-        _check_module(node.target, module)
-        return Step(index, kind, str(node.target), names, node.name, module=module, node=node)
+        return _module_step(node, model, kinds, index)
     if node.op == "get_attr":
         raise UnsupportedModelError(
-            f"the model reads the attribute '{node.target}' directly in {where}; "
+            f"the model reads the attribute '{node.target}' directly in {_location(node)}; "
             "attribution needs every parameter to be used through a supported module"
         )
-    if not tensors:  # arithmetic on sizes, e.g. x.view(x.size(0), -1)
-        if (node.op == "call_method" and node.target in _META_METHODS) or (
-            node.op == "call_function" and node.target in _META_FUNCS
-        ):
-            return Step(index, "meta", where, (), node.name, node=node)
-        raise _unsupported_op(node)
+    tensors = _tensor_args(node, kinds)
     target = node.target
-    op = _op_name(node)
-    if node.op == "call_method" and target in _META_METHODS or (
-        node.op == "call_function" and target is getattr and node.args[1] == "shape"
-    ):
-        return Step(index, "meta", where, (), node.name, node=node)
-    if node.op == "call_function" and target in _ADD_FUNCS or (node.op == "call_method" and target in ("add", "add_")):
+    if _is_meta(node, bool(tensors)):
+        return Step(index, StepKind.META, _location(node), (), node.name, node=node)
+    if not tensors:
+        raise _unsupported_op(node)
+    kind = _FUNCTION_KINDS.get(target) if node.op == "call_function" else _METHOD_KINDS.get(str(target))
+    if kind is None:
+        raise _unsupported_op(node)
+    where = f"{_op_name(node)} in {_location(node)}"
+    if BY_KIND[kind].inputs == 2:
         args = list(node.args)
         if len(args) != 2 or not all(isinstance(a, fx.Node) and kinds.get(a.name) == "tensor" for a in args):
             raise _unsupported_op(node, "only the sum of two tensors of the same shape has a rule")
         if node.kwargs:
             raise _unsupported_op(node, f"keyword arguments {sorted(node.kwargs)}")
-        return Step(index, "add", f"{op} in {where}", (args[0].name, args[1].name), node.name, node=node)
+        return Step(index, kind, where, (args[0].name, args[1].name), node.name, node=node)
     if len(tensors) != 1 or not isinstance(node.args[0], fx.Node) or node.args[0] is not tensors[0]:
         raise _unsupported_op(node)
-    if node.op == "call_function" and target in _RELU_FUNCS or (node.op == "call_method" and target in ("relu", "relu_")):
-        return Step(index, "relu", f"{op} in {where}", names, node.name, node=node)
-    if node.op == "call_function" and target in _RESHAPE_FUNCS or (node.op == "call_method" and target in _RESHAPE_METHODS):
-        return Step(index, "reshape", f"{op} in {where}", names, node.name, node=node)
-    if node.op == "call_method" and target in _IDENTITY_METHODS:
-        return Step(index, "identity", f"{op} in {where}", names, node.name, node=node)
-    if node.op == "call_function" and target is F.dropout:
-        return Step(index, "identity", f"{op} in {where}", names, node.name, node=node)
-    if node.op == "call_function" and target is F.adaptive_avg_pool2d:
-        return Step(index, "adaptive_avgpool", f"{op} in {where}", names, node.name, node=node)
-    if (node.op == "call_method" and target == "mean") or (node.op == "call_function" and target is torch.mean):
-        return Step(index, "mean", f"{op} in {where}", names, node.name, node=node)
-    raise _unsupported_op(node)
+    return Step(index, kind, where, (tensors[0].name,), node.name, node=node)
 
 
-def _check_module(path: str, module: nn.Module) -> None:
-    if isinstance(module, nn.Conv2d) and module.padding_mode != "zeros":
+def _module_step(node: fx.Node, model: nn.Module, kinds: dict[str, str], index: int) -> Step:
+    module = model.get_submodule(str(node.target))
+    kind = leaf_kind(module)
+    if kind is None:
         raise UnsupportedModelError(
-            f"Conv2d '{path}' uses padding_mode={module.padding_mode!r}; attribution supports zero padding only"
+            f"attribution has no rule for module '{node.target}' "
+            f"({type(module).__module__}.{type(module).__name__}); supported modules: {SUPPORTED_MODULES}"
         )
-    if isinstance(module, nn.MaxPool2d) and module.return_indices:
-        raise UnsupportedModelError(f"MaxPool2d '{path}' returns indices; attribution needs a plain tensor output")
-    if isinstance(module, nn.BatchNorm2d) and (module.running_mean is None or module.running_var is None):
+    tensors = _tensor_args(node, kinds)
+    if len(tensors) != 1 or len(node.args) != 1 or node.kwargs:
         raise UnsupportedModelError(
-            f"BatchNorm2d '{path}' keeps no running statistics, so its output depends on the whole batch; "
-            "attribution needs per-image inference semantics"
+            f"module '{node.target}' ({type(module).__name__}) must be called with one tensor"
         )
+    check = BY_KIND[kind].check
+    if check is not None:
+        check(str(node.target), module)
+    return Step(index, kind, str(node.target), (tensors[0].name,), node.name, module=module, node=node)
+
+
+def _is_meta(node: fx.Node, reads_tensors: bool) -> bool:
+    """Size arithmetic: ``x.size(0)``, ``x.dim()``, ``x.shape``, and sums/products of sizes."""
+    if node.op == "call_method":
+        return node.target in _META.methods
+    if node.op != "call_function":
+        return False
+    if node.target is getattr:
+        return node.args[1] == "shape"
+    return not reads_tensors and node.target in _META.functions
 
 
 def _is_inplace(node: fx.Node, model: nn.Module) -> bool:
@@ -290,13 +354,3 @@ def _check_inplace(graph: Graph, nodes: list[fx.Node], model: nn.Module) -> None
                 f"{step.where} changes its input in place, but '{mutated}' is read again afterwards "
                 f"(by {later[0].name}); attribution cannot reproduce that aliasing"
             )
-
-
-def evaluate_node(node: fx.Node, values: dict[str, Any]) -> Any:
-    """Run a reshape/meta/mean fx node on already computed values (pure, out-of-place, no module called)."""
-    args = fx.node.map_arg(node.args, lambda n: values[n.name])
-    kwargs = fx.node.map_arg(node.kwargs, lambda n: values[n.name])
-    if node.op == "call_method":
-        return getattr(args[0], str(node.target))(*args[1:], **kwargs)
-    fn: Callable = node.target  # type: ignore[assignment]
-    return fn(*args, **kwargs)

@@ -1,4 +1,4 @@
-"""The published code's small numeric helpers, reproduced exactly (see agf-spec section 1)."""
+"""The published code's small numeric helpers, reproduced exactly (docs/ATTRIBUTION.md#numeric-helpers)."""
 
 from __future__ import annotations
 

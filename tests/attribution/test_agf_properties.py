@@ -40,7 +40,7 @@ def test_explain_is_deterministic(images):
     assert torch.equal(explain(model, images), explain(model, images))
 
 
-# agf-spec section 7: every rule preserves the signed sum of relevance, up to the 1e-9 stabiliser
+# docs/ATTRIBUTION.md#invariants: every rule preserves the signed sum of relevance, up to the 1e-9 stabiliser
 CONSERVING = ("conv", "linear", "batchnorm", "relu", "maxpool", "avgpool", "adaptive_avgpool", "mean", "add", "reshape", "identity")
 
 
@@ -69,7 +69,8 @@ def test_each_layer_conserves_the_signed_relevance_sum(build, images):
 
 
 def test_gradient_stream_is_backprop_of_the_contrastive_softmax(images):
-    """agf-spec 4: the gradient each rule sees is d p_t / d(its output), p = softmax(y_t exp(-d^2/2 s^2))."""
+    """docs/ATTRIBUTION.md#the-start-signal: the gradient each rule sees is d p_t / d(its output),
+    p = softmax(y_t exp(-d^2/2 s^2))."""
     model = resnet_with_head().double()
     x = images.double()
     targets = torch.tensor([4, 0, 2])

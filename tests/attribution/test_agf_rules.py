@@ -1,4 +1,4 @@
-"""Each fast rule equals a literal, autograd-based transcription of agf-spec section 5 (float64),
+"""Each fast rule equals a literal, autograd-based transcription of docs/ATTRIBUTION.md#the-rules (float64),
 over conv geometries the reference fixture does not cover (groups, strides, dilation, 1×1,
 non-square maps) and both gradient-mask cases."""
 
@@ -9,8 +9,10 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
-from probe.attribution import rules
-from probe.attribution.graph import Step, leaf_kind
+from probe.attribution.graph import Step
+from probe.attribution.layers import leaf_kind
+from probe.attribution.rules import agf, base
+
 
 @pytest.fixture(autouse=True)
 def _float64():
@@ -136,7 +138,7 @@ def test_conv_rules_equal_the_spec(geometry, mode, mask_gradient):
     x = x.clamp(min=0) if nonneg else x
     out_shape = F.conv2d(x, conv.weight, None, stride, pad, dil, groups).shape
     r, g = relevance_and_grad(out_shape, gen, mask_gradient)
-    rule_cls = {"full": rules.AgfConvRule, "flat": rules.FlatConvRule, "zb": rules.BoundedConvRule}[mode]
+    rule_cls = {"full": agf.AgfConvRule, "flat": agf.FlatConvRule, "zb": base.BoundedConvRule}[mode]
     y, r_in, g_in = run_rule(rule_cls, conv, [x], r, g, nonneg=nonneg)
     want_r, want_g = literal_conv(conv, x, r, g, mode)
     torch.testing.assert_close(y, conv(x), rtol=1e-12, atol=1e-12)
@@ -150,17 +152,17 @@ def test_conv_rule_with_signed_input_uses_absolute_values():
     conv = nn.Conv2d(4, 5, 3, padding=1).double()
     x = torch.randn(2, 4, 6, 6, generator=gen)
     r, g = relevance_and_grad((2, 5, 6, 6), gen, False)
-    for mode, cls in (("full", rules.AgfConvRule), ("flat", rules.FlatConvRule)):
+    for mode, cls in (("full", agf.AgfConvRule), ("flat", agf.FlatConvRule)):
         _, r_in, _ = run_rule(cls, conv, [x], r, g, nonneg=False)
         want, _ = literal_conv(conv, x, r, g, mode)
         torch.testing.assert_close(r_in[0], want, rtol=1e-7, atol=1e-9 * want.abs().max().item())
 
 
 SIMPLE = [
-    (rules.ReluRule, nn.ReLU(inplace=True), lambda x: F.relu(x), (2, 3, 5, 5)),
-    (rules.MaxPoolRule, nn.MaxPool2d(3, 2, 1), lambda x: F.max_pool2d(x, 3, 2, 1), (2, 3, 9, 8)),
-    (rules.AvgPoolRule, nn.AvgPool2d(2), lambda x: F.avg_pool2d(x, 2), (2, 3, 8, 6)),
-    (rules.AdaptiveAvgPoolRule, nn.AdaptiveAvgPool2d((3, 2)), lambda x: F.adaptive_avg_pool2d(x, (3, 2)), (2, 3, 7, 5)),
+    (base.ReluRule, nn.ReLU(inplace=True), lambda x: F.relu(x), (2, 3, 5, 5)),
+    (base.MaxPoolRule, nn.MaxPool2d(3, 2, 1), lambda x: F.max_pool2d(x, 3, 2, 1), (2, 3, 9, 8)),
+    (base.AvgPoolRule, nn.AvgPool2d(2), lambda x: F.avg_pool2d(x, 2), (2, 3, 8, 6)),
+    (base.AdaptiveAvgPoolRule, nn.AdaptiveAvgPool2d((3, 2)), lambda x: F.adaptive_avg_pool2d(x, (3, 2)), (2, 3, 7, 5)),
 ]
 
 
@@ -182,7 +184,7 @@ def test_addition_rule_equals_the_spec():
     gen = torch.Generator().manual_seed(5)
     a, b = torch.randn(2, 3, 4, 4, generator=gen), torch.randn(2, 3, 4, 4, generator=gen)
     r, g = torch.randn(2, 3, 4, 4, generator=gen), torch.randn(2, 3, 4, 4, generator=gen)
-    _, r_in, g_in = run_rule(rules.AddRule, None, [a, b], r, g)
+    _, r_in, g_in = run_rule(base.AddRule, None, [a, b], r, g)
     want_r, want_g = literal_simple(torch.add, [a, b], r, g)
     for ours, theirs in zip(r_in + g_in, want_r + want_g):
         torch.testing.assert_close(ours, theirs, rtol=1e-12, atol=1e-14)
@@ -197,7 +199,7 @@ def test_linear_rules_equal_the_spec():
     for unflattened in (None, x4.shape):
         step = Step(0, "linear", "fc", ("in0",), "out", module=lin)
         shapes = {"flat": x4.shape} if unflattened else {}
-        rule = rules.AgfLinearRule(step, torch.float64, "flat" if unflattened else None, shapes)
+        rule = agf.AgfLinearRule(step, torch.float64, "flat" if unflattened else None, shapes)
         rule.forward({"in0": x})
         (r_in,), (g_in,) = rule.backward(r.clone(), g, [True])
         xa = x.abs().requires_grad_()
@@ -219,7 +221,7 @@ def test_start_rule_is_the_gradient_of_the_contrastive_softmax():
     x = torch.randn(3, 6, generator=gen)
     targets = torch.tensor([0, 3, 1])
     step = Step(0, "linear", "fc", ("in0",), "out", module=lin)
-    rule = rules.AgfStartRule(step, torch.float64)
+    rule = agf.AgfStartRule(step, torch.float64)
     rule.forward({"in0": x})
     r, g = rule.start(targets, True)
     xr = x.clone().requires_grad_()
@@ -238,7 +240,7 @@ def test_residual_split_stays_bounded_where_the_branches_cancel():
     a, b, r = torch.tensor([1.0]), torch.tensor([-0.999999]), torch.tensor([1.0])
     step = Step(index=0, kind="add", inputs=("a", "b"), output="y", module=None, where="test add")
     for eps, bound in ((0.0, None), (0.01, 1 / (0.01 * 2))):
-        rule = rules.AddRule(step, torch.float32, eps)
+        rule = base.AddRule(step, torch.float32, eps)
         rule.forward({"a": a, "b": b})
         (ra, rb), _ = rule.backward(r.clone(), None, [False, False])
         if bound is None:

@@ -2,18 +2,22 @@
 shared ReLU in ResNet blocks, and does not split relevance at functional residual additions).
 
 z+ on convs with a following BatchNorm folded in, epsilon on Linear layers, relevance passes
-unchanged through ReLU; the z^B first conv, pools and additions reuse the AGF z-rules.
+unchanged through ReLU; the z^B first conv, pools and additions use the shared z-rules of ``base``.
 """
 
 from __future__ import annotations
+
+from typing import TYPE_CHECKING
 
 import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
-from .graph import Step
-from .numerics import sdiv
-from .rules import Rule, _ConvRule, _LinearRule
+from ..numerics import sdiv
+from .base import BoundedConvRule, ConvRule, LinearRule, Rule, RuleContext
+
+if TYPE_CHECKING:
+    from ..graph import Graph, Step
 
 
 def _stabilise(z: torch.Tensor, epsilon: float) -> torch.Tensor:
@@ -28,7 +32,7 @@ class PassThroughRule(Rule):
         return F.relu(self.inputs(values)[0])
 
 
-class ZPlusConvRule(_ConvRule):
+class ZPlusConvRule(ConvRule):
     """z+ (alpha=1, beta=0): only positive contributions x_i w_ij > 0 share the relevance.
 
     A BatchNorm2d that alone reads the conv is folded in: its per-channel scale only rescales
@@ -42,6 +46,10 @@ class ZPlusConvRule(_ConvRule):
             flip = (batchnorm.weight.detach() < 0).to(w.device)
             w = torch.where(flip.view(-1, 1, 1, 1), -w, w)
         self.w_pos, self.w_neg = w.clamp(min=0), w.clamp(max=0)
+
+    @classmethod
+    def build(cls, step: Step, context: RuleContext) -> Rule:
+        return cls(step, context.dtype, folded_batchnorm(context.graph, step))
 
     def backward(self, r, g, want_grad):
         x = self.ctx.pop("x")
@@ -59,12 +67,16 @@ class ZPlusConvRule(_ConvRule):
         return [r_in], [None]
 
 
-class EpsilonLinearRule(_LinearRule):
+class EpsilonLinearRule(LinearRule):
     """LRP-epsilon: R_in = x * (W^T (R / (z + eps sign z)))."""
 
     def __init__(self, step: Step, dtype: torch.dtype, epsilon: float) -> None:
         super().__init__(step, dtype)
         self.epsilon = epsilon
+
+    @classmethod
+    def build(cls, step: Step, context: RuleContext) -> Rule:
+        return cls(step, context.dtype, context.settings["epsilon"])
 
     def backward(self, r, g, want_grad):
         x = self.ctx.pop("x")
@@ -80,3 +92,18 @@ class LrpStartRule(EpsilonLinearRule):
         logits = F.linear(x, self.weight, self.bias)
         r = torch.zeros_like(logits).scatter_(1, targets.view(-1, 1), logits.gather(1, targets.view(-1, 1)))
         return self.backward(r, None, [False])[0][0], None
+
+
+def conv_by_place(step: Step, context: RuleContext) -> Rule:
+    """z^B on the conv that reads the model input, z+ (with its BatchNorm folded in) on every other."""
+    if context.graph.reads_input(step):
+        return BoundedConvRule.build(step, context)
+    return ZPlusConvRule.build(step, context)
+
+
+def folded_batchnorm(graph: Graph, step: Step) -> nn.Module | None:
+    """The BatchNorm2d that alone reads this conv's output (folded into the conv for LRP), if any."""
+    readers = graph.consumers.get(step.output, [])
+    if len(readers) == 1 and graph.steps[readers[0]].kind == "batchnorm":
+        return graph.steps[readers[0]].module
+    return None
