@@ -1,0 +1,142 @@
+"""Find the timm ``VisionTransformer`` inside a model and the Linear that turns its features into class
+scores, and describe how that classifier reads the final tokens (class token or mean of the patches).
+
+Supported: the ViT itself with a Linear head, or a wrapper whose classifier Linear lies outside the
+ViT (``ProbeModel(Backbone(vit), Linear)``: the ViT built with ``num_classes=0``). Whether the
+classifier really reads the ViT's output, and the model returns the classifier's output, is checked
+on the forward pass (``recording.py``).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import torch
+import torch.nn as nn
+
+from probe.errors import ProbeTypeError
+
+from ..graph import UnsupportedModelError
+
+POOLS = ("token", "avg")
+# VisionTransformer methods whose behaviour the methods rely on; a subclass must keep them.
+_VIT_METHODS = ("forward", "forward_features", "forward_head", "pool", "_pos_embed")
+
+
+@dataclass(frozen=True)
+class VitStructure:
+    """Where the ViT and its classifier sit in the user's model, and how the classifier reads the tokens."""
+
+    vit: nn.Module
+    vit_path: str  # "" when the model is the ViT
+    head: nn.Linear
+    head_path: str
+    pool: str  # "token": the class token; "avg": the mean of the pooled tokens
+    num_prefix: int  # class and register tokens before the patch tokens
+    pool_includes_prefix: bool  # "avg" only: whether the mean also covers the prefix tokens
+
+    @property
+    def blocks(self) -> list[nn.Module]:
+        return list(self.vit.blocks)
+
+    def where(self, local: str) -> str:
+        """The path in the user's model of ``local``, a path inside the ViT."""
+        return ".".join(p for p in (self.vit_path, local) if p)
+
+    def readout(self, num_tokens: int, like: torch.Tensor) -> torch.Tensor:
+        """Weights [num_tokens] with which the classifier's input averages the final tokens."""
+        weights = torch.zeros(num_tokens, dtype=like.dtype, device=like.device)
+        if self.pool == "token":
+            weights[0] = 1
+        else:
+            first = 0 if self.pool_includes_prefix else self.num_prefix
+            weights[first:] = 1.0 / (num_tokens - first)
+        return weights
+
+    def grid(self, height: int, width: int) -> tuple[int, int]:
+        """Rows and columns of the patch grid for an input of ``height`` x ``width`` pixels."""
+        embed = self.vit.patch_embed
+        if getattr(self.vit, "dynamic_img_size", False):
+            return tuple(int(g) for g in embed.dynamic_feat_size((height, width)))
+        return tuple(int(g) for g in embed.grid_size)
+
+
+def locate(model: nn.Module) -> VitStructure:
+    """The one timm VisionTransformer in ``model`` and its classifier; a clear error for anything else."""
+    from timm.models.vision_transformer import VisionTransformer  # timm is slow to import
+
+    found = [(path, m) for path, m in model.named_modules() if isinstance(m, VisionTransformer)]
+    if not found:
+        raise ProbeTypeError(
+            f"transformer attribution needs a timm VisionTransformer in the model; {type(model).__name__} has none"
+        )
+    if len(found) > 1:
+        paths = ", ".join(repr(p) for p, _ in found)
+        raise ProbeTypeError(f"transformer attribution explains one ViT; the model holds several: {paths}")
+    vit_path, vit = found[0]
+    label = repr(vit_path) if vit_path else "the model"
+    for name in _VIT_METHODS:
+        if getattr(type(vit), name) is not getattr(VisionTransformer, name):
+            raise UnsupportedModelError(
+                f"{label} ({_type_name(vit)}) overrides VisionTransformer.{name}; "
+                "transformer attribution supports timm's VisionTransformer as it is"
+            )
+    pool = vit.global_pool
+    if vit.attn_pool is not None or pool not in POOLS:
+        raise UnsupportedModelError(
+            f"{label} pools its tokens with global_pool={pool!r}; transformer attribution supports "
+            "'token' (the class token) and 'avg' (the mean of the patch tokens)"
+        )
+    from timm.layers.attention import Attention
+
+    for index, block in enumerate(vit.blocks):
+        attn = getattr(block, "attn", None)
+        if not isinstance(attn, Attention) or type(attn).forward is not Attention.forward:
+            where = ".".join(p for p in (vit_path, f"blocks.{index}.attn") if p)
+            raise UnsupportedModelError(
+                f"transformer attribution reads attention probabilities from timm's Attention; "
+                f"module {where!r} is {_type_name(attn) if attn is not None else 'missing'}"
+            )
+    head_path, head = _classifier(model, vit, vit_path)
+    return VitStructure(
+        vit=vit,
+        vit_path=vit_path,
+        head=head,
+        head_path=head_path,
+        pool=pool,
+        num_prefix=int(vit.num_prefix_tokens),
+        pool_includes_prefix=bool(getattr(vit, "pool_include_prefix", False)),
+    )
+
+
+def _classifier(model: nn.Module, vit: nn.Module, vit_path: str) -> tuple[str, nn.Linear]:
+    """The ViT's own Linear head, or else the one Linear outside the ViT that reads its features."""
+    own = ".".join(p for p in (vit_path, "head") if p)
+    if _is_linear(vit.head):
+        return own, vit.head
+    if not isinstance(vit.head, nn.Identity):
+        raise UnsupportedModelError(
+            f"the ViT's head {own!r} ({_type_name(vit.head)}) is not a Linear; transformer attribution "
+            "needs the class scores to come from one Linear layer on the ViT's features"
+        )
+    inside = {id(m) for m in vit.modules()}
+    width = vit.num_features
+    candidates = [
+        (path, m) for path, m in model.named_modules()
+        if id(m) not in inside and _is_linear(m) and m.in_features == width
+    ]
+    if len(candidates) != 1:
+        what = "no Linear" if not candidates else "several Linears (" + ", ".join(p for p, _ in candidates) + ")"
+        raise UnsupportedModelError(
+            f"the ViT {vit_path or 'model'!r} has no head, and {what} outside it read(s) its {width} features; "
+            "transformer attribution needs exactly one Linear classifier on them"
+        )
+    return candidates[0]
+
+
+def _is_linear(module: nn.Module) -> bool:
+    return isinstance(module, nn.Linear) and type(module).forward is nn.Linear.forward
+
+
+def _type_name(module: nn.Module) -> str:
+    return f"{type(module).__module__}.{type(module).__qualname__}"
