@@ -45,9 +45,13 @@ def vit_maps(
     """Maps [N, H, W] at the input size (float32, on ``images``' device) of ``method`` for class
     ``targets`` [N] (None: each image's ``rank``-th highest class), raw (not normalised)."""
     grid = patch_maps(model, images, targets, method, rank=rank, **options)
-    size = tuple(images.shape[-2:])
-    maps = F.interpolate(grid[:, None], size=size, mode="bilinear", align_corners=False)[:, 0]
-    return maps.detach().to(device=images.device, dtype=torch.float32)
+    return to_input_size(grid, tuple(images.shape[-2:])).to(device=images.device, dtype=torch.float32)
+
+
+def to_input_size(grid: torch.Tensor, size: tuple[int, int]) -> torch.Tensor:
+    """Patch-grid maps [N, rows, cols] bilinearly upsampled to ``size`` (align_corners=False), as the
+    published notebooks show them (they then min-max normalise each map for display)."""
+    return F.interpolate(grid[:, None], size=size, mode="bilinear", align_corners=False)[:, 0]
 
 
 def patch_maps(
