@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import argparse
 
-BENCHES = ("attribution", "clustering", "evaluation", "extraction", "pipeline")
+BENCHES = ("attribution", "clustering", "evaluation", "extraction", "pipeline", "vit")
 
 
 def register(sub: argparse._SubParsersAction) -> None:
