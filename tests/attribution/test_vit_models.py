@@ -308,3 +308,22 @@ def test_the_registered_vit_architectures_are_supported():
     for method in METHODS:
         maps = vit_maps(model, x, None, method)
         assert maps.shape == (2, 32, 32) and torch.isfinite(maps).all() and maps.abs().sum() > 0
+
+
+def test_bad_images_and_targets_are_refused():
+    model = tiny()
+    x = images(model, 2)
+    with pytest.raises(ProbeValueError, match="images are 32x32 but the ViT 'model' was built for 64x64"):
+        patch_maps(model, x[..., :32, :32], None, "raw_attention")
+    with pytest.raises(ProbeValueError, match="4-D tensor"):
+        patch_maps(model, x[0], None, "raw_attention")
+    with pytest.raises(ProbeValueError, match="1 channels; the ViT expects 3"):
+        patch_maps(model, x[:, :1], None, "raw_attention")
+    with pytest.raises(ProbeTypeError, match="floating point"):
+        patch_maps(model, x.long(), None, "raw_attention")
+    with pytest.raises(ProbeValueError, match=r"class ids in \[0, 9\]"):
+        patch_maps(model, x, torch.tensor([0, 10]), "generic_attention")
+    with pytest.raises(ProbeTypeError, match="integer tensor of 2 class ids"):
+        patch_maps(model, x, torch.tensor([0]), "generic_attention")
+    with pytest.raises(ProbeValueError, match=r"rank must be an int in \[0, 9\]"):
+        patch_maps(model, x, None, "generic_attention", rank=10)

@@ -72,6 +72,7 @@ def patch_maps(
         valid = ", ".join(VIT_METHODS[method]) or "none"
         raise ProbeTypeError(f"method {method!r} got unknown option(s) {', '.join(unknown)}; its options: {valid}")
     structure = locate(model)
+    structure.check_images(images)
     depth = len(structure.blocks)
     start_layer = _start_layer(options.get("start_layer", 0), depth)
     full = method == "transformer_attribution"
@@ -83,9 +84,7 @@ def patch_maps(
         output = model(x.requires_grad_(gradient))  # our own copy of the images: gradients reach every block
         tape = recorder.tape(output)
     with torch.no_grad():  # the tape's tensors are part of the forward's graph; nothing below is recorded
-        if targets is None:
-            targets = tape.logits.detach().topk(rank + 1, dim=1).indices[:, rank]
-        targets = targets.to(tape.logits.device)
+        targets = _targets(targets, rank, tape.logits)
 
         weights = structure.readout(tape.blocks[0].attn.shape[-1], tape.logits)
         row = weights.expand(x.shape[0], -1).clone()  # [B, N]: the token weights carried down the blocks
@@ -131,6 +130,20 @@ def _to_grid(structure: VitStructure, row: torch.Tensor, size: torch.Size) -> to
             f"{size[0]}x{size[1]} input"
         )
     return patches.reshape(-1, rows, cols).detach()
+
+
+def _targets(targets: torch.Tensor | None, rank: int, logits: torch.Tensor) -> torch.Tensor:
+    """One class id per image: ``targets`` checked, or each image's ``rank``-th highest class."""
+    n, classes = logits.shape
+    if targets is None:
+        if isinstance(rank, bool) or not isinstance(rank, Integral) or not 0 <= rank < classes:
+            raise ProbeValueError(f"rank must be an int in [0, {classes - 1}], got {rank!r}")
+        return logits.topk(int(rank) + 1, dim=1).indices[:, rank]
+    if not isinstance(targets, torch.Tensor) or targets.dtype.is_floating_point or targets.shape != (n,):
+        raise ProbeTypeError(f"targets must be an integer tensor of {n} class ids (one per image)")
+    if targets.min() < 0 or targets.max() >= classes:
+        raise ProbeValueError(f"targets must be class ids in [0, {classes - 1}]")
+    return targets.to(device=logits.device, dtype=torch.long)
 
 
 def _start_layer(value: object, depth: int) -> int:

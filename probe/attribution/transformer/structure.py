@@ -14,7 +14,7 @@ from dataclasses import dataclass
 import torch
 import torch.nn as nn
 
-from probe.errors import ProbeTypeError
+from probe.errors import ProbeTypeError, ProbeValueError
 
 from ..graph import UnsupportedModelError
 
@@ -52,6 +52,25 @@ class VitStructure:
             first = 0 if self.pool_includes_prefix else self.num_prefix
             weights[first:] = 1.0 / (num_tokens - first)
         return weights
+
+    def check_images(self, images: object) -> None:
+        """A clear error for images the ViT cannot take (timm would fail inside its forward)."""
+        if not isinstance(images, torch.Tensor) or images.dim() != 4:
+            shape = tuple(images.shape) if isinstance(images, torch.Tensor) else type(images).__name__
+            raise ProbeValueError(f"images must be a 4-D tensor [N, C, H, W], got {shape}")
+        if not images.dtype.is_floating_point:
+            raise ProbeTypeError(f"images must be floating point (normalised as the model expects), got {images.dtype}")
+        embed = self.vit.patch_embed
+        channels = getattr(getattr(embed, "proj", None), "in_channels", images.shape[1])
+        if images.shape[1] != channels:
+            raise ProbeValueError(f"images have {images.shape[1]} channels; the ViT expects {channels}")
+        size = tuple(images.shape[-2:])
+        if not getattr(self.vit, "dynamic_img_size", False) and getattr(embed, "strict_img_size", False):
+            if size != tuple(embed.img_size):
+                raise ProbeValueError(
+                    f"images are {size[0]}x{size[1]} but the ViT {self.vit_path or 'model'!r} was built for "
+                    f"{embed.img_size[0]}x{embed.img_size[1]}"
+                )
 
     def grid(self, height: int, width: int) -> tuple[int, int]:
         """Rows and columns of the patch grid for an input of ``height`` x ``width`` pixels."""
