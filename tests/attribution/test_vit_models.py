@@ -210,6 +210,24 @@ def test_probe_model_gives_the_maps_of_the_vit_with_its_own_head(method, pool):
     assert close(ours, patch_maps(model, x, torch.tensor([1, 7]), method), 1e-12)
 
 
+@pytest.mark.parametrize("method", METHODS)
+def test_a_vit_with_a_projection_head_inside_a_probe_model(method):
+    """CLIP's image tower is a ViT whose own Linear head projects the features (zero bias); the pipeline
+    puts its pseudo-class Linear after it. Both Linears get the z+ rule, the outer one first."""
+    model = tiny(pre_norm=True, act_layer="quick_gelu", num_classes=16)
+    model.head.bias.data.zero_()
+    backbone = Backbone(model, arch="clip_vit", format="test", source=Source(None, None, "test"),
+                        feature_dim=16, mean=None, std=None, input_size=64)
+    outer = nn.Linear(16, 5).double()
+    wrapped = ProbeModel(backbone, outer)
+    x = images(model, 2)
+    ours = patch_maps(wrapped, x, torch.tensor([1, 3]), method)
+    expected = torch.stack([
+        literal_map(model, [model.head, outer], x[i:i + 1], t, method) for i, t in enumerate([1, 3])
+    ])
+    assert close(ours, expected)
+
+
 def test_fused_attention_is_turned_off_for_the_call_and_restored():
     model = tiny()
     for block in model.blocks:

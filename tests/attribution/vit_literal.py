@@ -78,8 +78,15 @@ def forward(vit, head, image):
     tokens = vit.norm(x)
     rows = pooled_rows(vit, tokens.shape[1])
     pooled = tokens[:, 0] if vit.global_pool == "token" else tokens[:, rows].mean(1)
-    feature = vit.fc_norm(pooled)
-    return F.linear(feature, head.weight, head.bias), blocks, tokens, feature
+    features = [vit.fc_norm(pooled)]  # the input of each Linear of the head, then the logits
+    for linear in heads_of(head):
+        features.append(F.linear(features[-1], linear.weight, linear.bias))
+    return features.pop(), blocks, tokens, features
+
+
+def heads_of(head):
+    """The Linear layers from the pooled feature to the logits (one, or a list)."""
+    return list(head) if isinstance(head, (list, tuple)) else [head]
 
 
 def pooled_rows(vit, num_tokens):
@@ -89,11 +96,13 @@ def pooled_rows(vit, num_tokens):
     return list(range(first, num_tokens))
 
 
-def cams(vit, head, blocks, tokens, feature, target, start_layer):
+def cams(vit, head, blocks, tokens, features, target, start_layer):
     """Halved LRP relevance of each block's attention probabilities, blocks start_layer.. (None below)."""
-    seed = torch.zeros(1, head.out_features, dtype=feature.dtype)
-    seed[0, target] = 1
-    r = z_plus(seed, feature, head.weight)
+    linears = heads_of(head)
+    r = torch.zeros(1, linears[-1].out_features, dtype=tokens.dtype)
+    r[0, target] = 1
+    for linear, feature in reversed(list(zip(linears, features))):
+        r = z_plus(r, feature, linear.weight)
     rows = pooled_rows(vit, tokens.shape[1])
     if vit.global_pool == "token":
         (r,) = lrp0(r, lambda t: t[:, 0], tokens)
@@ -122,7 +131,7 @@ def cams(vit, head, blocks, tokens, feature, target, start_layer):
 def literal_map(vit, head, image, target, method, start_layer=0):
     """The map on the patch grid [rows, cols] of one image [1, C, H, W] for class ``target``."""
     with torch.enable_grad():
-        logits, blocks, tokens, feature = forward(vit, head, image)
+        logits, blocks, tokens, features = forward(vit, head, image)
         probs = [b["probs"] for b in blocks]
         grads = torch.autograd.grad(logits[0, target], probs)
     blocks = [{k: v.detach() for k, v in b.items()} for b in blocks]
@@ -141,7 +150,7 @@ def literal_map(vit, head, image, target, method, start_layer=0):
         for p, g in zip(probs, grads):
             joint = joint + (g[0] * p.detach()[0]).clamp(min=0).mean(0) @ joint
     else:
-        relevances = cams(vit, head, blocks, tokens.detach(), feature.detach(), target, start_layer)
+        relevances = cams(vit, head, blocks, tokens.detach(), [f.detach() for f in features], target, start_layer)
         joint = eye
         for cam, g in list(zip(relevances, grads))[start_layer:]:
             joint = ((g[0] * cam[0]).clamp(min=0).mean(0) + eye) @ joint

@@ -54,7 +54,7 @@ class Tape:
 
     blocks: list[BlockTape]
     logits: torch.Tensor  # [B, classes], the classifier's output
-    head_in: torch.Tensor  # [B, D]
+    linears: list[tuple[torch.Tensor, torch.Tensor]]  # (input, output) of each Linear from pooled feature to logits
     tokens: torch.Tensor | None  # [B, N, D] after the ViT's final norm (full recordings only)
 
 
@@ -73,7 +73,8 @@ class Recorder:
         for index, block in enumerate(s.blocks):
             for slot, (path, keep) in slots.items():
                 self._hook(block.get_submodule(path), (index, slot), keep)
-        self._hook(s.head, (-1, "head"), "both")
+        for index, (_, linear) in enumerate(s.linears):
+            self._hook(linear, (-2 - index, "linear"), "both")
         self._hook(s.vit, (-1, "vit"), "out")
         if self.full:
             self._hook(s.vit.norm, (-1, "tokens"), "out")
@@ -95,12 +96,14 @@ class Recorder:
         s = self.structure
         for (index, slot), seen in self.values.items():
             if len(seen) != 1:
-                where = s.where(f"blocks.{index}.{_BLOCK_SLOTS[slot][0]}".rstrip(".")) if index >= 0 else slot
-                raise UnsupportedModelError(f"module {where!r} ran {len(seen)} times in one forward; expected once")
+                raise UnsupportedModelError(
+                    f"module {self._where(index, slot)!r} ran {len(seen)} times in one forward; expected once"
+                )
         value = {key: seen[0] for key, seen in self.values.items()}
-        if (-1, "head") not in value:
+        linears = [value.get((-2 - index, "linear")) for index in range(len(s.linears))]
+        if None in linears:
             raise UnsupportedModelError(f"the classifier {s.head_path!r} did not run in the model's forward")
-        head_in, logits = value[(-1, "head")]
+        head_in, logits = linears[-1]
         if not _same(output, logits):
             raise UnsupportedModelError(f"the model's output is not the output of its classifier {s.head_path!r}")
         if s.head is not s.vit.head and not _same(head_in, value.get((-1, "vit"))):
@@ -121,7 +124,15 @@ class Recorder:
                 tape.fc2_in = value[(index, "fc2_in")]
                 tape.mlp_branch = value[(index, "mlp_branch")]
             blocks.append(tape)
-        return Tape(blocks=blocks, logits=logits, head_in=head_in, tokens=value.get((-1, "tokens")))
+        return Tape(blocks=blocks, logits=logits, linears=linears, tokens=value.get((-1, "tokens")))
+
+    def _where(self, index: int, slot: str) -> str:
+        s = self.structure
+        if index >= 0:
+            return s.where(f"blocks.{index}.{_BLOCK_SLOTS[slot][0]}".rstrip("."))
+        if slot == "linear":
+            return s.linears[-2 - index][0]
+        return s.where({"vit": "", "tokens": "norm"}[slot]) or "the ViT"
 
 
 @contextmanager

@@ -27,10 +27,11 @@ def attention_relevance(
     down to ``start_layer``, for class ``targets`` [B]; the relevance seed is the one-hot (value 1) of
     the target at the logits. Each yielded tensor is a buffer that the next block reuses."""
     work = Workspace()
-    head = structure.head
-    seed = torch.zeros_like(tape.logits).scatter_(1, targets[:, None], 1)
-    xw = without_bias(tape.logits, head.bias, work, "head.xw")
-    relevance = _pool_rule(structure, tape.tokens, z_plus(seed, tape.head_in, head.weight, xw, work, "head"))
+    relevance = torch.zeros_like(tape.logits).scatter_(1, targets[:, None], 1)
+    for (_, linear), (x, out) in reversed(list(zip(structure.linears, tape.linears))):
+        relevance = z_plus(relevance, x, linear.weight, without_bias(out, linear.bias, work, "head.xw"), work, "head")
+        relevance = relevance.clone()  # the next Linear down reuses the buffers
+    relevance = _pool_rule(structure, tape.tokens, relevance)
     for index in range(len(tape.blocks) - 1, start_layer - 1, -1):
         relevance, cam = _block_rule(structure.blocks[index], tape.blocks[index], relevance, index > start_layer, work)
         yield index, cam

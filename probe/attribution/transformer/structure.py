@@ -2,9 +2,10 @@
 scores, and describe how that classifier reads the final tokens (class token or mean of the patches).
 
 Supported: the ViT itself with a Linear head, or a wrapper whose classifier Linear lies outside the
-ViT (``ProbeModel(Backbone(vit), Linear)``: the ViT built with ``num_classes=0``). Whether the
-classifier really reads the ViT's output, and the model returns the classifier's output, is checked
-on the forward pass (``recording.py``).
+ViT (``ProbeModel(Backbone(vit), Linear)``: the ViT built with ``num_classes=0``, or with a Linear
+``head`` of its own that projects the features, as CLIP's image tower does). Whether the classifier
+really reads the ViT's output, and the model returns the classifier's output, is checked on the
+forward pass (``recording.py``).
 """
 
 from __future__ import annotations
@@ -29,11 +30,19 @@ class VitStructure:
 
     vit: nn.Module
     vit_path: str  # "" when the model is the ViT
-    head: nn.Linear
-    head_path: str
+    linears: tuple[tuple[str, nn.Linear], ...]  # (path, Linear) from the pooled feature to the class scores
     pool: str  # "token": the class token; "avg": the mean of the pooled tokens
     num_prefix: int  # class and register tokens before the patch tokens
     pool_includes_prefix: bool  # "avg" only: whether the mean also covers the prefix tokens
+
+    @property
+    def head(self) -> nn.Linear:
+        """The classifier: the Linear whose outputs are the class scores."""
+        return self.linears[-1][1]
+
+    @property
+    def head_path(self) -> str:
+        return self.linears[-1][0]
 
     @property
     def blocks(self) -> list[nn.Module]:
@@ -116,41 +125,38 @@ def locate(model: nn.Module) -> VitStructure:
                 f"transformer attribution reads attention probabilities from timm's Attention; "
                 f"module {where!r} is {_type_name(attn) if attn is not None else 'missing'}"
             )
-    head_path, head = _classifier(model, vit, vit_path)
     return VitStructure(
         vit=vit,
         vit_path=vit_path,
-        head=head,
-        head_path=head_path,
+        linears=_linears(model, vit, vit_path),
         pool=pool,
         num_prefix=int(vit.num_prefix_tokens),
         pool_includes_prefix=bool(getattr(vit, "pool_include_prefix", False)),
     )
 
 
-def _classifier(model: nn.Module, vit: nn.Module, vit_path: str) -> tuple[str, nn.Linear]:
-    """The ViT's own Linear head, or else the one Linear outside the ViT that reads its features."""
+def _linears(model: nn.Module, vit: nn.Module, vit_path: str) -> tuple[tuple[str, nn.Linear], ...]:
+    """The ViT's own Linear head, the one Linear outside the ViT that reads the ViT's output, or both."""
     own = ".".join(p for p in (vit_path, "head") if p)
-    if _is_linear(vit.head):
-        return own, vit.head
-    if not isinstance(vit.head, nn.Identity):
+    if not (_is_linear(vit.head) or isinstance(vit.head, nn.Identity)):
         raise UnsupportedModelError(
             f"the ViT's head {own!r} ({_type_name(vit.head)}) is not a Linear; transformer attribution "
-            "needs the class scores to come from one Linear layer on the ViT's features"
+            "needs the class scores to come from Linear layers on the ViT's features"
         )
+    chain = ((own, vit.head),) if _is_linear(vit.head) else ()
+    width = vit.head.out_features if chain else vit.num_features
     inside = {id(m) for m in vit.modules()}
-    width = vit.num_features
-    candidates = [
+    outer = [
         (path, m) for path, m in model.named_modules()
         if id(m) not in inside and _is_linear(m) and m.in_features == width
     ]
-    if len(candidates) != 1:
-        what = "no Linear" if not candidates else "several Linears (" + ", ".join(p for p, _ in candidates) + ")"
+    if len(outer) > 1 or not (outer or chain):
+        what = "no Linear" if not outer else "several Linears (" + ", ".join(p for p, _ in outer) + ")"
         raise UnsupportedModelError(
-            f"the ViT {vit_path or 'model'!r} has no head, and {what} outside it read(s) its {width} features; "
+            f"{what} outside the ViT {vit_path or 'model'!r} read(s) its {width} output features; "
             "transformer attribution needs exactly one Linear classifier on them"
         )
-    return candidates[0]
+    return chain + tuple(outer)
 
 
 def _is_linear(module: nn.Module) -> bool:
