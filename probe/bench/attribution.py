@@ -54,17 +54,20 @@ def time_methods(model: torch.nn.Module, images: torch.Tensor, repeats: int) -> 
     return time_calls({m: task(m, model, images) for m in METHODS}, repeats)
 
 
-def time_calls(calls: dict[str, Callable[[], object]], repeats: int) -> dict[str, list[float]]:
-    """Seconds per call of each of ``calls``: one warm-up each, then ``repeats`` round-robin rounds, so
+def time_calls(
+    calls: dict[str, Callable[[], object]], repeats: int, clock: Callable[[], float] = time.perf_counter
+) -> dict[str, list[float]]:
+    """Seconds per call of each of ``calls`` on ``clock`` (wall time by default; ``time.process_time``
+    counts only this process's CPU time): one warm-up each, then ``repeats`` round-robin rounds, so
     that load changes hit all of them alike."""
     for call in calls.values():
         call()
     seconds: dict[str, list[float]] = {m: [] for m in calls}
     for _ in range(repeats):
         for method, call in calls.items():
-            start = time.perf_counter()
+            start = clock()
             call()
-            seconds[method].append(time.perf_counter() - start)
+            seconds[method].append(clock() - start)
     return seconds
 
 

@@ -11,6 +11,7 @@ import argparse
 import os
 import statistics
 import sys
+import time
 from collections.abc import Callable, Sequence
 
 import torch
@@ -59,10 +60,12 @@ def peak_memory_child(arch: str, method: str, batch: int, size: int) -> int:
     return peak_growth(task(method, model, images))
 
 
-def measure(arch: str, batch: int, size: int, repeats: int, memory: bool) -> dict:
+def measure(arch: str, batch: int, size: int, repeats: int, memory: bool, cpu_time: bool = False) -> dict:
     model, images = build(arch, batch, size)
-    seconds = time_calls({m: task(m, model, images) for m in METHODS}, repeats)
-    row = {"model": arch, "batch": batch, "size": size, "repeats": repeats, "threads": torch.get_num_threads()}
+    clock = time.process_time if cpu_time else time.perf_counter
+    seconds = time_calls({m: task(m, model, images) for m in METHODS}, repeats, clock)
+    row = {"model": arch, "batch": batch, "size": size, "repeats": repeats, "threads": torch.get_num_threads(),
+           "clock": "process CPU time" if cpu_time else "wall time"}
     for method in METHODS:
         row[f"{method}_s"] = statistics.median(seconds[method])
         row[f"{method}_all_s"] = seconds[method]
@@ -98,6 +101,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--size", type=int, help="image height and width (default: 224)")
     parser.add_argument("--repeats", type=int, help="timed calls per method after a warm-up (default: 3)")
     parser.add_argument("--threads", type=int, help="torch threads (default: torch's own choice)")
+    parser.add_argument("--cpu-time", action="store_true",
+                        help="time with this process's CPU time instead of wall time (with --threads 1: robust "
+                        "on a machine other jobs share)")
     parser.add_argument("--no-memory", action="store_true", help="skip the peak-memory subprocesses")
     parser.add_argument("--json", help="also write the measurements to this JSON file")
     parser.add_argument("--child", nargs=4, metavar=("ARCH", "METHOD", "BATCH", "SIZE"), help=argparse.SUPPRESS)
@@ -116,7 +122,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     load = os.getloadavg()
     print(f"torch {torch.__version__}, {torch.get_num_threads()} threads, {os.cpu_count()} CPUs, "
           f"load average {load[0]:.2f} at start", flush=True)
-    row = measure(args.model, args.batch, args.size, args.repeats, not args.no_memory)
+    row = measure(args.model, args.batch, args.size, args.repeats, not args.no_memory, args.cpu_time)
+    print(f"times: {row['clock']}")
     print(table([row]))
     print(f"load average {os.getloadavg()[0]:.2f} at end")
     if args.json:

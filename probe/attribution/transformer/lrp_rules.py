@@ -115,23 +115,28 @@ def safe_divide(num: torch.Tensor, den: torch.Tensor, work: Workspace, name: str
     return torch.div(num, out, out=out).masked_fill_(zero, 0)
 
 
-def z_plus(relevance, x, weight, xw, work: Workspace, name: str) -> torch.Tensor:
+def z_plus(relevance, x, weight, out, bias, work: Workspace, name: str) -> torch.Tensor:
     """The published Linear rule (alpha 1, beta 0, bias ignored): R_in = x+ (S W+) + x- (S W-) with
-    S = R / (x+ W+ᵀ + x- W-ᵀ + 1e-9). ``xw`` = x Wᵀ, from the forward. With x+ W+ᵀ + x- W-ᵀ = (x Wᵀ + |x| |W|ᵀ)/2
-    and the same identity for the backward: R_in = x (s W) + |x| (s |W|), s = R / (x Wᵀ + |x| |W|ᵀ + 2e-9),
-    three matrix products instead of four. The result lives in buffer ``name``.
+    S = R / (x+ W+ᵀ + x- W-ᵀ + 1e-9). ``out`` = x Wᵀ + ``bias`` is the layer's output in the forward.
+    With x+ W+ᵀ + x- W-ᵀ = (x Wᵀ + |x| |W|ᵀ)/2 and the same identity for the backward:
+    R_in = x (s W) + |x| (s |W|), s = R / (x Wᵀ + |x| |W|ᵀ + 2e-9): three matrix products instead of
+    four. The result lives in buffer ``name``.
 
     The identity costs precision only where Z is tiny next to |x| |W|ᵀ (almost every input-weight product
     of an output negative), which dense layers on LayerNorm and GELU outputs practically never meet. The
     zero mask of the safe division is left out: where a whole input or weight row is 0, so is every
     product it meets below, and an exact Z = 0 of any other kind cannot be told from rounding here."""
+    den = work(name + ".z", out.shape, out)
+    if bias is None:
+        torch.add(out, 2 * EPS, out=den)
+    else:
+        torch.sub(out, bias - 2 * EPS, out=den)  # x Wᵀ + 2e-9
     abs_w = torch.abs(weight, out=work(name + ".abs_w", weight.shape, weight))
     abs_x = torch.abs(x, out=work(name + ".abs_x", x.shape, x))
-    z = torch.matmul(abs_x, abs_w.T, out=work(name + ".z", xw.shape, xw)).add_(xw).add_(2 * EPS)
-    s = torch.div(relevance, z, out=z)
-    out = torch.matmul(s, weight, out=work(name, x.shape, x)).mul_(x)
-    inhibit = torch.matmul(s, abs_w, out=work(name + ".abs", x.shape, x)).mul_(abs_x)
-    return out.add_(inhibit)
+    den.view(-1, den.shape[-1]).addmm_(abs_x.view(-1, x.shape[-1]), abs_w.T)
+    s = torch.div(relevance, den, out=den)
+    result = torch.matmul(s, weight, out=work(name, x.shape, x)).mul_(x)
+    return result.addcmul_(abs_x, torch.matmul(s, abs_w, out=work(name + ".abs", x.shape, x)))
 
 
 def residual_split(relevance, skip, branch, total, work: Workspace) -> tuple[torch.Tensor, torch.Tensor]:
@@ -147,19 +152,17 @@ def residual_split(relevance, skip, branch, total, work: Workspace) -> tuple[tor
     return a.mul_(sdiv(a_share, a_sum)), b.mul_(sdiv(b_share, b_sum))
 
 
-def fork_merge(x, first, second, work: Workspace) -> torch.Tensor:
+def fork_merge(x, first, second, work: Workspace, rows: slice = slice(None)) -> torch.Tensor:
     """The published Clone rule where a residual forks: x (R_1 / x + R_2 / x), safe divisions (the factor x
-    makes the zero mask unnecessary), computed as x (R_1 + R_2) / (x + 1e-9). Into buffer "fork"."""
+    makes the zero mask unnecessary), computed as x (R_1 + R_2) / (x + 1e-9). ``first`` may cover only the
+    token ``rows`` (zero elsewhere). Into buffer "fork"."""
     den = torch.add(x, EPS, out=work("fork.den", x.shape, x))
-    out = torch.add(first, second, out=work("fork", x.shape, x))
+    out = work("fork", x.shape, x)
+    if rows == slice(None):
+        torch.add(first, second, out=out)
+    else:
+        out.copy_(second)[:, rows] += first
     return out.mul_(x).div_(den)
-
-
-def without_bias(out: torch.Tensor, bias: torch.Tensor | None, work: Workspace, name: str) -> torch.Tensor:
-    """x Wᵀ from a Linear's output ``out``, into buffer ``name``."""
-    if bias is None:
-        return out
-    return torch.sub(out, bias, out=work(name, out.shape, out))
 
 
 def _image_sum(t: torch.Tensor) -> torch.Tensor:
