@@ -242,6 +242,18 @@ def test_fused_attention_is_turned_off_for_the_call_and_restored():
         assert all(block.attn.fused_attn for block in model.blocks)
 
 
+def test_maps_inside_inference_mode_and_no_grad_are_the_same():
+    model = tiny()
+    x = images(model, 2)
+    for method in METHODS:
+        expected = patch_maps(model, x, torch.tensor([1, 7]), method)
+        with torch.no_grad():
+            assert torch.equal(patch_maps(model, x, torch.tensor([1, 7]), method), expected)
+        with torch.inference_mode():
+            inferred = x.clone()  # an inference tensor
+            assert torch.equal(patch_maps(model, inferred, torch.tensor([1, 7]), method), expected)
+
+
 def test_training_mode_models_are_explained_with_inference_semantics():
     noisy = tiny(attn_drop_rate=0.5, drop_path_rate=0.5, proj_drop_rate=0.5)
     x = images(noisy, 2)

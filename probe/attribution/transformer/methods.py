@@ -73,38 +73,48 @@ def patch_maps(
         raise ProbeTypeError(f"method {method!r} got unknown option(s) {', '.join(unknown)}; its options: {valid}")
     structure = locate(model)
     structure.check_images(images)
-    depth = len(structure.blocks)
-    start_layer = _start_layer(options.get("start_layer", 0), depth)
-    full = method == "transformer_attribution"
-    if full:
+    start_layer = _start_layer(options.get("start_layer", 0), len(structure.blocks))
+    if method == "transformer_attribution":
         check_rules(structure)
+    with torch.inference_mode(False):  # autograd works even when the caller is in inference mode
+        tape = _record(model, structure, images, method)
+        with torch.no_grad():  # the tape's tensors are part of the forward's graph; nothing below is recorded
+            targets = _targets(targets, rank, tape.logits)
+            row = _token_weights(method, structure, tape, targets, start_layer)
+            return _to_grid(structure, row, images.shape[-2:])
+
+
+def _record(model: nn.Module, structure: VitStructure, images: torch.Tensor, method: str) -> Tape:
+    """One forward of the model on our own copy of the images, recorded (with the autograd graph for the
+    methods that need gradients: the copy requires grad, so gradients reach every block)."""
     x = _model_input(model, images)
     gradient = method in _NEEDS_GRADIENT
-    with recording(model, structure, full) as recorder, torch.set_grad_enabled(gradient):
-        output = model(x.requires_grad_(gradient))  # our own copy of the images: gradients reach every block
-        tape = recorder.tape(output)
-    with torch.no_grad():  # the tape's tensors are part of the forward's graph; nothing below is recorded
-        targets = _targets(targets, rank, tape.logits)
+    with recording(model, structure, method == "transformer_attribution") as recorder, torch.set_grad_enabled(gradient):
+        return recorder.tape(model(x.requires_grad_(gradient)))
 
-        weights = structure.readout(tape.blocks[0].attn.shape[-1], tape.logits)
-        row = weights.expand(x.shape[0], -1).clone()  # [B, N]: the token weights carried down the blocks
-        if method == "raw_attention":
-            row = _mix(row, tape.blocks[-1].attn.detach().clamp(min=0).mean(1))
-        elif method == "attention_rollout":
-            for block in reversed(tape.blocks[start_layer:]):
-                mixing = block.attn.detach().mean(1) + torch.eye(row.shape[1], dtype=row.dtype, device=row.device)
-                row = _mix(row / mixing.sum(-1), mixing)
-        else:
-            first = start_layer if full else 0
-            grads = _attention_gradients(tape, targets, first)
-            if full:
-                cams = attention_relevance(structure, tape, targets, start_layer)
-            else:
-                cams = ((i, tape.blocks[i].attn.detach()) for i in range(depth - 1, -1, -1))
-            for index, cam in cams:  # grads are ours, used once: weighted in place
-                weighted = grads[index - first].mul_(cam).clamp_(min=0).mean(1)
-                row = row + _mix(row, weighted)
-        return _to_grid(structure, row, images.shape[-2:])
+
+def _token_weights(method: str, structure: VitStructure, tape: Tape, targets: torch.Tensor, start_layer: int):
+    """w M_{L-1} ... M_s [B, N]: the classifier's token weights carried down through the blocks."""
+    n = tape.blocks[0].attn.shape[-1]
+    row = structure.readout(n, tape.logits).expand(tape.logits.shape[0], -1).clone()
+    if method == "raw_attention":
+        return _mix(row, tape.blocks[-1].attn.detach().clamp(min=0).mean(1))
+    if method == "attention_rollout":
+        eye = torch.eye(n, dtype=row.dtype, device=row.device)
+        for block in reversed(tape.blocks[start_layer:]):
+            mixing = block.attn.detach().mean(1) + eye
+            row = _mix(row / mixing.sum(-1), mixing)
+        return row
+    full = method == "transformer_attribution"
+    first = start_layer if full else 0
+    grads = _attention_gradients(tape, targets, first)
+    if full:
+        cams = attention_relevance(structure, tape, targets, start_layer)
+    else:
+        cams = ((i, tape.blocks[i].attn.detach()) for i in range(len(tape.blocks) - 1, -1, -1))
+    for index, cam in cams:  # grads are ours, used once: weighted in place
+        row = row + _mix(row, grads[index - first].mul_(cam).clamp_(min=0).mean(1))
+    return row
 
 
 def _mix(row: torch.Tensor, matrix: torch.Tensor) -> torch.Tensor:
@@ -143,7 +153,7 @@ def _targets(targets: torch.Tensor | None, rank: int, logits: torch.Tensor) -> t
         raise ProbeTypeError(f"targets must be an integer tensor of {n} class ids (one per image)")
     if targets.min() < 0 or targets.max() >= classes:
         raise ProbeValueError(f"targets must be class ids in [0, {classes - 1}]")
-    return targets.to(device=logits.device, dtype=torch.long)
+    return targets.to(device=logits.device, dtype=torch.long).clone()  # never an inference tensor
 
 
 def _start_layer(value: object, depth: int) -> int:
