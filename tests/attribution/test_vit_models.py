@@ -13,10 +13,9 @@ import torch.nn as nn
 from timm.layers import SwiGLUPacked
 from timm.models.vision_transformer import VisionTransformer
 from vit_literal import literal_map
-from vit_models import recipe_vit
+from vit_models import as_backbone, recipe_vit
 
 import backbones
-from backbones.backbone import Backbone, Source
 from probe.attribution import UnsupportedModelError
 from probe.attribution.transformer import VIT_METHODS, patch_maps, to_input_size, vit_maps
 from probe.errors import ProbeError, ProbeTypeError, ProbeValueError
@@ -191,11 +190,7 @@ def probe_model(model: nn.Module) -> ProbeModel:
     """The pipeline's structure: a headless ViT wrapped in a Backbone, then a Linear head outside it."""
     headless = copy.deepcopy(model)
     headless.reset_classifier(0)
-    backbone = Backbone(
-        headless, arch="vit_small_patch16", format="test", source=Source(None, None, "test"),
-        feature_dim=headless.num_features, mean=None, std=None, input_size=64,
-    )
-    return ProbeModel(backbone, copy.deepcopy(model.head))
+    return ProbeModel(as_backbone(headless, headless.num_features, 64), copy.deepcopy(model.head))
 
 
 @pytest.mark.parametrize("pool", ["token", "avg"])
@@ -216,10 +211,8 @@ def test_a_vit_with_a_projection_head_inside_a_probe_model(method):
     puts its pseudo-class Linear after it. Both Linears get the z+ rule, the outer one first."""
     model = tiny(pre_norm=True, act_layer="quick_gelu", num_classes=16)
     model.head.bias.data.zero_()
-    backbone = Backbone(model, arch="clip_vit", format="test", source=Source(None, None, "test"),
-                        feature_dim=16, mean=None, std=None, input_size=64)
     outer = nn.Linear(16, 5).double()
-    wrapped = ProbeModel(backbone, outer)
+    wrapped = ProbeModel(as_backbone(model, 16, 64, arch="clip_vit"), outer)
     x = images(model, 2)
     ours = patch_maps(wrapped, x, torch.tensor([1, 3]), method)
     expected = torch.stack([
@@ -331,9 +324,7 @@ def test_the_registered_vit_architectures_are_supported():
     """The project's own ViT backbones (timm, headless, class-token pooling) in a ProbeModel."""
     vit = backbones.create("vit_small_patch16", img_size=32)
     vit.blocks = vit.blocks[:2]  # two blocks keep the test fast
-    backbone = Backbone(vit, arch="vit_small_patch16", format="test", source=Source(None, None, "test"),
-                        feature_dim=384, mean=None, std=None, input_size=32)
-    model = ProbeModel(backbone, nn.Linear(384, 4))
+    model = ProbeModel(as_backbone(vit, 384, 32), nn.Linear(384, 4))
     x = torch.randn(2, 3, 32, 32, generator=torch.Generator().manual_seed(0))
     for method in METHODS:
         maps = vit_maps(model, x, None, method)
