@@ -15,7 +15,7 @@ import statistics
 import subprocess
 import sys
 import time
-from typing import Callable, Sequence
+from collections.abc import Callable, Sequence
 
 import torch
 import torchvision
@@ -50,15 +50,23 @@ def task(method: str, model: torch.nn.Module, images: torch.Tensor) -> Callable[
 
 def time_methods(model: torch.nn.Module, images: torch.Tensor, repeats: int) -> dict[str, list[float]]:
     """Seconds per call of every method: one warm-up each, then ``repeats`` round-robin rounds."""
-    calls = {m: task(m, model, images) for m in METHODS}
+    return time_calls({m: task(m, model, images) for m in METHODS}, repeats)
+
+
+def time_calls(
+    calls: dict[str, Callable[[], object]], repeats: int, clock: Callable[[], float] = time.perf_counter
+) -> dict[str, list[float]]:
+    """Seconds per call of each of ``calls`` on ``clock`` (wall time by default; ``time.process_time``
+    counts only this process's CPU time): one warm-up each, then ``repeats`` round-robin rounds, so
+    that load changes hit all of them alike."""
     for call in calls.values():
         call()
-    seconds: dict[str, list[float]] = {m: [] for m in METHODS}
+    seconds: dict[str, list[float]] = {m: [] for m in calls}
     for _ in range(repeats):
         for method, call in calls.items():
-            start = time.perf_counter()
+            start = clock()
             call()
-            seconds[method].append(time.perf_counter() - start)
+            seconds[method].append(clock() - start)
     return seconds
 
 
@@ -73,7 +81,12 @@ def _status_kib(field: str) -> int:
 def peak_memory_child(arch: str, method: str, batch: int, size: int) -> int:
     """(In the child process.) Bytes by which a warm call of ``method`` raises the peak resident set."""
     model, images = build(arch, batch, size)
-    call = task(method, model, images)
+    return peak_growth(task(method, model, images))
+
+
+def peak_growth(call: Callable[[], object]) -> int:
+    """Bytes by which a second, warm ``call`` raises the process's peak resident set over its resident set
+    just before (VmHWM is reset through /proc/self/clear_refs)."""
     call()
     with open("/proc/self/clear_refs", "w") as fh:  # reset VmHWM to the current resident set
         fh.write("5")
@@ -84,11 +97,16 @@ def peak_memory_child(arch: str, method: str, batch: int, size: int) -> int:
 
 def peak_memory(arch: str, method: str, batch: int, size: int) -> int | None:
     """Peak-memory growth of one call, measured in a fresh subprocess (None if it failed)."""
+    return child_peak_memory("probe.bench.attribution", [arch, method, str(batch), str(size)], f"{method} on {arch}")
+
+
+def child_peak_memory(module: str, args: Sequence[str], label: str) -> int | None:
+    """Run ``python -m module ARGS`` (the module's child entry) with glibc returning every allocation over
+    64 KiB to the OS at once (so that freed tensors leave the resident set); its last output line, as bytes, or None."""
     env = dict(os.environ, MALLOC_MMAP_THRESHOLD_="65536", MALLOC_TRIM_THRESHOLD_="0", PROBE_NO_PROGRESS="1")
-    cmd = [sys.executable, "-m", "probe.bench.attribution", arch, method, str(batch), str(size)]
-    done = subprocess.run(cmd, env=env, capture_output=True, text=True)
+    done = subprocess.run([sys.executable, "-m", module, *args], env=env, capture_output=True, text=True)
     if done.returncode != 0:
-        print(f"memory measurement of {method} on {arch} failed:\n{done.stderr.strip()}", file=sys.stderr)
+        print(f"memory measurement of {label} failed:\n{done.stderr.strip()}", file=sys.stderr)
         return None
     return int(done.stdout.strip().splitlines()[-1])
 

@@ -68,6 +68,21 @@ def _pipeline(p: argparse.ArgumentParser) -> None:
     p.add_argument("--work", help="keep images, checkpoint and run output in this folder")
 
 
+def _vit(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--quick", action="store_true", help="small sizes: batch 2, 112 px, 1 repeat")
+    p.add_argument("--model", help="timm ViT (default: vit_small_patch16_224)")
+    p.add_argument("--batch", type=positive_int, help="images per call (default: 8)")
+    p.add_argument("--size", type=positive_int, help="image height and width (default: 224)")
+    p.add_argument("--repeats", type=positive_int, help="timed calls per method after a warm-up (default: 3)")
+    p.add_argument("--threads", type=positive_int, help="torch threads (default: torch's choice)")
+    p.add_argument("--cpu-time", action="store_true", default=None,
+                   help="time with this process's CPU time instead of wall time (with --threads 1: robust on a "
+                   "machine other jobs share)")
+    p.add_argument("--no-memory", dest="memory", action="store_false", default=None,
+                   help="skip the peak-memory subprocesses")
+    p.add_argument("--json", dest="json_path", metavar="FILE", help="also write the measurements to this JSON file")
+
+
 #: Each benchmark: its one-line help and its options, which ``probe.bench.NAME.run`` takes as keywords.
 OPTIONS = {
     "attribution": ("AGF and Grad-CAM vs a plain forward+backward: time and peak memory", _attribution),
@@ -75,6 +90,7 @@ OPTIONS = {
     "evaluation": ("the evaluate stage, batched vs one image at a time", _evaluation),
     "extraction": ("extract_features vs the bare forward, and the feature cache", _extraction),
     "pipeline": ("per-stage times of probe run", _pipeline),
+    "vit": ("ViT attribution methods vs a plain forward+backward: time and peak memory", _vit),
 }
 
 
