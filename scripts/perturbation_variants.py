@@ -12,7 +12,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from probe.evaluation.faithfulness import STEPS, perturbation_auc
+from probe.evaluation.faithfulness import STEPS, blurred, perturbation_auc
 
 BOOTSTRAP = 2000
 #: (map, pixel order, removal value) triples measured for every model.
@@ -63,19 +63,12 @@ def removal_order(maps: torch.Tensor, order: str, mode: str, seed: int = 0) -> t
 
 def filler(raw: torch.Tensor, kind: str, world_mean: torch.Tensor) -> torch.Tensor:
     """The replacement image ``[N, 3, H, W]`` in [0, 1]: black, the world's mean colour, or a blurred copy
-    (Gaussian, sigma 3 px at 64 px, scaled with the image)."""
+    (the library's ``removal="blur"``: Gaussian, sigma 3/64 of the side)."""
     if kind == "black":
         return torch.zeros_like(raw)
     if kind == "mean":
         return world_mean.view(1, 3, 1, 1).expand_as(raw).clone()
-    sigma = 3.0 * raw.shape[-1] / 64
-    radius = int(np.ceil(3 * sigma))
-    t = torch.arange(-radius, radius + 1, dtype=raw.dtype)
-    k = torch.exp(-t**2 / (2 * sigma**2))
-    k = k / k.sum()
-    x = F.pad(raw, (radius,) * 4, mode="reflect")
-    x = F.conv2d(x, k.view(1, 1, 1, -1).repeat(3, 1, 1, 1), groups=3)
-    return F.conv2d(x, k.view(1, 1, -1, 1).repeat(3, 1, 1, 1), groups=3)
+    return blurred(raw)
 
 
 @torch.inference_mode()
