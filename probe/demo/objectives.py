@@ -11,6 +11,8 @@ writes the checkpoint object exactly as the method's public release lays it out
 - BYOL (chigur conversion): raw torchvision keys + fc.* (the online classifier), no
   ``num_batches_tracked``.
 - supervised: a plain torchvision state dict with its classifier ``fc.*``.
+- background (a shortcut backbone, a known negative): the same layout, trained on the background's
+  pattern kind instead of the categories.
 
 SimCLR, MoCo and BYOL also train an online linear classifier on *detached* features: it only
 reports how decodable the category is during training (and is BYOL's and SimCLR's ``fc``);
@@ -26,6 +28,8 @@ from typing import Callable
 import torch
 import torch.nn as nn
 import torch.nn.functional as F
+
+from .world import BACKGROUNDS
 
 Logs = dict[str, float]
 
@@ -67,6 +71,7 @@ class Objective(nn.Module):
     name = "base"
     views = 2  # augmented views per image that ``loss`` takes
     normalize = True  # ImageNet mean/std on the input (False: raw [0, 1], as SimCLR's release)
+    labels = "labels"  # the array of ``world.render_arrays`` whose values ``loss`` receives as labels
 
     def __init__(self, backbone: nn.Module, n_classes: int) -> None:
         super().__init__()
@@ -249,9 +254,23 @@ class Supervised(Objective):
         return self._backbone_with_fc()
 
 
+class BackgroundShortcut(Supervised):
+    """A shortcut backbone: cross-entropy on the background's pattern kind, which says nothing about the categories.
+
+    Its features are trained to encode the background only, so the probe must find no semantic evidence in it.
+    """
+
+    name = "background"
+    labels = "backgrounds"
+
+    def __init__(self, backbone: nn.Module, n_classes: int) -> None:
+        super().__init__(backbone, len(BACKGROUNDS))  # ``n_classes`` counts the categories, not the kinds
+
+
 OBJECTIVES: dict[str, Callable[..., Objective]] = {
     "simclr": SimCLR,
     "moco": MoCoV2,
     "byol": BYOL,
     "supervised": Supervised,
+    "background": BackgroundShortcut,
 }

@@ -143,7 +143,7 @@ def pretrain(
     show = _progress_enabled(progress)
     pool = render_arrays(r.world, r.pool_size, seed, progress=show, cache_dir=cache_dir)
     images = torch.from_numpy(pool["images"]).permute(0, 3, 1, 2).contiguous()
-    labels = torch.from_numpy(pool["labels"])
+    labels = torch.from_numpy(pool[objective.labels])
     masks = torch.from_numpy(pool["masks"])
     swap = r.augment.background_swap > 0
     fresh = torch.from_numpy(render_backgrounds(r.world, 2000, seed)).permute(0, 3, 1, 2).contiguous() if swap else None

@@ -30,6 +30,8 @@ DEFAULT_CATEGORIES = ("disc", "plus", "ring", "square", "star", "triangle")
 BACKGROUNDS = ("gradient", "blobs", "stripes", "checker")
 #: Bumped whenever the same config and seed start drawing different pixels (part of the array cache key).
 RENDERER = 2
+#: The arrays ``render_arrays`` returns (part of the array cache key).
+ARRAYS = ("images", "masks", "labels", "n_categories", "backgrounds")
 _SUPERSAMPLE = 4
 _LUMA = np.array([0.299, 0.587, 0.114])
 
@@ -96,6 +98,7 @@ class Sample:
     categories: tuple[str, ...]  # present categories, largest object area first
     areas: dict[str, int]  # mask pixels per present category
     instances: dict[str, int] = field(default_factory=dict)
+    background: str = ""  # pattern kind of the background (of its first region): independent of the categories
 
     @property
     def category(self) -> str:
@@ -167,8 +170,8 @@ def _coverage(name: str, r: float, angle: float, cx: float, cy: float, box: tupl
     return np.asarray(canvas.reduce(s), dtype=np.float32) / 255.0
 
 
-def _pattern(rng: np.random.Generator, cfg: WorldConfig, band_lo: float) -> np.ndarray:
-    """One background pattern [H, W, 3] of a random kind, between two colours whose luma lies in the band."""
+def _pattern(rng: np.random.Generator, cfg: WorldConfig, band_lo: float) -> tuple[np.ndarray, str]:
+    """One background pattern [H, W, 3] of a random kind, between two colours whose luma lies in the band; and its kind."""
     size = cfg.image_size
 
     def colour() -> np.ndarray:
@@ -196,20 +199,21 @@ def _pattern(rng: np.random.Generator, cfg: WorldConfig, band_lo: float) -> np.n
         period = rng.uniform(0.15, 0.35)
         v = -xx * math.sin(theta) + yy * math.cos(theta)
         w = ((np.floor(u / period) + np.floor(v / period)) % 2).astype(np.float32)
-    return (a * (1 - w[..., None]) + b * w[..., None]).astype(np.float32)
+    return (a * (1 - w[..., None]) + b * w[..., None]).astype(np.float32), kind
 
 
-def _background(rng: np.random.Generator, cfg: WorldConfig) -> tuple[np.ndarray, float]:
-    """A background [H, W, 3] in [0, 1]; returns (image, low end of its luma band).
+def _background(rng: np.random.Generator, cfg: WorldConfig) -> tuple[np.ndarray, float, str]:
+    """A background [H, W, 3] in [0, 1]; returns (image, low end of its luma band, kind of its first region).
 
     With several regions, each region has its own pattern and the regions blend smoothly
     (soft Voronoi cells), so different parts of one image share no background.
     """
     band_lo = float(rng.uniform(0.0, 1.0 - cfg.background_band))
     regions = int(rng.integers(cfg.background_regions[0], cfg.background_regions[1] + 1))
-    layers = np.stack([_pattern(rng, cfg, band_lo) for _ in range(regions)])
+    patterns = [_pattern(rng, cfg, band_lo) for _ in range(regions)]
+    layers, kind = np.stack([layer for layer, _ in patterns]), patterns[0][1]
     if regions == 1:
-        return layers[0], band_lo
+        return layers[0], band_lo, kind
     size = cfg.image_size
     yy, xx = np.mgrid[0:size, 0:size].astype(np.float32) / size
     centres = rng.uniform(0, 1, (regions, 2))
@@ -217,7 +221,7 @@ def _background(rng: np.random.Generator, cfg: WorldConfig) -> tuple[np.ndarray,
     logits = -(d2 - d2.min(0, keepdims=True)) / 0.08  # soft edges, several pixels wide
     weights = np.exp(logits)
     weights /= weights.sum(0, keepdims=True)
-    return (layers * weights[..., None]).sum(0).astype(np.float32), band_lo
+    return (layers * weights[..., None]).sum(0).astype(np.float32), band_lo, kind
 
 
 def _object_colour(rng: np.random.Generator, cfg: WorldConfig, band_lo: float) -> np.ndarray:
@@ -288,7 +292,7 @@ def render(cfg: WorldConfig, seed: int, index: int) -> Sample:
     # but one instance of each category goes first: a crowded image drops extra instances, never a category
     firsts = [next(i for i, (name, _) in enumerate(todo) if name == names[cat]) for cat in chosen]
     todo = [todo[i] for i in sorted(firsts)] + [item for i, item in enumerate(todo) if i not in firsts]
-    img, band_lo = _background(rng, cfg)
+    img, band_lo, background = _background(rng, cfg)
     mask = np.zeros((size, size), dtype=np.uint8)
     counts: dict[str, int] = {}
     for name, cover, (x0, y0, x1, y1) in _draw_instances(rng, cfg, todo, required=len(chosen)):
@@ -300,7 +304,7 @@ def render(cfg: WorldConfig, seed: int, index: int) -> Sample:
     image = (np.clip(img, 0, 1) * 255 + 0.5).astype(np.uint8)
     areas = {name: int((mask == names.index(name) + 1).sum()) for name in counts}
     present = tuple(sorted(areas, key=lambda n: (-areas[n], n)))
-    return Sample(image=image, mask=mask, categories=present, areas=areas, instances=counts)
+    return Sample(image=image, mask=mask, categories=present, areas=areas, instances=counts, background=background)
 
 
 def generate(cfg: WorldConfig, n: int, seed: int, start: int = 0) -> Iterator[Sample]:
@@ -315,13 +319,14 @@ def render_arrays(
     """Images, masks and primary labels of a slice of the world as stacked arrays.
 
     Returns ``images`` uint8 [N, H, W, 3], ``masks`` uint8 [N, H, W], ``labels`` int64 [N]
-    (index into ``cfg.class_names``) and ``n_categories`` int64 [N]. With ``cache_dir`` the
-    arrays are kept in an ``.npz`` named by a hash of (config, seed, start, n) and reused.
+    (index into ``cfg.class_names``), ``n_categories`` int64 [N] and ``backgrounds`` int64 [N] (index of the
+    background's pattern kind into :data:`BACKGROUNDS`, a label that says nothing about the categories). With
+    ``cache_dir`` the arrays are kept in an ``.npz`` named by a hash of (config, seed, start, n, array names) and reused.
     """
     from tqdm import tqdm
 
     if cache_dir is not None:
-        key = json.dumps([RENDERER, cfg.to_json(), int(seed), int(start), int(n)], sort_keys=True)
+        key = json.dumps([RENDERER, cfg.to_json(), int(seed), int(start), int(n), ARRAYS], sort_keys=True)
         path = Path(cache_dir) / f"world-{hashlib.sha256(key.encode()).hexdigest()[:20]}.npz"
         if path.exists():
             with np.load(path) as cached:
@@ -337,13 +342,15 @@ def render_arrays(
     masks = np.empty((n, size, size), dtype=np.uint8)
     labels = np.empty(n, dtype=np.int64)
     n_categories = np.empty(n, dtype=np.int64)
+    kinds = np.empty(n, dtype=np.int64)
     names = cfg.class_names
     bar = tqdm(generate(cfg, n, seed, start), total=n, desc="world", unit="img", disable=not progress or n < 500)
     for i, sample in enumerate(bar):
         images[i], masks[i] = sample.image, sample.mask
         labels[i] = names.index(sample.category)
         n_categories[i] = len(sample.categories)
-    return {"images": images, "masks": masks, "labels": labels, "n_categories": n_categories}
+        kinds[i] = BACKGROUNDS.index(sample.background)
+    return dict(zip(ARRAYS, (images, masks, labels, n_categories, kinds)))
 
 
 def render_backgrounds(cfg: WorldConfig, n: int, seed: int) -> np.ndarray:
@@ -351,7 +358,7 @@ def render_backgrounds(cfg: WorldConfig, n: int, seed: int) -> np.ndarray:
     out = np.empty((n, cfg.image_size, cfg.image_size, 3), dtype=np.uint8)
     for i in range(n):
         rng = np.random.default_rng(np.random.SeedSequence([int(seed), int(i), 1]))
-        img, _ = _background(rng, cfg)
+        img, _, _ = _background(rng, cfg)
         img = img + rng.normal(0, rng.uniform(*cfg.noise), img.shape)
         out[i] = (np.clip(img, 0, 1) * 255 + 0.5).astype(np.uint8)
     return out

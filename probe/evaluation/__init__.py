@@ -4,9 +4,11 @@ specificity, sanity, and the semantic-evidence verdict. Definitions: ``docs/EVAL
 from ._explain import ExplainFn, explain_in_batches, explainer
 from ._tensors import average_ranks, nanmean, pearson_rows, per_class_mean, spearman_rows
 from .faithfulness import (
+    REMOVALS,
     STEPS,
     FaithfulnessResult,
     PerturbationCurve,
+    blurred,
     faithfulness,
     perturbation_auc,
     perturbation_hits,
@@ -55,12 +57,14 @@ __all__ = [
     "PerturbationCurve",
     "SanityResult",
     "SegmentationCounts",
+    "REMOVALS",
     "SpecificityResult",
     "TwoObjectPairs",
     "Verdict",
     "average_precision",
     "average_ranks",
     "binarize",
+    "blurred",
     "cascading_randomization",
     "centre_pointing_game",
     "class_specificity",

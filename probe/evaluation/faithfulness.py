@@ -13,6 +13,11 @@ whether the class of interest is still the top-1 prediction ("survival", a hit).
 
 Setting an unnormalised pixel to 0 is the same as writing ``(0 - mean) / std`` in each
 channel of the normalised input, which is what we do (no round trip through [0, 1]).
+
+``removal="blur"`` replaces the pixels with a Gaussian blur of the same image instead of black
+(sigma :data:`BLUR_SIGMA` of the image side): scattered black pixels are new edges that break a
+small model's prediction whatever the map says (docs/EVALUATION.md, "The faithfulness puzzle").
+Black stays the default, the published protocol.
 """
 
 from __future__ import annotations
@@ -23,6 +28,7 @@ from typing import Sequence
 
 import torch
 import torch.nn as nn
+import torch.nn.functional as F
 
 from probe.devices import model_device
 from probe.errors import ProbeValueError
@@ -32,6 +38,10 @@ from ._tensors import check_maps, check_targets, progress
 #: Fractions of pixels removed: the clean image plus 10 %, 20 %, …, 90 % (the published steps).
 STEPS: tuple[float, ...] = tuple(i / 10 for i in range(10))
 MODES = ("positive", "negative")
+#: What removed pixels become: black (the published protocol) or a Gaussian blur of the image.
+REMOVALS = ("black", "blur")
+#: Standard deviation of the blur, as a fraction of the image side (3 px at 64 px, 10.5 px at 224 px).
+BLUR_SIGMA = 3 / 64
 
 
 @dataclass(frozen=True)
@@ -137,6 +147,34 @@ def _black(
     return -m / s
 
 
+def blurred(images: torch.Tensor, sigma: float | None = None) -> torch.Tensor:
+    """Each channel of ``images [N, C, H, W]`` convolved with a Gaussian (mirrored borders), the blur removal value.
+
+    ``sigma`` in pixels (default :data:`BLUR_SIGMA` of the image width); the kernel reaches 3 sigma.
+    The kernel sums to 1, so blurring normalised images equals normalising blurred ones.
+    """
+    sigma = BLUR_SIGMA * images.shape[-1] if sigma is None else float(sigma)
+    radius = min(math.ceil(3 * sigma), min(images.shape[-2:]) - 1)
+    t = torch.arange(-radius, radius + 1, dtype=images.dtype, device=images.device)
+    kernel = torch.exp(-(t**2) / (2 * sigma**2))
+    kernel = kernel / kernel.sum()
+    channels = images.shape[1]
+    x = F.pad(images, (radius, radius, radius, radius), mode="reflect")
+    x = F.conv2d(x, kernel.view(1, 1, 1, -1).expand(channels, 1, 1, -1), groups=channels)
+    return F.conv2d(x, kernel.view(1, 1, -1, 1).expand(channels, 1, -1, 1), groups=channels)
+
+
+def removal_values(
+    images: torch.Tensor, removal: str, mean: Sequence[float] | None, std: Sequence[float] | None
+) -> torch.Tensor:
+    """What removed pixels of the (normalised) ``images`` become: ``[1, C, 1, 1]`` black or ``[N, C, H, W]`` blur."""
+    if removal == "black":
+        return _black(mean, std, images.shape[1], images)
+    if removal == "blur":
+        return blurred(images)
+    raise ProbeValueError(f"unknown removal {removal!r}; valid: {', '.join(REMOVALS)}")
+
+
 @torch.no_grad()
 def perturbation_hits(
     model: nn.Module,
@@ -150,6 +188,7 @@ def perturbation_hits(
     fractions: Sequence[float] = STEPS,
     batch_size: int = 64,
     device: str | torch.device | None = None,
+    removal: str = "black",
 ) -> dict[str, PerturbationCurve]:
     """Run the perturbation test for each of ``modes`` and return one curve per mode.
 
@@ -157,6 +196,7 @@ def perturbation_hits(
     input) ``[N, C, H, W]``; ``maps [N, H, W]`` rank their pixels; ``target [N]`` is the class
     whose survival is tracked (the explained pseudo-class, or the label in the paper's
     benchmark). The clean image (fraction 0) is classified once and shared by the modes.
+    Removed pixels become ``removal`` (:data:`REMOVALS`: black, the published protocol, or blur).
     Work is done in chunks of ``batch_size`` images on ``device`` (default: the model's).
     """
     maps = check_maps(maps)
@@ -170,7 +210,7 @@ def perturbation_hits(
     if batch_size < 1:
         raise ProbeValueError(f"batch_size must be >= 1, got {batch_size}")
     fractions = tuple(float(f) for f in fractions)
-    n, channels = images.shape[:2]
+    n = images.shape[0]
     targets = check_targets(target, n)
     device = torch.device(device) if device is not None else model_device(model)
     num_pixels = maps.shape[1] * maps.shape[2]
@@ -180,7 +220,7 @@ def perturbation_hits(
     for start in progress(starts, desc="perturbation", total=len(starts), unit="batch"):
         x = images[start : start + batch_size].to(device)
         t = targets[start : start + batch_size].to(device)
-        black = _black(mean, std, channels, x)
+        fill = removal_values(x, removal, mean, std)
         chunk_maps = maps[start : start + batch_size].to(device)
         clean = model(x).argmax(dim=1) == t
         for mode in modes:
@@ -189,7 +229,7 @@ def perturbation_hits(
                 if k == 0:
                     hits[mode][start : start + x.shape[0], j] = clean.cpu()
                     continue
-                perturbed = torch.where(ranks < k, black, x)
+                perturbed = torch.where(ranks < k, fill, x)
                 hits[mode][start : start + x.shape[0], j] = (model(perturbed).argmax(dim=1) == t).cpu()
     return {mode: PerturbationCurve(mode, fractions, hits[mode]) for mode in modes}
 
@@ -205,9 +245,11 @@ def faithfulness(
     fractions: Sequence[float] = STEPS,
     batch_size: int = 64,
     device: str | torch.device | None = None,
+    removal: str = "black",
 ) -> FaithfulnessResult:
     """Positive and negative perturbation of ``maps`` on ``model`` (see :func:`perturbation_hits`)."""
     curves = perturbation_hits(
-        model, images, maps, target, mean=mean, std=std, fractions=fractions, batch_size=batch_size, device=device
+        model, images, maps, target, mean=mean, std=std, fractions=fractions, batch_size=batch_size, device=device,
+        removal=removal,
     )
     return FaithfulnessResult(positive=curves["positive"], negative=curves["negative"])

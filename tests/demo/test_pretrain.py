@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 import pytest
 import torch
 
@@ -9,7 +11,7 @@ import backbones
 from probe.demo.augment import make_views
 from probe.demo.objectives import OBJECTIVES
 from probe.demo.pretrain import pretrain, recipe
-from probe.demo.world import render_arrays
+from probe.demo.world import BACKGROUNDS, render_arrays
 from probe.errors import ProbeValueError
 from tests.support.demo import TINY_ARCH, TINY_VIEWS, TINY_WORLD, tiny_recipe
 
@@ -25,7 +27,7 @@ def test_objective_loss_is_finite_and_falls_on_a_fixed_batch(method):
     objective = _objective(method)
     arrays = render_arrays(TINY_WORLD, 16, seed=1)
     images = torch.from_numpy(arrays["images"]).permute(0, 3, 1, 2).contiguous()
-    labels = torch.from_numpy(arrays["labels"])
+    labels = torch.from_numpy(arrays[objective.labels])  # the categories, or the background kinds
     gen = torch.Generator().manual_seed(0)
     views = [make_views(images, TINY_VIEWS, gen) for _ in range(objective.views)]
     optimizer = torch.optim.Adam([p for p in objective.parameters() if p.requires_grad], lr=3e-3)
@@ -117,6 +119,15 @@ def test_supervised_checkpoint_is_a_torchvision_state_dict(tmp_path):
     model = backbones.create("resnet_small", **TINY_ARCH)
     model.fc = torch.nn.Linear(16, 6)
     model.load_state_dict(sd)  # strict: the layout is exactly torchvision's
+
+
+def test_background_shortcut_is_supervised_on_the_background_kind(tmp_path):
+    # a shortcut backbone: the same layout as the supervised one, its classifier over the background kinds
+    r = replace(tiny_recipe("supervised"), method="background")
+    pretrain(r, tmp_path / "bg.pth", progress=False)
+    sd = _load(tmp_path / "bg.pth")
+    assert set(sd) == _backbone_keys() | {"fc.weight", "fc.bias"}
+    assert sd["fc.weight"].shape == (len(BACKGROUNDS), 16)
 
 
 def test_same_seed_same_weights_and_other_seed_differs(tmp_path):

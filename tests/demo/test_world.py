@@ -9,6 +9,7 @@ import pytest
 from PIL import Image
 
 from probe.demo.world import (
+    BACKGROUNDS,
     RENDERER,
     SHAPES,
     WorldConfig,
@@ -58,6 +59,16 @@ def test_samples_hold_consistent_categories_masks_and_instances():
     assert 40 <= two <= 80
     primaries = {s.category for s in samples}
     assert primaries == set(CFG.categories)
+
+
+def test_background_kind_is_recorded_per_image():
+    samples = list(generate(CFG, 40, seed=5))
+    arrays = render_arrays(CFG, 40, seed=5)
+    assert arrays["backgrounds"].tolist() == [BACKGROUNDS.index(s.background) for s in samples]
+    assert len(set(arrays["backgrounds"].tolist())) == len(BACKGROUNDS)  # 40 draws of 4 kinds: all seen
+    # a world restricted to one pattern records that pattern for every image
+    only = render_arrays(WorldConfig(backgrounds=("checker",)), 10, seed=5)
+    assert set(only["backgrounds"].tolist()) == {BACKGROUNDS.index("checker")}
 
 
 @pytest.mark.parametrize("second", [(1, 1), (2, 5)])

@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
+import numpy as np
 import pytest
 import torch
 
 from probe.errors import ProbeValueError
-from probe.evaluation import STEPS, faithfulness, perturbation_auc, perturbation_hits, removal_masks, removal_ranks
+from probe.evaluation import STEPS, blurred, faithfulness, perturbation_auc, perturbation_hits, removal_masks, removal_ranks
 from probe.evaluation.faithfulness import pixels_removed
 from tests.support.models import RegionModel
 
@@ -92,3 +93,26 @@ def test_perturbation_rejects_mismatched_inputs():
         faithfulness(model, torch.ones(1, 3, 10, 10), maps, 0, mean=(0.5,) * 3, std=None)
     with pytest.raises(ProbeValueError, match="2 entries for 1 images"):
         faithfulness(model, torch.ones(1, 3, 10, 10), maps, [0, 1], mean=None, std=None)
+
+
+@pytest.mark.parametrize("size, sigma", [(64, None), (40, 2.5)])
+def test_blur_removal_value_is_a_mirrored_gaussian_blur(size, sigma):
+    from scipy.ndimage import gaussian_filter
+
+    images = torch.rand(2, 3, size, size, generator=torch.Generator().manual_seed(0), dtype=torch.float64)
+    expected_sigma = 3.0 if sigma is None else sigma  # default: 3/64 of the side
+    expected = [[gaussian_filter(images[n, c].numpy(), expected_sigma, mode="mirror", truncate=3.0) for c in range(3)]
+                for n in range(2)]
+    assert torch.allclose(blurred(images, sigma), torch.from_numpy(np.array(expected)), atol=1e-9)
+
+
+def test_blur_removal_leaves_a_flat_image_unchanged_where_black_kills_it():
+    region, maps = _region_setup()
+    model = RegionModel(region, offset=0.5)
+    images = torch.ones(1, 3, 10, 10)
+    black = faithfulness(model, images, maps, 0, mean=None, std=None)
+    blur = faithfulness(model, images, maps, 0, mean=None, std=None, removal="blur")
+    assert black.positive.hits[0].tolist() == [True, True] + [False] * 8
+    assert blur.positive.hits.all() and blur.negative.hits.all()  # the blur of a flat image is the image
+    with pytest.raises(ProbeValueError, match="valid: black, blur"):
+        faithfulness(model, images, maps, 0, mean=None, std=None, removal="noise")
