@@ -47,23 +47,28 @@ def distributed(images: str, cache_dir: str, out: str) -> None:
 
 
 def late_rank(images: str, cache_dir: str, out: str) -> None:
-    """``distributed`` with one interleaving forced: rank 0 flushes after every batch, and rank 1 opens the
-    work area (and so reads nothing of it) until rank 0 has flushed a finished batch there. The wait is
-    bounded so that code which cannot let rank 0 run ahead is slowed, never hung."""
+    """``distributed`` with one interleaving forced: rank 0 flushes after every batch, and rank 1 does not open
+    the work area (so reads nothing of it) until rank 0 has flushed a finished batch there. Rank 1 records,
+    per extraction, whether it saw those rows; the wait is bounded, so code that cannot let rank 0 run ahead
+    is slowed and reported, never hung."""
     feature_cache.FLUSH_EVERY_S = 0.0
     if int(os.environ["RANK"]) == 1:
         opened = feature_cache.Partial.__init__
+        saw_rows_of_rank0: list[bool] = []
 
         def open_after_rank0_flushed(self, directory: Path, rank: int) -> None:
             deadline = time.monotonic() + LATE_RANK_PATIENCE_S
-            while time.monotonic() < deadline:
-                if (np.load(directory / "status.npy", mmap_mode="r") == feature_cache.DONE).any():
+            while not (seen := bool((np.load(directory / "status.npy") == feature_cache.DONE).any())):
+                if time.monotonic() > deadline:
                     break
                 time.sleep(0.01)
+            saw_rows_of_rank0.append(seen)
             opened(self, directory, rank)
 
         feature_cache.Partial.__init__ = open_after_rank0_flushed
     distributed(images, cache_dir, out)
+    if int(os.environ["RANK"]) == 1:
+        Path(f"{out}.late_rank.json").write_text(json.dumps(saw_rows_of_rank0))
 
 
 def slow(images: str, cache_dir: str) -> None:

@@ -35,9 +35,9 @@ def _run_group(command: list[str], env: dict[str, str], timeout: float) -> tuple
     return child.returncode, stderr
 
 
-def _two_ranks_equal_single_process(mode: str, folder: Path, tmp_path: Path) -> None:
+def _two_ranks_equal_single_process(mode: str, folder: Path, tmp_path: Path) -> Path:
     """Run ``extract_worker.py MODE`` under torchrun with 2 processes; every rank's features, with and without
-    a cache, must be the single-process bytes, and the 8 batches must be split 4 + 4."""
+    a cache, must be the single-process bytes, and the 8 batches must be split 4 + 4. Returns the output prefix."""
     broken = io.BytesIO()
     Image.fromarray(np.random.default_rng(0).integers(0, 256, (96, 96, 3), dtype=np.uint8)).save(broken, "JPEG")
     (folder / "banana" / "cut.jpg").write_bytes(broken.getvalue()[:1500])  # fails at decode time
@@ -59,6 +59,7 @@ def _two_ranks_equal_single_process(mode: str, folder: Path, tmp_path: Path) -> 
         assert calls == [4, 4]  # 16 files in a grid of 8 batches of 2, split between the ranks
     assert reports[0]["cached"]["key"] == reports[1]["cached"]["key"] is not None
     assert (tmp_path / "cache" / reports[0]["cached"]["key"] / "features.npy").is_file()
+    return out
 
 
 @pytest.mark.slow
@@ -71,4 +72,5 @@ def test_a_rank_that_starts_after_another_has_flushed_still_gets_its_share(label
     """Rank 1 opens the work area only once rank 0 has flushed finished rows into it. When each rank read
     the pending batches from that shared status by itself, rank 1 split a shorter list than rank 0 had,
     some batches belonged to no rank, and their rows were published as zeros."""
-    _two_ranks_equal_single_process("late_rank", labelled_folder, tmp_path)
+    out = _two_ranks_equal_single_process("late_rank", labelled_folder, tmp_path)
+    assert json.loads(Path(f"{out}.late_rank.json").read_text()) == [True, True]  # cached and temporary: it waited
