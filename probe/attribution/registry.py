@@ -7,12 +7,11 @@ and add it to ``BUILTIN`` below (the order is the order of :data:`METHODS`).
 
 from __future__ import annotations
 
-import importlib.metadata
-import warnings
 from collections.abc import Iterator, Sequence
 from dataclasses import replace
 from typing import overload
 
+from probe.entry_points import Plugin, current_origin, load_entry_points
 from probe.errors import ProbeTypeError, ProbeValueError
 
 from . import baselines, relevance
@@ -37,8 +36,9 @@ _plugins_loaded = False
 def register_method(method: Method, *, replace_existing: bool = False) -> Method:
     """Make ``method`` available to ``explain`` and ``probe run --method`` under ``method.name``.
 
-    Its origin, unless it names one, becomes ``user:<module of its run>``. Registering a taken
-    name raises unless ``replace_existing`` (built-in names can never be replaced).
+    Its origin becomes ``plugin:<distribution>`` while a plugin loads, else the one it names or
+    ``user:<module of its run>``. Registering a taken name raises unless ``replace_existing``
+    (built-in names can never be replaced).
     """
     if not isinstance(method, Method):
         raise ProbeTypeError(f"register_method expects a probe.attribution.Method, got {type(method).__name__}")
@@ -47,8 +47,9 @@ def register_method(method: Method, *, replace_existing: bool = False) -> Method
     taken = _METHODS.get(method.name)
     if taken is not None and (taken.origin == "builtin" or not replace_existing):
         raise ProbeValueError(f"attribution method {method.name!r} is already registered ({taken.origin})")
-    if not method.origin:
-        method = replace(method, origin=f"user:{getattr(method.run, '__module__', None) or 'unknown'}")
+    origin = current_origin() or method.origin or f"user:{getattr(method.run, '__module__', None) or 'unknown'}"
+    if origin != method.origin:
+        method = replace(method, origin=origin)
     _METHODS[method.name] = method
     return method
 
@@ -70,22 +71,13 @@ def load_plugins() -> list[str]:
     if _plugins_loaded:
         return []
     _plugins_loaded = True
-    found = []
-    for ep in importlib.metadata.entry_points(group=ENTRY_POINT_GROUP):
-        before = set(_METHODS)
-        dist = getattr(ep, "dist", None)
-        origin = f"plugin:{dist.name}" if dist is not None else f"plugin:{ep.value}"
-        try:
-            obj = ep.load()
-            if isinstance(obj, Method) and _METHODS.get(obj.name) != obj:
-                register_method(replace(obj, origin=origin))
-        except Exception as exc:  # a broken plugin must not break the toolkit
-            warnings.warn(f"attribution plugin {ep.name!r} ({ep.value}) failed to load: {exc}", stacklevel=2)
-            continue
-        for name in set(_METHODS) - before:
-            _METHODS[name] = replace(_METHODS[name], origin=origin)
-        found.append(ep.name)
-    return found
+    return [plugin.name for plugin in load_entry_points(ENTRY_POINT_GROUP, "attribution", _register_plugin)]
+
+
+def _register_plugin(plugin: Plugin) -> None:
+    """Register the entry point's object if it is a :class:`Method` its import did not register already."""
+    if isinstance(plugin.obj, Method) and _METHODS.get(plugin.obj.name) != plugin.obj:
+        register_method(plugin.obj)
 
 
 def get_method(name: str) -> Method:
