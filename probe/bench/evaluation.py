@@ -13,6 +13,7 @@ from typing import Callable
 import torch
 import torchvision
 
+from backbones.preprocessing import IMAGENET
 from probe.evaluation import evaluate_maps, perturbation_hits
 
 
@@ -46,7 +47,7 @@ def run(*, quick: bool = False, images: int | None = None, batch_size: int = 16,
     masks = torch.rand(n, size, size, generator=g) > 0.7
     with torch.no_grad():
         target = model(images).argmax(dim=1)
-    mean, std = (0.485, 0.456, 0.406), (0.229, 0.224, 0.225)
+    mean, std = IMAGENET.mean, IMAGENET.std
 
     batched = _seconds(lambda: perturbation_hits(model, images, maps, target, mean=mean, std=std, batch_size=batch_size))
     single = _seconds(lambda: perturbation_hits(model, images, maps, target, mean=mean, std=std, batch_size=1))

@@ -25,8 +25,7 @@ import torchvision
 import torchvision.transforms as T
 from PIL import Image
 
-IMAGENET_MEAN = (0.485, 0.456, 0.406)
-IMAGENET_STD = (0.229, 0.224, 0.225)
+from backbones.preprocessing import IMAGENET
 
 
 class BenchBackbone(nn.Module):
@@ -40,9 +39,9 @@ class BenchBackbone(nn.Module):
         self.feature_dim = self.model.fc.in_features
         self.model.fc = nn.Identity()
         self.arch, self.format = arch, "torchvision"
-        self.mean, self.std, self.input_size = IMAGENET_MEAN, IMAGENET_STD, input_size
+        self.mean, self.std, self.input_size = IMAGENET.mean, IMAGENET.std, input_size
         self.preprocess = T.Compose([T.Resize(round(input_size / 0.875)), T.CenterCrop(input_size), T.ToTensor(),
-                                     T.Normalize(IMAGENET_MEAN, IMAGENET_STD)])
+                                     T.Normalize(IMAGENET.mean, IMAGENET.std)])
         self.source = SimpleNamespace(path=f"<random {arch}>",
                                       sha256=hashlib.sha256(f"bench-{arch}-seed-{seed}".encode()).hexdigest())
         self.eval()

@@ -13,7 +13,7 @@ import numpy as np
 import torch
 import torch.nn as nn
 
-from backbones.registry import IMAGENET_MEAN, IMAGENET_STD
+from backbones.preprocessing import IMAGENET
 
 from .world import WorldConfig, render_arrays
 
@@ -38,11 +38,7 @@ class EvalSet:
 
 def preprocess(x: torch.Tensor, normalize: bool) -> torch.Tensor:
     """[0, 1] images -> network input: ImageNet mean/std, or unchanged for [0, 1]-input formats (SimCLR)."""
-    if not normalize:
-        return x
-    mean = torch.tensor(IMAGENET_MEAN, dtype=x.dtype, device=x.device).view(1, 3, 1, 1)
-    std = torch.tensor(IMAGENET_STD, dtype=x.dtype, device=x.device).view(1, 3, 1, 1)
-    return (x - mean) / std
+    return IMAGENET.apply(x) if normalize else x
 
 
 @torch.no_grad()

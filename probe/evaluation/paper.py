@@ -25,6 +25,7 @@ import torch
 import torch.nn as nn
 from PIL import Image, UnidentifiedImageError
 
+from backbones.preprocessing import IMAGENET
 from probe.errors import ParameterError, ProbeValueError
 from unsupervised.images import IMAGE_EXTENSIONS
 
@@ -33,8 +34,6 @@ from ._tensors import progress
 from .faithfulness import STEPS, perturbation_auc, perturbation_hits
 from .localization import THRESHOLD_RULES, SegmentationCounts, segmentation_counts
 
-IMAGENET_MEAN = (0.485, 0.456, 0.406)
-IMAGENET_STD = (0.229, 0.224, 0.225)
 #: Which class the perturbation benchmark explains: the ground-truth label or the model's prediction.
 EXPLAIN_CLASSES = ("label", "predicted")
 
@@ -96,7 +95,7 @@ def load_classifier(name: str, weights: str | Path, device: torch.device) -> Cla
         raise ParameterError(
             "weights", f"{path} does not fit {name}: missing keys {missing[:5]}, unexpected keys {unexpected[:5]}"
         )
-    return Classifier(model.to(device).eval(), IMAGENET_MEAN, IMAGENET_STD, num_classes, name)
+    return Classifier(model.to(device).eval(), IMAGENET.mean, IMAGENET.std, num_classes, name)
 
 
 def _transform(size: int, mean, std):

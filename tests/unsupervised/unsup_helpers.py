@@ -19,8 +19,6 @@ import backbones
 
 WORKER = Path(__file__).with_name("extract_worker.py")
 REPO = Path(__file__).resolve().parents[2]
-IMAGENET_MEAN = (0.485, 0.456, 0.406)
-IMAGENET_STD = (0.229, 0.224, 0.225)
 
 
 @dataclass(frozen=True)
@@ -44,7 +42,7 @@ class StandInBackbone(nn.Module):
         self.feature_dim = 128
         self.arch = "resnet_small"
         self.format = "standin"
-        self.mean, self.std = IMAGENET_MEAN, IMAGENET_STD
+        self.mean, self.std = backbones.IMAGENET.mean, backbones.IMAGENET.std
         self.input_size = 64
         self.preprocess = T.Compose([T.Resize(72), T.CenterCrop(64), T.ToTensor(), T.Normalize(self.mean, self.std)])
         digest = hashlib.sha256()
