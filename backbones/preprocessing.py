@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import dataclasses
 import math
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import torch
 from torchvision import transforms
@@ -21,10 +21,14 @@ RGB = tuple[float, float, float]
 
 @dataclass(frozen=True)
 class Normalization:
-    """Per-channel ``(x - mean) / std`` after ToTensor; ``mean`` and ``std`` both None: raw [0, 1] input."""
+    """Per-channel ``(x - mean) / std`` after ToTensor; ``mean`` and ``std`` both None: raw [0, 1] input.
+
+    ``name`` is what listings show ("imagenet", "clip", ...); it takes no part in equality.
+    """
 
     mean: RGB | None
     std: RGB | None
+    name: str = field(default="custom", compare=False)
 
     def __post_init__(self) -> None:
         if (self.mean is None) != (self.std is None):
@@ -66,11 +70,11 @@ class Normalization:
         return as_tensor(self.mean), as_tensor(self.std)
 
 
-IMAGENET = Normalization((0.485, 0.456, 0.406), (0.229, 0.224, 0.225))
-CIFAR = Normalization((0.4914, 0.4822, 0.4465), (0.247, 0.243, 0.261))
-SWAV = Normalization(IMAGENET.mean, (0.228, 0.224, 0.225))  # SwAV's own code has 0.228 for red
-CLIP = Normalization((0.48145466, 0.4578275, 0.40821073), (0.26862954, 0.26130258, 0.27577711))  # OpenAI's
-RAW = Normalization(None, None)
+IMAGENET = Normalization((0.485, 0.456, 0.406), (0.229, 0.224, 0.225), "imagenet")
+CIFAR = Normalization((0.4914, 0.4822, 0.4465), (0.247, 0.243, 0.261), "cifar")
+SWAV = Normalization(IMAGENET.mean, (0.228, 0.224, 0.225), "swav")  # SwAV's own code has 0.228 for red
+CLIP = Normalization((0.48145466, 0.4578275, 0.40821073), (0.26862954, 0.26130258, 0.27577711), "clip")  # OpenAI's
+RAW = Normalization(None, None, "raw [0,1]")
 IMAGENET_MEAN, IMAGENET_STD = IMAGENET.mean, IMAGENET.std
 CIFAR_MEAN, CIFAR_STD = CIFAR.mean, CIFAR.std
 

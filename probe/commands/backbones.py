@@ -11,7 +11,8 @@ from typing import TextIO
 
 CONTAINERS = (
     "read: torch zip files (.pth, .pth.tar, .ckpt, .torch), legacy torch files, .safetensors; "
-    "refused: plain pickles (dill/JAX .pkl such as BYOL's release), files needing non-allowlisted globals"
+    "refused: plain pickles (dill/JAX .pkl such as BYOL's release), TorchScript archives (such as OpenAI's CLIP .pt), "
+    "files needing non-allowlisted globals"
 )
 
 
@@ -46,7 +47,6 @@ def _arch_order(spec) -> tuple:
 def print_list(out: TextIO | None = None) -> int:
     """Print the known checkpoint formats and architectures, plugins included."""
     from backbones import list_archs, list_formats
-    from backbones.registry import CIFAR_MEAN, IMAGENET_MEAN
 
     out = out or sys.stdout
     print("Checkpoint formats (detected automatically; force one with --format):", file=out)
@@ -57,9 +57,9 @@ def print_list(out: TextIO | None = None) -> int:
     print("\nArchitectures (detected from key names and shapes; force one with --arch):", file=out)
     rows = [("NAME", "FAMILY", "INPUT", "NORMALISATION", "AGF", "ORIGIN", "DESCRIPTION")]
     for a in sorted(list_archs(), key=_arch_order):
-        norm = {None: "[0,1]", IMAGENET_MEAN: "imagenet", CIFAR_MEAN: "cifar"}.get(a.mean, "custom")
         agf = "yes" if a.agf_supported else "no"
-        rows.append((a.name, a.family, str(a.input_size), norm, agf, a.origin, a.description))
+        rows.append((a.name, a.family, str(a.input_size), a.preprocessing.normalization.name, agf, a.origin,
+                     a.description))
     _table(rows, out)
     return 0
 

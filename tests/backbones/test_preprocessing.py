@@ -51,6 +51,8 @@ def test_normalization_apply_and_invert_are_inverse():
     torch.testing.assert_close(y[:, 0], (x[:, 0] - 0.485) / 0.229)
     torch.testing.assert_close(norm.invert(y), x)
     assert backbones.RAW.apply(x) is x and backbones.RAW.invert(x) is x
+    unnamed = backbones.Normalization(norm.mean, norm.std)  # the name is for listings, not part of equality
+    assert unnamed == norm and (unnamed.name, norm.name, backbones.RAW.name) == ("custom", "imagenet", "raw [0,1]")
 
 
 @pytest.mark.parametrize(
