@@ -75,8 +75,6 @@ CIFAR = Normalization((0.4914, 0.4822, 0.4465), (0.247, 0.243, 0.261), "cifar")
 SWAV = Normalization(IMAGENET.mean, (0.228, 0.224, 0.225), "swav")  # SwAV's own code has 0.228 for red
 CLIP = Normalization((0.48145466, 0.4578275, 0.40821073), (0.26862954, 0.26130258, 0.27577711), "clip")  # OpenAI's
 RAW = Normalization(None, None, "raw [0,1]")
-IMAGENET_MEAN, IMAGENET_STD = IMAGENET.mean, IMAGENET.std
-CIFAR_MEAN, CIFAR_STD = CIFAR.mean, CIFAR.std
 
 INTERPOLATIONS = tuple(mode.value for mode in transforms.InterpolationMode)
 

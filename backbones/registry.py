@@ -20,9 +20,6 @@ import torch.nn as nn
 from probe.errors import ProbeValueError
 
 from . import plugins
-from .preprocessing import CIFAR_MEAN as CIFAR_MEAN  # re-exported for importers of the old location
-from .preprocessing import IMAGENET_MEAN as IMAGENET_MEAN
-from .preprocessing import IMAGENET_STD as IMAGENET_STD
 from .preprocessing import Preprocessing
 
 DETECTION_MODES = ("auto", "hint", "fallback")
