@@ -8,6 +8,8 @@ from pathlib import Path
 import torch
 import torch.nn as nn
 
+from probe.devices import model_device
+
 from .preprocessing import RGB, Preprocessing
 from .registry import get_arch
 
@@ -90,7 +92,7 @@ def random_like(backbone: Backbone, seed: int) -> Backbone:
     with torch.random.fork_rng(devices=[]):
         torch.manual_seed(seed)
         model = spec.create(**backbone.arch_kwargs)
-    device = next(backbone.parameters()).device
+    device = model_device(backbone)
     control = Backbone(
         model,
         arch=backbone.arch,

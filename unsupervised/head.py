@@ -16,6 +16,8 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
+from probe.devices import model_device
+
 from .clustering import as_matrix, check_finite
 from .errors import DataError
 
@@ -155,9 +157,8 @@ class ProbeModel(nn.Module):
         feature_dim = getattr(backbone, "feature_dim", head.in_features)
         if head.in_features != feature_dim:
             raise DataError(f"head expects {head.in_features} features, backbone gives {feature_dim}")
-        parameter = next(backbone.parameters(), None)
         self.backbone = backbone
-        self.head = head.to(parameter.device) if parameter is not None else head
+        self.head = head.to(model_device(backbone, default=model_device(head)))
         self.eval()
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
