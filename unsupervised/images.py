@@ -9,7 +9,9 @@ file instead of crashing a batch.
 from __future__ import annotations
 
 import os
+from collections.abc import Callable
 from dataclasses import dataclass
+from typing import TypeVar
 
 import numpy as np
 from PIL import Image, ImageOps
@@ -21,6 +23,8 @@ _SWAPPING_ORIENTATIONS = (5, 6, 7, 8)  # rotations by 90/270 degrees swap width 
 _SIXTEEN_BIT_MODES = ("I;16", "I;16B", "I;16L", "I;16N", "I")
 _ALPHA_MODES = ("RGBA", "RGBa", "LA", "La", "PA")
 _BACKGROUND = (255, 255, 255)  # transparent pixels are composited over white
+
+_T = TypeVar("_T")
 
 
 class UnreadableImage(Exception):
@@ -111,27 +115,30 @@ def to_rgb(image: Image.Image) -> Image.Image:
     return image.convert("RGB")
 
 
-def open_rgb(path: str | os.PathLike) -> Image.Image:
-    """Decode ``path`` fully, apply its EXIF orientation and return an 8-bit RGB image."""
+def _decode_upright(path: str | os.PathLike, convert: Callable[[Image.Image], _T], failure: str) -> _T:
+    """Decode ``path`` fully, apply its EXIF orientation and ``convert`` it; any failure is an UnreadableImage."""
     with _open(path) as image:
         try:
             image.load()
-            upright = ImageOps.exif_transpose(image)
-            return to_rgb(upright)
+            return convert(ImageOps.exif_transpose(image))
         except Exception as exc:  # noqa: BLE001 - truncated data, bad EXIF, unsupported mode
-            raise UnreadableImage(f"cannot decode: {type(exc).__name__}: {exc}") from None
+            raise UnreadableImage(f"{failure}: {type(exc).__name__}: {exc}") from None
+
+
+def open_rgb(path: str | os.PathLike) -> Image.Image:
+    """Decode ``path`` fully, apply its EXIF orientation and return an 8-bit RGB image."""
+    return _decode_upright(path, to_rgb, "cannot decode")
+
+
+def _label_array(image: Image.Image) -> np.ndarray:
+    """Integer labels of a mask image: colour masks are read as grey, grey+alpha masks by their grey channel."""
+    if image.mode in ("RGB", "RGBA", "CMYK", "YCbCr"):
+        image = image.convert("L")
+    elif image.mode in ("LA", "PA", "La"):
+        image = image.getchannel(0)
+    return np.asarray(image).astype(np.int64)
 
 
 def open_label_map(path: str | os.PathLike) -> np.ndarray:
     """Decode a mask file into an integer array ``[H, W]`` (0 = background); EXIF orientation applied."""
-    with _open(path) as image:
-        try:
-            image.load()
-            upright = ImageOps.exif_transpose(image)
-            if upright.mode in ("RGB", "RGBA", "CMYK", "YCbCr"):
-                upright = upright.convert("L")
-            elif upright.mode in ("LA", "PA", "La"):
-                upright = upright.getchannel(0)
-            return np.asarray(upright).astype(np.int64)
-        except Exception as exc:  # noqa: BLE001
-            raise UnreadableImage(f"cannot decode mask: {type(exc).__name__}: {exc}") from None
+    return _decode_upright(path, _label_array, "cannot decode mask")
