@@ -17,7 +17,7 @@ from __future__ import annotations
 
 import math
 import zlib
-from collections.abc import Callable, Sequence
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -96,6 +96,14 @@ def estimate(value: float | None, draws: np.ndarray | None, level: float = LEVEL
     tail = (1 - level) / 2
     low, high = np.quantile(finite, [tail, 1 - tail])
     return Estimate(float(value), float(low), float(high), draws)
+
+
+def with_value(value: float | None, e: Estimate | None) -> Estimate | None:
+    """``e``'s interval around ``value``: the figure computed exactly as elsewhere (to the last bit), the interval
+    from the replicates. None when either is."""
+    if value is None or e is None:
+        return None
+    return Estimate(float(value), e.low, e.high, e.draws)
 
 
 def difference(a: Estimate | None, b: Estimate | None) -> Estimate | None:
@@ -201,9 +209,18 @@ class Resampling:
         enough = int((den > 0).sum()) >= MIN_VALUES
         return estimate(float(num.sum()) / total, draws if enough else None)
 
-    def statistic(self, value: float | None, draws: Callable[[Resampling], np.ndarray]) -> Estimate | None:
-        """Any statistic: its ``value`` on the items, its replicates from ``draws(self)``."""
-        return estimate(value, draws(self))
+
+
+def replicate_counts(n: int, *, seed: np.random.SeedSequence | int, resamples: int = RESAMPLES) -> Iterator[np.ndarray]:
+    """One plain (unstratified) resample of ``n`` items after another, as draw counts ``[n]``.
+
+    The streaming form of :meth:`Resampling.stratified` for many items (the clustered images):
+    memory stays O(n). The same seed and ``n`` give the same stream, so two clusterings of the
+    same images resampled from the same seed are paired replicate by replicate.
+    """
+    rng = np.random.default_rng(seed)
+    for _ in range(resamples):
+        yield _draw_counts(rng, n, 1)[0]
 
 
 def bootstrap_mean(

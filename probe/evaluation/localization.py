@@ -138,30 +138,55 @@ class SegmentationCounts:
         }
 
 
-def segmentation_counts(maps: torch.Tensor, masks: torch.Tensor, *, rule: str = "mean") -> SegmentationCounts:
-    """Segmentation-test counts of one batch: binarise with ``rule`` (:func:`binarize`), compare to ``masks``."""
+@dataclass(frozen=True)
+class SegmentationRows:
+    """The segmentation test's counts per image ``[N]``; :meth:`counts` adds them up (the dataset-level test)."""
+
+    correct: torch.Tensor  # correctly labelled pixels, int64
+    pixels: int  # pixels per image
+    intersection: tuple[torch.Tensor, torch.Tensor]  # (background, object), int64
+    union: tuple[torch.Tensor, torch.Tensor]
+    ap: torch.Tensor  # real AP, NaN without an object pixel
+    binary_map: torch.Tensor  # the papers' binary "mAP" per image
+
+    def counts(self) -> SegmentationCounts:
+        valid = torch.isfinite(self.ap)
+        return SegmentationCounts(
+            correct=int(self.correct.sum()),
+            pixels=self.pixels * self.correct.numel(),
+            intersection=tuple(int(t.sum()) for t in self.intersection),
+            union=tuple(int(t.sum()) for t in self.union),
+            ap_sum=float(self.ap[valid].sum()),
+            ap_images=int(valid.sum()),
+            binary_map_sum=float(self.binary_map.sum()),
+            images=self.correct.numel(),
+        )
+
+
+def segmentation_rows(maps: torch.Tensor, masks: torch.Tensor, *, rule: str = "mean") -> SegmentationRows:
+    """Per-image counts of the segmentation test: binarise with ``rule`` (:func:`binarize`), compare to ``masks``."""
     maps = check_maps(maps)
     masks = check_masks(masks, maps)
     pred = binarize(maps, rule)
-    correct_per_image = (pred == masks).flatten(1).sum(dim=1)
-    pixels_per_image = masks[0].numel()
-    inter_obj = int((pred & masks).sum())
-    inter_bg = int((~pred & ~masks).sum())
-    union_obj = int((pred | masks).sum())
-    union_bg = int((~pred | ~masks).sum())
-    ap = average_precision(maps, masks)
-    valid = torch.isfinite(ap)
-    accuracy = correct_per_image.double() / pixels_per_image
-    return SegmentationCounts(
-        correct=int(correct_per_image.sum()),
-        pixels=pixels_per_image * maps.shape[0],
-        intersection=(inter_bg, inter_obj),
-        union=(union_bg, union_obj),
-        ap_sum=float(ap[valid].sum()),
-        ap_images=int(valid.sum()),
-        binary_map_sum=float(paper_binary_map(accuracy).sum()),
-        images=maps.shape[0],
+
+    def per_image(x: torch.Tensor) -> torch.Tensor:
+        return x.flatten(1).sum(dim=1).cpu()
+
+    correct = per_image(pred == masks)
+    pixels = masks[0].numel() if masks.shape[0] else 0
+    return SegmentationRows(
+        correct=correct,
+        pixels=pixels,
+        intersection=(per_image(~pred & ~masks), per_image(pred & masks)),
+        union=(per_image(~pred | ~masks), per_image(pred | masks)),
+        ap=average_precision(maps, masks).cpu(),
+        binary_map=paper_binary_map(correct.double() / max(pixels, 1)),
     )
+
+
+def segmentation_counts(maps: torch.Tensor, masks: torch.Tensor, *, rule: str = "mean") -> SegmentationCounts:
+    """Segmentation-test counts of one batch (the sums of :func:`segmentation_rows`); add batches with ``+``."""
+    return segmentation_rows(maps, masks, rule=rule).counts()
 
 
 def _hits_within(points: torch.Tensor, masks: torch.Tensor, tolerance: float) -> torch.Tensor:
