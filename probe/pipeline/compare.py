@@ -85,6 +85,9 @@ def probe_backbones(
     clock = clock or StageClock()
     out = Path(out)
     cache = Path(cache_dir) if cache_dir is not None else out / CACHE_DIR
+    unknown = sorted(set(positive_controls) - {name for name, _ in probes})
+    if unknown:
+        raise ProbeValueError(f"positive controls {unknown} are not among the probed backbones")
     archs = sorted({backbone.arch for _, backbone in probes})
     if len(archs) != 1:
         raise ProbeValueError(f"the probed backbones must share one architecture for one control; got {archs}")
@@ -97,9 +100,6 @@ def probe_backbones(
     reference = prepare(CONTROL_NAME, "control", control, data, options, state_dir=backbone_dir(out, CONTROL_NAME),
                         cache_dir=cache, clock=clock, control_of=first, control_seed=options.seed)
     results, prepared = [], [reference]
-    unknown = sorted(set(positive_controls) - {name for name, _ in probes})
-    if unknown:
-        raise ProbeValueError(f"positive controls {unknown} are not among the probed backbones")
     for name, backbone in probes:
         role = "positive control" if name in positive_controls else "probe"
         prep = prepare(name, role, backbone, data, options, state_dir=backbone_dir(out, name), cache_dir=cache,

@@ -288,7 +288,7 @@ def overview_figure(backbone: BackboneResults, control: BackboneResults | None, 
     ax.set_xlim(min(-0.05, min(lows) - 0.05), 1.02)
     ax.axvline(0, color="black", linewidth=0.5)
     ax.grid(axis="x", alpha=0.3)
-    ax.legend(fontsize=8, loc="lower right")
+    ax.legend(fontsize=8, loc="upper left", bbox_to_anchor=(1.01, 1.0))
     return _save_figure(fig, path)
 
 

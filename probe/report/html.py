@@ -235,8 +235,8 @@ def _method_table(title: str, results: RunResults, columns: tuple[tuple[str, str
 
 
 def _undefined_note(results: RunResults) -> str:
-    words = {"pointing_game": "constant maps (no maximum: left out of the pointing game)",
-             "mask_energy": "maps without positive relevance (left out of the mask energy)"}
+    words = {"pointing_game": "image(s) whose map is constant (no maximum), left out of the pointing game",
+             "mask_energy": "image(s) whose map has no positive relevance, left out of the mask energy"}
     parts = [f"{esc(name)} on {esc(b.name)}: {count} {words[key]}"
              for b in results.backbones for name, m in b.methods.items() for key, count in m.undefined.items() if count]
     return (" Undefined and left out: " + "; ".join(parts) + ".") if parts else " No map was undefined."
