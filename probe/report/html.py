@@ -141,7 +141,9 @@ def _comparison_row(test: str, c: Comparison, css: str = "") -> str:
 
 def _check_rows(check: Check, counted: bool) -> list[str]:
     """One row per comparison of a test; the first carries the test's name and outcome."""
-    note = "" if counted else '<span class="ci">not counted: the maps are not shown faithful</span>'
+    note = ""
+    if not counted and check.comparisons:
+        note = '<span class="ci">not counted: the maps are not shown faithful</span>'
     head = (f'<td class="text" rowspan="{{span}}"><strong>{esc(check.word)}</strong><br>'
             f"{_badge(check.outcome)}{note}</td>")
     if not check.comparisons:
