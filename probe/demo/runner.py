@@ -37,6 +37,10 @@ DEMO_OPTIONS = {
 WORLD_DIR = "world"
 
 
+#: The shipped backbone whose answer is known (trained on the categories): the demo's positive control.
+POSITIVE_CONTROL = "supervised"
+
+
 def shipped_checkpoints() -> list[tuple[str, Path]]:
     """``(name, path)`` of every reference checkpoint shipped in ``probe/demo/checkpoints``."""
     from probe.demo.checkpoints import FILES, checkpoint_path
@@ -72,11 +76,13 @@ def probe_world(
     checkpoints: Sequence[tuple[str, str | os.PathLike]],
     *,
     out: str | os.PathLike,
+    positive_controls: Sequence[str] = (),
     **options: Any,
 ) -> RunResults:
     """Probe every ``(name, checkpoint)`` on one labelled image folder, k = its number of categories, against
     one random-init control of their common architecture; write one report to ``out``.
 
+    ``positive_controls``: names of the backbones known to be semantic (role "positive control").
     ``options`` are :class:`~probe.pipeline.ProbeOptions` fields other than k (e.g. ``device``, ``seed``,
     ``eval_images``, ``baselines``).
     """
@@ -87,7 +93,7 @@ def probe_world(
         chosen = ProbeOptions(k=len(data.class_names), **options)
         loaded = [(name, backbones.load(path, device=chosen.device)) for name, path in checkpoints]
         settings = {"world": str(data.root.parent), "backbones": ", ".join(name for name, _ in loaded)}
-        return session.probe(loaded, data, chosen, settings=settings)
+        return session.probe(loaded, data, chosen, settings=settings, positive_controls=positive_controls)
 
 
 def run_demo(out: str | os.PathLike, **options: Any) -> RunResults:
@@ -100,6 +106,7 @@ def run_demo(out: str | os.PathLike, **options: Any) -> RunResults:
     checkpoints = shipped_checkpoints()
     seed = options.get("seed", ProbeOptions.seed)
     world_images, world_masks = build_world(out / WORLD_DIR, images=DEMO_IMAGES, seed=seed)
-    results = probe_world(world_images, world_masks, checkpoints, out=out, **{**DEMO_OPTIONS, **options})
+    results = probe_world(world_images, world_masks, checkpoints, out=out, positive_controls=[POSITIVE_CONTROL],
+                          **{**DEMO_OPTIONS, **options})
     print(closing_summary(results, str(out)))
     return results

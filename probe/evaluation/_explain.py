@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
-from typing import Callable
+from collections.abc import Callable
 
 import torch
 import torch.nn as nn
 
+from probe.attribution import inference_mode
 from probe.errors import ProbeValueError
 
 from ._tensors import check_maps, check_targets, progress
@@ -37,16 +38,18 @@ def explain_in_batches(
     desc: str | None = None,
 ) -> torch.Tensor:
     """Maps ``[N, H, W]`` (CPU, float32) from ``explain_fn`` run on chunks of ``batch_size`` images on ``device``;
-    with ``desc``, a progress bar of that name counts the chunks."""
+    with ``desc``, a progress bar of that name counts the chunks. The model is in inference behaviour
+    meanwhile (every module in eval mode, restored after), whatever mode the caller left it in."""
     if batch_size < 1:
         raise ProbeValueError(f"batch_size must be >= 1, got {batch_size}")
     targets = check_targets(target, images.shape[0])
     chunks = []
     starts = range(0, images.shape[0], batch_size)
-    for start in starts if desc is None else progress(starts, desc=desc, total=len(starts), unit="batch"):
-        x = images[start : start + batch_size].to(device)
-        maps = check_maps(explain_fn(model, x, targets[start : start + batch_size].to(device)), "explain_fn output")
-        if maps.shape[0] != x.shape[0] or tuple(maps.shape[1:]) != tuple(x.shape[2:]):
-            raise ProbeValueError(f"explain_fn returned maps {tuple(maps.shape)} for images {tuple(x.shape)}")
-        chunks.append(maps.float().cpu())
+    with inference_mode(model):
+        for start in starts if desc is None else progress(starts, desc=desc, total=len(starts), unit="batch"):
+            x = images[start : start + batch_size].to(device)
+            maps = check_maps(explain_fn(model, x, targets[start : start + batch_size].to(device)), "explain_fn output")
+            if maps.shape[0] != x.shape[0] or tuple(maps.shape[1:]) != tuple(x.shape[2:]):
+                raise ProbeValueError(f"explain_fn returned maps {tuple(maps.shape)} for images {tuple(x.shape)}")
+            chunks.append(maps.float().cpu())
     return torch.cat(chunks) if chunks else torch.zeros(0, *images.shape[2:])

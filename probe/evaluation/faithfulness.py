@@ -23,13 +23,14 @@ Black stays the default, the published protocol.
 from __future__ import annotations
 
 import math
+from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Sequence
 
 import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
+from probe.attribution import inference_mode
 from probe.devices import model_device
 from probe.errors import ProbeValueError
 
@@ -197,7 +198,9 @@ def perturbation_hits(
     whose survival is tracked (the explained pseudo-class, or the label in the paper's
     benchmark). The clean image (fraction 0) is classified once and shared by the modes.
     Removed pixels become ``removal`` (:data:`REMOVALS`: black, the published protocol, or blur).
-    Work is done in chunks of ``batch_size`` images on ``device`` (default: the model's).
+    Work is done in chunks of ``batch_size`` images on ``device`` (default: the model's). The model runs
+    in inference behaviour (every module in eval mode, its own flags restored after), so the result
+    does not depend on the mode the caller left it in, nor on ``batch_size``.
     """
     maps = check_maps(maps)
     if images.dim() != 4 or images.shape[0] != maps.shape[0] or tuple(images.shape[2:]) != tuple(maps.shape[1:]):
@@ -217,20 +220,21 @@ def perturbation_hits(
     ks = torch.tensor([pixels_removed(f, num_pixels) for f in fractions], device=device)
     hits = {mode: torch.zeros(n, len(fractions), dtype=torch.bool) for mode in modes}
     starts = range(0, n, batch_size)
-    for start in progress(starts, desc="perturbation", total=len(starts), unit="batch"):
-        x = images[start : start + batch_size].to(device)
-        t = targets[start : start + batch_size].to(device)
-        fill = removal_values(x, removal, mean, std)
-        chunk_maps = maps[start : start + batch_size].to(device)
-        clean = model(x).argmax(dim=1) == t
-        for mode in modes:
-            ranks = removal_ranks(chunk_maps, mode).reshape(x.shape[0], 1, *x.shape[2:])
-            for j, k in enumerate(ks.tolist()):
-                if k == 0:
-                    hits[mode][start : start + x.shape[0], j] = clean.cpu()
-                    continue
-                perturbed = torch.where(ranks < k, fill, x)
-                hits[mode][start : start + x.shape[0], j] = (model(perturbed).argmax(dim=1) == t).cpu()
+    with inference_mode(model):
+        for start in progress(starts, desc="perturbation", total=len(starts), unit="batch"):
+            x = images[start : start + batch_size].to(device)
+            t = targets[start : start + batch_size].to(device)
+            fill = removal_values(x, removal, mean, std)
+            chunk_maps = maps[start : start + batch_size].to(device)
+            clean = model(x).argmax(dim=1) == t
+            for mode in modes:
+                ranks = removal_ranks(chunk_maps, mode).reshape(x.shape[0], 1, *x.shape[2:])
+                for j, k in enumerate(ks.tolist()):
+                    if k == 0:
+                        hits[mode][start : start + x.shape[0], j] = clean.cpu()
+                        continue
+                    perturbed = torch.where(ranks < k, fill, x)
+                    hits[mode][start : start + x.shape[0], j] = (model(perturbed).argmax(dim=1) == t).cpu()
     return {mode: PerturbationCurve(mode, fractions, hits[mode]) for mode in modes}
 
 

@@ -14,9 +14,9 @@ import torch
 
 from probe.errors import ProbeValueError
 
-from ._tensors import check_mask_batch, check_maps, check_masks
+from ._tensors import check_maps, check_mask_batch, check_masks
 
-#: Pointing-game tolerance in pixels of the model's input (TorchRay's protocol uses 15).
+#: Pointing-game tolerance in pixels of the model's input: a hit needs a distance below it (TorchRay: d < 15).
 POINTING_TOLERANCE = 15
 #: How a map is cut into object / background for the segmentation test (one rule for every method).
 THRESHOLD_RULES = ("mean", "zero")
@@ -95,7 +95,7 @@ class SegmentationCounts:
     binary_map_sum: float = 0.0
     images: int = 0
 
-    def __add__(self, other: "SegmentationCounts") -> "SegmentationCounts":
+    def __add__(self, other: SegmentationCounts) -> SegmentationCounts:
         return SegmentationCounts(
             correct=self.correct + other.correct,
             pixels=self.pixels + other.pixels,
@@ -138,49 +138,81 @@ class SegmentationCounts:
         }
 
 
-def segmentation_counts(maps: torch.Tensor, masks: torch.Tensor, *, rule: str = "mean") -> SegmentationCounts:
-    """Segmentation-test counts of one batch: binarise with ``rule`` (:func:`binarize`), compare to ``masks``."""
+@dataclass(frozen=True)
+class SegmentationRows:
+    """The segmentation test's counts per image ``[N]``; :meth:`counts` adds them up (the dataset-level test)."""
+
+    correct: torch.Tensor  # correctly labelled pixels, int64
+    pixels: int  # pixels per image
+    intersection: tuple[torch.Tensor, torch.Tensor]  # (background, object), int64
+    union: tuple[torch.Tensor, torch.Tensor]
+    ap: torch.Tensor  # real AP, NaN without an object pixel
+    binary_map: torch.Tensor  # the papers' binary "mAP" per image
+
+    def counts(self) -> SegmentationCounts:
+        valid = torch.isfinite(self.ap)
+        return SegmentationCounts(
+            correct=int(self.correct.sum()),
+            pixels=self.pixels * self.correct.numel(),
+            intersection=tuple(int(t.sum()) for t in self.intersection),
+            union=tuple(int(t.sum()) for t in self.union),
+            ap_sum=float(self.ap[valid].sum()),
+            ap_images=int(valid.sum()),
+            binary_map_sum=float(self.binary_map.sum()),
+            images=self.correct.numel(),
+        )
+
+
+def segmentation_rows(maps: torch.Tensor, masks: torch.Tensor, *, rule: str = "mean") -> SegmentationRows:
+    """Per-image counts of the segmentation test: binarise with ``rule`` (:func:`binarize`), compare to ``masks``."""
     maps = check_maps(maps)
     masks = check_masks(masks, maps)
     pred = binarize(maps, rule)
-    correct_per_image = (pred == masks).flatten(1).sum(dim=1)
-    pixels_per_image = masks[0].numel()
-    inter_obj = int((pred & masks).sum())
-    inter_bg = int((~pred & ~masks).sum())
-    union_obj = int((pred | masks).sum())
-    union_bg = int((~pred | ~masks).sum())
-    ap = average_precision(maps, masks)
-    valid = torch.isfinite(ap)
-    accuracy = correct_per_image.double() / pixels_per_image
-    return SegmentationCounts(
-        correct=int(correct_per_image.sum()),
-        pixels=pixels_per_image * maps.shape[0],
-        intersection=(inter_bg, inter_obj),
-        union=(union_bg, union_obj),
-        ap_sum=float(ap[valid].sum()),
-        ap_images=int(valid.sum()),
-        binary_map_sum=float(paper_binary_map(accuracy).sum()),
-        images=maps.shape[0],
+
+    def per_image(x: torch.Tensor) -> torch.Tensor:
+        return x.flatten(1).sum(dim=1).cpu()
+
+    correct = per_image(pred == masks)
+    pixels = masks[0].numel() if masks.shape[0] else 0
+    return SegmentationRows(
+        correct=correct,
+        pixels=pixels,
+        intersection=(per_image(~pred & ~masks), per_image(pred & masks)),
+        union=(per_image(~pred | ~masks), per_image(pred | masks)),
+        ap=average_precision(maps, masks).cpu(),
+        binary_map=paper_binary_map(correct.double() / max(pixels, 1)),
     )
 
 
+def segmentation_counts(maps: torch.Tensor, masks: torch.Tensor, *, rule: str = "mean") -> SegmentationCounts:
+    """Segmentation-test counts of one batch (the sums of :func:`segmentation_rows`); add batches with ``+``."""
+    return segmentation_rows(maps, masks, rule=rule).counts()
+
+
 def _hits_within(points: torch.Tensor, masks: torch.Tensor, tolerance: float) -> torch.Tensor:
-    """1 where a mask pixel lies within ``tolerance`` (Euclidean) of the point ``(y, x)``, else 0; NaN: empty mask."""
+    """1 where a mask pixel lies closer than ``tolerance`` (Euclidean) to the point ``(y, x)``, else 0; NaN: empty mask.
+
+    Strict, as TorchRay's protocol: a pixel exactly ``tolerance`` away is a miss. With ``tolerance`` 0 only
+    the point itself counts.
+    """
     n, h, w = masks.shape
     ys = torch.arange(h, device=masks.device, dtype=torch.float64).reshape(1, h, 1)
     xs = torch.arange(w, device=masks.device, dtype=torch.float64).reshape(1, 1, w)
     py = points[:, 0].double().reshape(n, 1, 1)
     px = points[:, 1].double().reshape(n, 1, 1)
-    near = (ys - py) ** 2 + (xs - px) ** 2 <= float(tolerance) ** 2
+    squared = (ys - py) ** 2 + (xs - px) ** 2
+    near = squared < float(tolerance) ** 2 if tolerance > 0 else squared == 0
     hit = (near & masks).flatten(1).any(dim=1).double()
     empty = ~masks.flatten(1).any(dim=1)
     return torch.where(empty, torch.full_like(hit, float("nan")), hit)
 
 
 def pointing_game(maps: torch.Tensor, masks: torch.Tensor, tolerance: float = POINTING_TOLERANCE) -> torch.Tensor:
-    """Per image: 1 if the map's maximum lies within ``tolerance`` px of an object pixel, else 0 (NaN: empty mask).
+    """Per image: 1 if the map's maximum lies closer than ``tolerance`` px to an object pixel, else 0.
 
-    The maximum is the first one in row-major order when several pixels tie.
+    NaN where the mask is empty, or where the map is constant (it points nowhere: see
+    :func:`constant_maps`). Among several equal maxima of a non-constant map the first in
+    row-major order counts.
     """
     maps = check_maps(maps)
     masks = check_masks(masks, maps)
@@ -188,7 +220,14 @@ def pointing_game(maps: torch.Tensor, masks: torch.Tensor, tolerance: float = PO
         raise ProbeValueError(f"pointing-game tolerance must be >= 0, got {tolerance}")
     flat_index = maps.flatten(1).argmax(dim=1)
     points = torch.stack([flat_index // maps.shape[2], flat_index % maps.shape[2]], dim=1)
-    return _hits_within(points, masks, tolerance)
+    hits = _hits_within(points, masks, tolerance)
+    return torch.where(constant_maps(maps), torch.full_like(hits, float("nan")), hits)
+
+
+def constant_maps(maps: torch.Tensor) -> torch.Tensor:
+    """Bool ``[N]``: maps with one value everywhere (e.g. all zero), which have no maximum to point with."""
+    flat = check_maps(maps).flatten(1)
+    return flat.amax(dim=1) == flat.amin(dim=1)
 
 
 def centre_pointing_game(masks: torch.Tensor, tolerance: float = POINTING_TOLERANCE) -> torch.Tensor:

@@ -11,8 +11,8 @@ the input (or a fixed random map) keeps it.
 from __future__ import annotations
 
 import copy
+from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Sequence
 
 import torch
 import torch.nn as nn
@@ -22,6 +22,7 @@ from probe.errors import ProbeValueError
 
 from ._explain import ExplainFn, explain_in_batches, explainer
 from ._tensors import check_targets, nanmean, progress, spearman_rows
+from .intervals import Estimate, Resampling, with_value
 
 #: At most this many randomisation steps by default (parameter layers are grouped to fit).
 SANITY_MAX_STEPS = 8
@@ -45,6 +46,10 @@ class SanityResult:
     def mean_similarity(self) -> list[float | None]:
         """Mean similarity per step (NaN entries left out)."""
         return [nanmean(self.similarity[:, j]) for j in range(self.similarity.shape[1])]
+
+    def estimates(self, resampling: Resampling) -> list[Estimate | None]:
+        """:attr:`mean_similarity` with 95 % intervals, the images resampled by ``resampling``."""
+        return [with_value(mean, resampling.mean(self.similarity[:, j])) for j, mean in enumerate(self.mean_similarity)]
 
     @property
     def final_similarity(self) -> float | None:

@@ -7,8 +7,8 @@ same map: high correlation, and as many hits on the other object as on the expla
 
 from __future__ import annotations
 
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from typing import Mapping, Sequence
 
 import torch
 import torch.nn as nn
@@ -18,6 +18,7 @@ from probe.errors import ProbeValueError
 
 from ._explain import ExplainFn, explain_in_batches, explainer
 from ._tensors import check_mask_batch, nanmean, pearson_rows, spearman_rows
+from .intervals import Estimate, Resampling, with_value
 from .localization import POINTING_TOLERANCE, pointing_game
 
 
@@ -42,6 +43,22 @@ class SpecificityResult:
             "pearson": nanmean(self.pearson),
             "spearman": nanmean(self.spearman),
             "images": int(self.pearson.numel()),
+        }
+
+    def estimates(self, resampling: Resampling) -> dict[str, Estimate | None]:
+        """:meth:`summary`'s means with 95 % intervals, the images resampled by ``resampling`` (both objects as one)."""
+        means = self.summary()
+
+        def both(a: torch.Tensor, b: torch.Tensor, key: str) -> Estimate | None:
+            pair = torch.stack([a, b], dim=1).double()
+            hits, counted = torch.nan_to_num(pair, nan=0.0).sum(dim=1), torch.isfinite(pair).sum(dim=1)
+            return with_value(means[key], resampling.ratio(hits, counted))
+
+        return {
+            "pointing_explained": both(self.pointing_a, self.pointing_b, "pointing_explained"),
+            "pointing_other": both(self.other_a, self.other_b, "pointing_other"),
+            "pearson": with_value(means["pearson"], resampling.mean(self.pearson)),
+            "spearman": with_value(means["spearman"], resampling.mean(self.spearman)),
         }
 
 

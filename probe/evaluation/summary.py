@@ -3,22 +3,25 @@ backbone-level figures and the per-pseudo-class ones the report needs."""
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Sequence
 
+import numpy as np
 import torch
 import torch.nn as nn
 
-from ._tensors import check_mask_batch, check_maps, nanmean, per_class_mean
+from ._tensors import check_maps, check_mask_batch, nanmean, per_class_mean
 from .faithfulness import STEPS, FaithfulnessResult, faithfulness
+from .intervals import MIN_VALUES, Estimate, Resampling, estimate, with_value
 from .localization import (
     POINTING_TOLERANCE,
     SegmentationCounts,
+    SegmentationRows,
     centre_pointing_game,
     mask_energy,
     mask_fraction,
     pointing_game,
-    segmentation_counts,
+    segmentation_rows,
 )
 
 
@@ -27,11 +30,28 @@ class MapEvaluation:
     """Per-image results of one method's maps on N images (localisation fields are None without masks)."""
 
     faithfulness: FaithfulnessResult
-    pointing: torch.Tensor | None  # [N] 1/0, NaN where the image has no mask
+    pointing: torch.Tensor | None  # [N] 1/0, NaN where the image has no mask or the map is constant
     energy: torch.Tensor | None  # [N], NaN where undefined
     centre: torch.Tensor | None  # [N] centre-point baseline
     area: torch.Tensor | None  # [N] mask area share (a uniform map's energy)
-    segmentation: SegmentationCounts | None  # over the images that have a mask
+    segmentation_rows: SegmentationRows | None  # per image that has an object (``has_object``)
+    has_object: torch.Tensor | None  # [N] bool
+
+    @property
+    def segmentation(self) -> SegmentationCounts | None:
+        """The segmentation test over the images that have a mask (pixel counts added up)."""
+        return self.segmentation_rows.counts() if self.segmentation_rows is not None else None
+
+    def _columns(self) -> dict[str, torch.Tensor | None]:
+        """The per-image figures whose means are the backbone's and each pseudo-class's figures."""
+        return {
+            "positive_perturbation_auc": self.faithfulness.positive.per_image_auc(),
+            "negative_perturbation_auc": self.faithfulness.negative.per_image_auc(),
+            "pointing_game": self.pointing,
+            "mask_energy": self.energy,
+            "centre_pointing_game": self.centre,
+            "mask_fraction": self.area,
+        }
 
     def overall(self) -> dict[str, float | None]:
         """Backbone-level figures: means over images (pixel counts for the segmentation test)."""
@@ -50,17 +70,65 @@ class MapEvaluation:
 
     def per_class(self, classes: torch.Tensor | Sequence[int], k: int) -> list[dict[str, float | None]]:
         """The same figures within each pseudo-class 0..k-1 (``classes [N]``: the pseudo-class explained)."""
-        columns = {
-            "positive_perturbation_auc": self.faithfulness.positive.per_image_auc(),
-            "negative_perturbation_auc": self.faithfulness.negative.per_image_auc(),
-            "pointing_game": self.pointing,
-            "mask_energy": self.energy,
-            "centre_pointing_game": self.centre,
-            "mask_fraction": self.area,
-        }
+        columns = self._columns()
         classes = torch.as_tensor(classes)
         means = {key: per_class_mean(v, classes, k) if v is not None else [None] * k for key, v in columns.items()}
         return [{key: means[key][c] for key in columns} for c in range(k)]
+
+    def estimates(self, resampling: Resampling) -> dict[str, Estimate | None]:
+        """:meth:`overall` with 95 % intervals, every figure on the replicates of ``resampling`` (over the N images).
+
+        Figures of the same images share replicates, so their differences are paired
+        (:func:`~probe.evaluation.intervals.difference`).
+        """
+        figures = self.overall()
+        out = {key: with_value(figures[key], resampling.mean(column) if column is not None else None)
+               for key, column in self._columns().items()}
+        out.update(self._segmentation_estimates(resampling))
+        return out
+
+    def _segmentation_estimates(self, resampling: Resampling) -> dict[str, Estimate | None]:
+        rows = self.segmentation_rows
+        if rows is None:
+            return {"miou": None, "pixel_accuracy": None, "average_precision": None}
+        sub = resampling.subset(self.has_object)
+        scores = rows.counts().scores()
+        with np.errstate(invalid="ignore", divide="ignore"):
+            ious = [sub.sums(i) / sub.sums(u) for i, u in zip(rows.intersection, rows.union) if int(u.sum()) > 0]
+        enough = sub.size >= MIN_VALUES
+        accuracy = sub.ratio(rows.correct, torch.full_like(rows.correct, rows.pixels))
+        ap = sub.mean(rows.ap)
+        return {
+            "miou": estimate(scores["miou"], np.mean(ious, axis=0) if ious and enough else None),
+            "pixel_accuracy": accuracy,
+            "average_precision": with_value(scores["average_precision"], ap),
+        }
+
+    def survival_estimates(self, resampling: Resampling) -> dict[str, list[Estimate | None]]:
+        """Each step of the positive and negative survival curves with its interval."""
+        return {curve.mode: [resampling.mean(curve.hits[:, j].double()) for j in range(curve.hits.shape[1])]
+                for curve in (self.faithfulness.positive, self.faithfulness.negative)}
+
+    def class_estimates(self, classes: torch.Tensor | Sequence[int], k: int,
+                        resampling: Resampling) -> list[dict[str, Estimate | None]]:
+        """:meth:`per_class` with intervals: the images of each pseudo-class resampled among themselves."""
+        classes = torch.as_tensor(classes).cpu()
+        columns = self._columns()
+        figures = self.per_class(classes, k)
+        out = []
+        for c in range(k):
+            members = classes == c
+            sub = resampling.subset(members)
+            out.append({key: with_value(figures[c][key], sub.mean(v[members]) if v is not None else None)
+                        for key, v in columns.items()})
+        return out
+
+    def undefined(self) -> dict[str, int]:
+        """Images with a mask whose pointing game (constant map) or mask energy (no positive relevance) is undefined."""
+        if self.has_object is None:
+            return {}
+        return {key: int((self.has_object & torch.isnan(v)).sum())
+                for key, v in (("pointing_game", self.pointing), ("mask_energy", self.energy))}
 
 
 def evaluate_maps(
@@ -77,21 +145,25 @@ def evaluate_maps(
     fractions: Sequence[float] = STEPS,
     batch_size: int = 64,
     device: str | torch.device | None = None,
+    removal: str = "black",
 ) -> MapEvaluation:
     """Faithfulness of ``maps`` for ``target`` on ``model``, and localisation on ``masks`` if given.
+
+    ``removal``: what the perturbation test puts in place of removed pixels (``"black"``, the
+    published protocol, or ``"blur"``, the report's: see docs/EVALUATION.md).
 
     An image without an object mask takes an all-False mask: it is left out of every
     localisation figure (and of the segmentation counts) but still counts for faithfulness.
     """
     maps = check_maps(maps).cpu()
     result = faithfulness(model, images, maps, target, mean=mean, std=std, fractions=fractions,
-                          batch_size=batch_size, device=device)
+                          batch_size=batch_size, device=device, removal=removal)
     if masks is None:
-        return MapEvaluation(result, None, None, None, None, None)
+        return MapEvaluation(result, None, None, None, None, None, None)
     masks = check_mask_batch(masks).cpu()
     has_object = masks.flatten(1).any(dim=1)
     columns: dict[str, list[torch.Tensor]] = {"pointing": [], "energy": [], "centre": [], "area": []}
-    segmentation = SegmentationCounts()
+    rows: list[SegmentationRows] = []
     for start in range(0, maps.shape[0], batch_size):  # chunks keep the [N, H, W] temporaries small
         chunk = slice(start, start + batch_size)
         m, k, obj = maps[chunk], masks[chunk], has_object[chunk]
@@ -100,6 +172,19 @@ def evaluate_maps(
         columns["centre"].append(centre_pointing_game(k, tolerance))
         columns["area"].append(mask_fraction(k))
         if obj.any():
-            segmentation = segmentation + segmentation_counts(m[obj], k[obj], rule=threshold_rule)
+            rows.append(segmentation_rows(m[obj], k[obj], rule=threshold_rule))
     joined = {key: torch.cat(parts) for key, parts in columns.items()}
-    return MapEvaluation(result, segmentation=segmentation if segmentation.images else None, **joined)
+    return MapEvaluation(result, segmentation_rows=_joined_rows(rows), has_object=has_object, **joined)
+
+
+def _joined_rows(parts: list[SegmentationRows]) -> SegmentationRows | None:
+    if not parts:
+        return None
+    return SegmentationRows(
+        correct=torch.cat([p.correct for p in parts]),
+        pixels=parts[0].pixels,
+        intersection=tuple(torch.cat([p.intersection[i] for p in parts]) for i in range(2)),
+        union=tuple(torch.cat([p.union[i] for p in parts]) for i in range(2)),
+        ap=torch.cat([p.ap for p in parts]),
+        binary_map=torch.cat([p.binary_map for p in parts]),
+    )

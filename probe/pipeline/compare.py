@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import logging
 import os
-from collections.abc import Sequence
+from collections.abc import Collection, Sequence
 from pathlib import Path
 
 import backbones
@@ -70,8 +70,12 @@ def probe_backbones(
     cache_dir: str | os.PathLike | None = None,
     clock: StageClock | None = None,
     settings: dict[str, str | int | float] | None = None,
+    positive_controls: Collection[str] = (),
 ) -> RunResults:
     """Probe each ``(name, backbone)`` on ``data`` against one random-init control (role "control").
+
+    Backbones named in ``positive_controls`` (known to be semantic, e.g. the demo's supervised one) take
+    the role "positive control": judged like every probed backbone, labelled as what they are.
 
     The control is ``backbones.random_like(first backbone, options.seed)``, so all backbones must
     share one architecture; how to rebuild it is recorded. Clusters and heads are saved under
@@ -81,6 +85,9 @@ def probe_backbones(
     clock = clock or StageClock()
     out = Path(out)
     cache = Path(cache_dir) if cache_dir is not None else out / CACHE_DIR
+    unknown = sorted(set(positive_controls) - {name for name, _ in probes})
+    if unknown:
+        raise ProbeValueError(f"positive controls {unknown} are not among the probed backbones")
     archs = sorted({backbone.arch for _, backbone in probes})
     if len(archs) != 1:
         raise ProbeValueError(f"the probed backbones must share one architecture for one control; got {archs}")
@@ -94,7 +101,8 @@ def probe_backbones(
                         cache_dir=cache, clock=clock, control_of=first, control_seed=options.seed)
     results, prepared = [], [reference]
     for name, backbone in probes:
-        prep = prepare(name, "probe", backbone, data, options, state_dir=backbone_dir(out, name), cache_dir=cache,
+        role = "positive control" if name in positive_controls else "probe"
+        prep = prepare(name, role, backbone, data, options, state_dir=backbone_dir(out, name), cache_dir=cache,
                        clock=clock)
         results.append(_explain_and_evaluate(prep, options, control=reference, clock=clock))
         prepared.append(prep)

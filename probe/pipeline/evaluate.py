@@ -1,6 +1,7 @@
 """Stage evaluate for one backbone: faithfulness and localisation of every method's maps, the sanity
-test of the primary method, class specificity on two-object images, per-pseudo-class figures;
-then the evaluation package's outputs turned into the report's :class:`BackboneResults`."""
+test of the primary method, class specificity on two-object images, per-pseudo-class figures, each
+with its seeded bootstrap interval; then the evaluation package's outputs turned into the report's
+:class:`BackboneResults`."""
 
 from __future__ import annotations
 
@@ -12,7 +13,9 @@ import torch
 
 from probe.errors import ProbeValueError
 from probe.evaluation import (
+    FAITHFULNESS_REMOVAL,
     MapEvaluation,
+    Resampling,
     SanityResult,
     SpecificityResult,
     TwoObjectPairs,
@@ -20,8 +23,10 @@ from probe.evaluation import (
     class_specificity,
     evaluate_maps,
     explainer,
+    seed_sequence,
     two_object_pairs,
 )
+from probe.evaluation.intervals import Estimate
 from probe.report import (
     BackboneResults,
     Curve,
@@ -63,7 +68,7 @@ def _pairs(prep: Prepared, options: ProbeOptions, masks: MaskReader | None) -> t
 
 
 def _specificity(prep: Prepared, options: ProbeOptions, found: tuple[np.ndarray, TwoObjectPairs] | None
-                 ) -> tuple[dict[str, SpecificityResult], list[SpecificityExample]]:
+                 ) -> tuple[dict[str, SpecificitySummary], list[SpecificityExample]]:
     if found is None:
         return {}, []
     indices, pairs = found
@@ -85,42 +90,64 @@ def _specificity(prep: Prepared, options: ProbeOptions, found: tuple[np.ndarray,
             maps=(primary.maps_a[j].numpy(), primary.maps_b[j].numpy()),
             pearson=pearson if np.isfinite(pearson) else None,
         ))
-    return results, examples
+    resampling = Resampling.stratified(len(indices), seed=seed_sequence(options.seed, prep.name, "two-object images"))
+    return {m: specificity_summary(r, resampling) for m, r in results.items()}, examples
+
+
+def specificity_summary(result: SpecificityResult, resampling: Resampling) -> SpecificitySummary:
+    """The report's class-specificity figures with their intervals over the two-object images."""
+    return SpecificitySummary(**result.estimates(resampling), images=int(result.pearson.numel()))
+
+
+def sanity_curve(result: SanityResult, resampling: Resampling) -> SanityCurve:
+    """The report's sanity curve: mean similarity per randomisation step, with its interval over the images."""
+    return SanityCurve(list(result.steps), result.estimates(resampling))
 
 
 def _pseudo_classes(prep: Prepared, evaluation: MapEvaluation, target: torch.Tensor,
-                    members: Sequence[Sequence[Member]]) -> list[PseudoClass]:
+                    members: Sequence[Sequence[Member]], resampling: Resampling) -> list[PseudoClass]:
     k = prep.pseudo.k
     sizes = np.bincount(prep.clusters, minlength=k)
-    figures = evaluation.per_class(target, k)
+    figures = evaluation.class_estimates(target, k, resampling)
     return [PseudoClass(id=c, size=int(sizes[c]), majority_label=prep.majority_label(c), purity=prep.purity(c),
                         members=list(members[c]), **figures[c]) for c in range(k)]
 
 
-def curve(fractions: Sequence[float], values: Sequence[float | None]) -> Curve:
-    """A :class:`Curve` from two sequences (tensors allowed)."""
-    return Curve([float(x) for x in fractions], [None if v is None else float(v) for v in values])
+def curve(fractions: Sequence[float], values: Sequence[Estimate | None]) -> Curve:
+    """A :class:`Curve` of estimates over the removed fractions."""
+    return Curve([float(x) for x in fractions], list(values))
+
+
+def evaluated_images(name: str, target: torch.Tensor, seed: int) -> Resampling:
+    """The bootstrap replicates of one backbone's evaluated images, stratified by the pseudo-class explained.
+
+    Every figure of these images uses them, so differences between its methods and its baselines are paired.
+    """
+    return Resampling.stratified(int(target.numel()), target, seed=seed_sequence(seed, name, "evaluated images"))
 
 
 def method_results(
-    evaluation: MapEvaluation, *, sanity: SanityResult | None = None, specificity: SpecificityResult | None = None
+    evaluation: MapEvaluation, resampling: Resampling, *, sanity: SanityCurve | None = None,
+    specificity: SpecificitySummary | None = None,
 ) -> MethodResults:
-    """A :class:`MethodResults` from :func:`probe.evaluation.evaluate_maps` and, if run, the sanity and
-    specificity tests."""
-    figures = evaluation.overall()
+    """A :class:`MethodResults` from :func:`probe.evaluation.evaluate_maps` with intervals on ``resampling``
+    (:func:`evaluated_images`), and, if run, the sanity and specificity figures."""
+    figures = evaluation.estimates(resampling)
+    survival = evaluation.survival_estimates(resampling)
     f = evaluation.faithfulness
     return MethodResults(
         positive_perturbation_auc=figures["positive_perturbation_auc"],
         negative_perturbation_auc=figures["negative_perturbation_auc"],
-        positive_curve=curve(f.positive.fractions, f.positive.survival.tolist()),
-        negative_curve=curve(f.negative.fractions, f.negative.survival.tolist()),
+        positive_curve=curve(f.positive.fractions, survival["positive"]),
+        negative_curve=curve(f.negative.fractions, survival["negative"]),
         pointing_game=figures["pointing_game"],
         mask_energy=figures["mask_energy"],
         miou=figures["miou"],
         pixel_accuracy=figures["pixel_accuracy"],
         average_precision=figures["average_precision"],
-        sanity=SanityCurve(list(sanity.steps), sanity.mean_similarity) if sanity is not None else None,
-        specificity=SpecificitySummary(**specificity.summary()) if specificity is not None else None,
+        sanity=sanity,
+        specificity=specificity,
+        undefined=evaluation.undefined(),
     )
 
 
@@ -133,22 +160,28 @@ def evaluate(prep: Prepared, explained: Explained, options: ProbeOptions, *, mas
             with timed(f"{prep.name}: {m} maps evaluated"):
                 evaluations[m] = evaluate_maps(prep.model, explained.images, explained.maps[m], explained.target,
                                                mean=prep.backbone.mean, std=prep.backbone.std, masks=explained.masks,
-                                               batch_size=options.batch_size, device=options.device)
+                                               batch_size=options.batch_size, device=options.device,
+                                               removal=FAITHFULNESS_REMOVAL)
         sanity = None
-        if prep.role == "probe" and options.sanity_images > 0:
+        if prep.role != "control" and options.sanity_images > 0:
             n = options.sanity_images
-            sanity = cascading_randomization(prep.model, explained.images[:n], explained.target[:n], seed=options.seed,
+            result = cascading_randomization(prep.model, explained.images[:n], explained.target[:n], seed=options.seed,
                                              explain_fn=explainer(options.method, **options.options_of(options.method)),
                                              batch_size=options.explain_batch, device=options.device)
+            images = int(result.similarity.shape[0])
+            sanity = sanity_curve(result, Resampling.stratified(images, seed=seed_sequence(options.seed, prep.name,
+                                                                                             "sanity images")))
         specificity, examples = _specificity(prep, options, _pairs(prep, options, masks))
-    methods = {m: method_results(evaluations[m], sanity=sanity if m == options.method else None,
+    resampling = evaluated_images(prep.name, explained.target, options.seed)
+    methods = {m: method_results(evaluations[m], resampling, sanity=sanity if m == options.method else None,
                                  specificity=specificity.get(m)) for m in options.methods}
-    overall = evaluations[options.method].overall()
+    overall = evaluations[options.method].estimates(resampling)
     log.info("%s: evaluated %d images; %s", prep.name, len(explained.indices),
              ", ".join(f"{m} gap {r.faithfulness_gap}" for m, r in methods.items()))
     return BackboneResults(
         name=prep.name, role=prep.role, clustering=prep.clustering(), methods=methods,
-        pseudo_classes=_pseudo_classes(prep, evaluations[options.method], explained.target, explained.members),
+        pseudo_classes=_pseudo_classes(prep, evaluations[options.method], explained.target, explained.members,
+                                       resampling),
         format=prep.backbone.format, arch=prep.backbone.arch, control=control.name if control is not None else None,
         centre_pointing_game=overall["centre_pointing_game"], mask_fraction=overall["mask_fraction"],
         specificity_examples=examples,

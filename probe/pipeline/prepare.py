@@ -15,10 +15,12 @@ from pathlib import Path
 import numpy as np
 
 import backbones
+from probe.evaluation.agreement import AgreementDraws
+from probe.evaluation.intervals import Estimate, estimate
 from probe.report import Clustering
 from unsupervised import ClusterMetrics, Features, ImageFolderData, ProbeModel, PseudoClasses
 
-from .cluster import cluster, label_agreement
+from .cluster import agreement_replicates, cluster, label_agreement
 from .extract import extract
 from .head import fit_head
 from .options import ProbeOptions
@@ -33,7 +35,7 @@ class Prepared:
     """One backbone with its features and pseudo-classes, ready to be explained."""
 
     name: str
-    role: str  # "probe" or "control"
+    role: str  # "probe", "positive control" or "control"
     backbone: backbones.Backbone
     data: ImageFolderData  # items follow this backbone's preprocessing
     features: Features
@@ -41,27 +43,34 @@ class Prepared:
     pseudo: PseudoClasses
     model: ProbeModel
     metrics: ClusterMetrics | None  # agreement with the folder labels, None without labels
+    agreement: AgreementDraws | None = None  # its bootstrap replicates (k-means seeds and images)
 
     @property
     def clusters(self) -> np.ndarray:
         return np.asarray(self.pseudo.labels, dtype=np.int64)
 
     def clustering(self) -> Clustering:
-        """The report's clustering figures (None where there are no labels)."""
-        m = self.metrics
+        """The report's clustering figures with their intervals (None where there are no labels)."""
+        m, d = self.metrics, self.agreement
         if m is None:
             return Clustering(k=self.pseudo.k)
-        return Clustering(k=self.pseudo.k, nmi=m.nmi, ari=m.ari, accuracy=m.hungarian_accuracy, purity=m.purity)
+        return Clustering(k=self.pseudo.k, nmi=estimate(m.nmi, d.nmi if d else None),
+                          ari=estimate(m.ari, d.ari if d else None),
+                          accuracy=estimate(m.hungarian_accuracy, d.accuracy if d else None),
+                          purity=estimate(m.purity, d.purity if d else None))
 
     def majority_label(self, pseudo_class: int) -> str | None:
         """The folder label most of ``pseudo_class``'s images carry (None without labels or images)."""
         entry = self.metrics.cluster(pseudo_class) if self.metrics is not None else None
         return entry.label if entry is not None else None
 
-    def purity(self, pseudo_class: int) -> float | None:
-        """The share of ``pseudo_class``'s images carrying its majority label."""
+    def purity(self, pseudo_class: int) -> Estimate | None:
+        """The share of ``pseudo_class``'s images carrying its majority label, with its interval over the images."""
         entry = self.metrics.cluster(pseudo_class) if self.metrics is not None else None
-        return entry.purity if entry is not None else None
+        if entry is None:
+            return None
+        draws = self.agreement.class_purity[:, pseudo_class] if self.agreement is not None else None
+        return estimate(entry.purity, draws)
 
 
 def prepare(name: str, role: str, backbone: backbones.Backbone, data: ImageFolderData, options: ProbeOptions, *,
@@ -86,7 +95,8 @@ def prepare(name: str, role: str, backbone: backbones.Backbone, data: ImageFolde
     write_meta(state_dir, name=name, role=role, backbone=backbone, control_of=control_of,
                control_seed=control_seed, k=options.k, seed=options.seed)
     metrics = label_agreement(pseudo, features)
+    agreement = agreement_replicates(name, pseudo, features, options) if metrics is not None else None
     log.info("%s: k=%d, head held-out accuracy %s, %s", name, pseudo.k, pseudo.head_report.get("heldout_accuracy"),
              "no labels" if metrics is None else f"NMI {metrics.nmi:.3f}, ARI {metrics.ari:.3f}")
     model = pseudo.probe_model(backbone).to(options.device).eval()
-    return Prepared(name, role, backbone, extracted.data, features, extracted.rows, pseudo, model, metrics)
+    return Prepared(name, role, backbone, extracted.data, features, extracted.rows, pseudo, model, metrics, agreement)

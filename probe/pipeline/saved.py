@@ -101,7 +101,7 @@ def resolve_run_dir(run_dir: str | os.PathLike) -> Path:
     if (run_dir / META_FILE).is_file():
         return run_dir
     probes = sorted(p.parent for p in run_dir.glob(f"{BACKBONES_DIR}/*/{META_FILE}")
-                    if read_meta(p.parent).get("role") == "probe")
+                    if read_meta(p.parent).get("role") != "control")
     if len(probes) == 1:
         return probes[0]
     if probes:

@@ -6,7 +6,7 @@ from __future__ import annotations
 import contextlib
 import logging
 import os
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Collection, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -53,17 +53,19 @@ class RunSession:
     clock: StageClock = field(default_factory=StageClock)
 
     def probe(self, probes: Sequence[tuple[str, backbones.Backbone]], data: ImageFolderData, options: ProbeOptions,
-              *, settings: Mapping[str, str | int | float], cache_dir: str | os.PathLike | None = None) -> RunResults:
+              *, settings: Mapping[str, str | int | float], cache_dir: str | os.PathLike | None = None,
+              positive_controls: Collection[str] = ()) -> RunResults:
         """Probe ``probes`` on ``data`` against one random-init control and write the report.
 
         ``settings`` head the report's settings; k, seed, methods, control and device follow.
+        ``positive_controls`` names the probed backbones known to be semantic (role "positive control").
         """
         first = probes[0][1]
         header = {**settings, "k": options.k, "seed": options.seed, "methods": options.describe_methods(),
                   "control": f"{CONTROL_NAME}: random init of {first.arch}, seed {options.seed}",
                   "device": str(options.device)}
         results = probe_backbones(probes, data, options, out=self.out, cache_dir=cache_dir, clock=self.clock,
-                                  settings=header)
+                                  settings=header, positive_controls=positive_controls)
         write_run_report(self.out, results, self.clock)
         return results
 

@@ -2,28 +2,25 @@
 
 from __future__ import annotations
 
+from probe.evaluation.intervals import Estimate
 from probe.report import RunResults
 
-VERDICT_WORD = {True: "semantic", False: "not semantic", None: "not judged"}
 
-
-def _cell(value: float | None) -> str:
-    return "-" if value is None else f"{value:.2f}"
+def _cell(value: Estimate | None) -> str:
+    return "-" if value is None else value.format()
 
 
 def summary_table(results: RunResults) -> str:
-    """Per backbone: NMI, ARI, accuracy, primary-method mask energy and pointing game, Grad-CAM mask energy,
-    faithfulness gap and verdict, as aligned text."""
+    """Per backbone: NMI, primary-method mask energy and pointing game, Grad-CAM mask energy, faithfulness gap
+    (each with its 95 % interval) and the verdict's outcome, as aligned text."""
     method = results.method
-    header = ["backbone", "role", "NMI", "ARI", "acc.", f"{method} energy", f"{method} pointing",
-              "gradcam energy", "gap", "verdict"]
+    header = ["backbone", "role", "NMI", f"{method} energy", f"{method} pointing", "gradcam energy", "gap", "verdict"]
     rows = [header]
     for b in results.backbones:
         primary = b.methods[method]
         gradcam = b.methods.get("gradcam")
-        verdict = "control" if b.role == "control" else VERDICT_WORD[results.verdicts[b.name].backbone.semantic]
-        rows.append([b.name, b.role, _cell(b.clustering.nmi), _cell(b.clustering.ari), _cell(b.clustering.accuracy),
-                     _cell(primary.mask_energy), _cell(primary.pointing_game),
+        verdict = "control" if not b.judged else results.verdicts[b.name].backbone.outcome
+        rows.append([b.name, b.role, _cell(b.clustering.nmi), _cell(primary.mask_energy), _cell(primary.pointing_game),
                      _cell(gradcam.mask_energy if gradcam else None), _cell(primary.faithfulness_gap), verdict])
     widths = [max(len(row[i]) for row in rows) for i in range(len(header))]
     lines = ["  ".join(cell.ljust(w) if i < 2 or i == len(header) - 1 else cell.rjust(w)

@@ -4,14 +4,15 @@ and the terminal summary."""
 
 from __future__ import annotations
 
-from probe.evaluation.verdict import Evidence, Verdict, judge
+from probe.evaluation.intervals import Estimate
+from probe.evaluation.verdict import NOT_JUDGED, Evidence, Verdict, judge
 from probe.report import BackboneResults, BackboneVerdicts, MethodResults, PseudoClass, RunResults
 
 CONTROL_STATEMENT = "Random-init control: the baseline every figure of its backbone is compared with."
 
 
 def _evidence(
-    agreement: tuple[str, float | None, float | None],
+    agreement: tuple[str, Estimate | None, Estimate | None],
     figures: BackboneResults | PseudoClass,
     method_figures: MethodResults | PseudoClass,
     control: BackboneResults | None,
@@ -51,14 +52,14 @@ def class_evidence(pc: PseudoClass, control: BackboneResults | None, method: str
 
 
 def _control_verdict() -> Verdict:
-    return Verdict(None, None, None, None, CONTROL_STATEMENT)
+    return Verdict(None, NOT_JUDGED, (), False, CONTROL_STATEMENT)
 
 
 def judge_run(results: RunResults) -> dict[str, BackboneVerdicts]:
     """Verdicts for every backbone by name; controls get a fixed statement and ``semantic = None``."""
     verdicts = {}
     for b in results.backbones:
-        if b.role == "control":
+        if not b.judged:
             verdicts[b.name] = BackboneVerdicts(_control_verdict(), [_control_verdict() for _ in b.pseudo_classes])
             continue
         control = results.control_of(b)

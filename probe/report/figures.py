@@ -9,9 +9,9 @@ image stays visible where the map is near zero.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Sequence
 
 import numpy as np
 from matplotlib import colormaps
@@ -20,6 +20,7 @@ from matplotlib.figure import Figure
 from PIL import Image
 
 from probe.errors import ProbeValueError
+from probe.evaluation.intervals import Estimate
 
 from .results import BackboneResults, Member, MethodResults, RunResults, SpecificityExample
 
@@ -144,6 +145,21 @@ def _series(
     return series
 
 
+def _values(estimates: Sequence[Estimate | None]) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Values, lows and highs of a series of estimates (NaN where missing or without an interval)."""
+    value = np.array([np.nan if e is None else e.value for e in estimates], dtype=float)
+    low = np.array([np.nan if e is None or e.low is None else e.low for e in estimates], dtype=float)
+    high = np.array([np.nan if e is None or e.high is None else e.high for e in estimates], dtype=float)
+    return value, low, high
+
+
+def _error_bars(value: float, e: Estimate) -> tuple[float, float]:
+    """Distances from ``value`` down to the interval's low and up to its high (0 without an interval)."""
+    if not e.has_interval:
+        return 0.0, 0.0
+    return max(0.0, value - e.low), max(0.0, e.high - value)
+
+
 def perturbation_figure(
     backbone: BackboneResults, control: BackboneResults | None, method: str, path: Path
 ) -> Path | None:
@@ -161,8 +177,9 @@ def perturbation_figure(
             c = getattr(m, attr)
             if c is None:
                 continue
-            y = [np.nan if v is None else v for v in c.y]
+            y, low, high = _values(c.y)
             ax.plot(c.x, y, style, color=colour, marker="o", markersize=3, label=label)
+            ax.fill_between(c.x, low, high, color=colour, alpha=0.15, linewidth=0)
         ax.set_title(title, fontsize=10)
         ax.set_xlabel("fraction of pixels removed")
         ax.set_ylim(-0.03, 1.03)
@@ -173,7 +190,8 @@ def perturbation_figure(
 
 
 def metric_bars(backbone: BackboneResults, control: BackboneResults | None, method: str, path: Path) -> Path | None:
-    """Grouped bars per metric (methods, then the control), with the centre / mask-area baselines marked."""
+    """Grouped bars per metric (methods, then the control) with 95 % error bars, and the centre / mask-area
+    baselines marked."""
     series = _series(backbone, control, method)
     metrics = [(key, label) for key, label in BAR_METRICS if any(getattr(m, key) is not None for _, m, _, _ in series)]
     if not metrics:
@@ -182,14 +200,17 @@ def metric_bars(backbone: BackboneResults, control: BackboneResults | None, meth
     ax = fig.subplots()
     width = 0.8 / len(series)
     for s, (label, m, colour, _) in enumerate(series):
-        xs, ys = [], []
+        xs, ys, errors = [], [], []
         for i, (key, _) in enumerate(metrics):
-            value = getattr(m, key)
-            if value is not None:
+            e = getattr(m, key)
+            if e is not None:
                 xs.append(i - 0.4 + width * (s + 0.5))
-                ys.append(value)
+                ys.append(e.value)
+                errors.append(_error_bars(e.value, e))
         hatch = "//" if label.startswith("control") else None
-        ax.bar(xs, ys, width=width, color=colour, hatch=hatch, edgecolor="white", label=label)
+        yerr = np.array(errors).T if errors else None
+        ax.bar(xs, ys, width=width, color=colour, hatch=hatch, edgecolor="white", label=label, yerr=yerr,
+               error_kw={"elinewidth": 0.8, "capsize": 2, "ecolor": "#333333"})
     baselines = {
         "pointing_game": (backbone.centre_pointing_game, "centre point"),
         "mask_energy": (backbone.mask_fraction, "mask area"),
@@ -197,7 +218,7 @@ def metric_bars(backbone: BackboneResults, control: BackboneResults | None, meth
     for i, (key, _) in enumerate(metrics):
         value, label = baselines.get(key, (None, ""))
         if value is not None:
-            ax.hlines(value, i - 0.45, i + 0.45, colors="black", linestyles=":", label=f"{label} baseline")
+            ax.hlines(value.value, i - 0.45, i + 0.45, colors="black", linestyles=":", label=f"{label} baseline")
     ax.set_xticks(range(len(metrics)), [label for _, label in metrics], fontsize=9)
     ax.set_ylim(0, 1.05)
     ax.grid(axis="y", alpha=0.3)
@@ -214,8 +235,9 @@ def sanity_figure(backbone: BackboneResults, control: BackboneResults | None, me
     fig = Figure(figsize=(9, 3.6), layout="constrained")
     ax = fig.subplots()
     for label, c, colour, style in curves:
-        y = [np.nan if v is None else v for v in c.similarity]
+        y, low, high = _values(c.similarity)
         ax.plot(range(len(y)), y, style, marker="o", color=colour, markersize=3, label=label)
+        ax.fill_between(range(len(y)), low, high, color=colour, alpha=0.15, linewidth=0)
     steps = max((c.steps for _, c, _, _ in curves), key=len)
     labels = [s if len(s) <= 22 else s[:20] + "…" for s in steps]
     ax.set_xticks(range(len(steps)), labels, rotation=30, ha="right", fontsize=8)
@@ -228,10 +250,53 @@ def sanity_figure(backbone: BackboneResults, control: BackboneResults | None, me
     return _save_figure(fig, path)
 
 
+def overview_figure(backbone: BackboneResults, control: BackboneResults | None, method: str, path: Path,
+                    colour: str = PALETTE[0]) -> Path | None:
+    """The verdict's figures at a glance: NMI, pointing game, mask energy and perturbation gap of ``backbone``
+    (its primary method) against the control and the data-only baselines, each with its 95 % interval."""
+    m = backbone.methods[method]
+    c = control.methods.get(method) if control is not None else None
+    zero = Estimate(0.0, 0.0, 0.0)
+    rows = [  # (label, backbone's figure, control's figure, baseline's name, baseline's figure)
+        ("NMI", backbone.clustering.nmi, control.clustering.nmi if control else None, None, None),
+        (f"{method} pointing game", m.pointing_game, c.pointing_game if c else None, "centre point",
+         backbone.centre_pointing_game),
+        (f"{method} mask energy", m.mask_energy, c.mask_energy if c else None, "mask area", backbone.mask_fraction),
+        (f"{method} perturbation gap", m.faithfulness_gap, c.faithfulness_gap if c else None, "random order", zero),
+    ]
+    rows = [r for r in rows if r[1] is not None]
+    if not rows:
+        return None
+    fig = Figure(figsize=(9, 0.75 + 0.65 * len(rows)), layout="constrained")
+    ax = fig.subplots()
+    labelled: set[str] = set()
+    for y, (_, mine, theirs, base_name, base) in enumerate(rows):
+        points = ((mine, 0.18, colour, "o", backbone.name), (theirs, 0.0, CONTROL_COLOUR, "s", "random-init control"),
+                  (base, -0.18, "black", "D", "baseline"))
+        for e, offset, point_colour, marker, legend in points:
+            if e is None:
+                continue
+            at = len(rows) - 1 - y + offset
+            low, high = _error_bars(e.value, e)
+            ax.errorbar(e.value, at, xerr=[[low], [high]], fmt=marker, color=point_colour, capsize=3, markersize=5,
+                        label=legend if legend not in labelled else None)
+            labelled.add(legend)
+            if e is base:
+                ax.annotate(base_name, (e.value, at), xytext=(6, -3), textcoords="offset points", fontsize=7)
+    ax.set_yticks(range(len(rows)), [r[0] for r in reversed(rows)], fontsize=9)
+    lows = [e.low if e.has_interval else e.value for r in rows for e in (r[1], r[2], r[4]) if e is not None]
+    ax.set_xlim(min(-0.05, min(lows) - 0.05), 1.02)
+    ax.axvline(0, color="black", linewidth=0.5)
+    ax.grid(axis="x", alpha=0.3)
+    ax.legend(fontsize=8, loc="upper left", bbox_to_anchor=(1.01, 1.0))
+    return _save_figure(fig, path)
+
+
 @dataclass
 class BackboneFigures:
     """Paths of one backbone's figures, relative to the report directory (None when not drawn)."""
 
+    overview: str | None = None
     perturbation: str | None = None
     bars: str | None = None
     sanity: str | None = None
@@ -247,18 +312,19 @@ def write_figures(results: RunResults, report_dir: Path) -> dict[str, BackboneFi
     """
     figures = {}
     for i, b in enumerate(results.backbones):
-        if b.role == "control":  # shown beside its probe backbone, never on its own
+        if not b.judged:  # shown beside its probe backbone, never on its own
             figures[b.name] = BackboneFigures()
             continue
         control = results.control_of(b)
-        rel = lambda stem: f"figures/b{i}_{stem}.png"  # noqa: E731
+        rel = f"figures/b{i}_{{}}.png".format
         done = BackboneFigures()
         for attr, stem, draw in (
-            ("perturbation", "perturbation", lambda p: perturbation_figure(b, control, results.method, p)),
-            ("bars", "metrics", lambda p: metric_bars(b, control, results.method, p)),
-            ("sanity", "sanity", lambda p: sanity_figure(b, control, results.method, p)),
+            ("overview", "overview", overview_figure),
+            ("perturbation", "perturbation", perturbation_figure),
+            ("bars", "metrics", metric_bars),
+            ("sanity", "sanity", sanity_figure),
         ):
-            if draw(report_dir / rel(stem)) is not None:
+            if draw(b, control, results.method, report_dir / rel(stem)) is not None:
                 setattr(done, attr, rel(stem))
         for pc in b.pseudo_classes:
             if pc.members:

@@ -1,10 +1,11 @@
 """The in-memory results of a run, as the pipeline fills them and the report reads them.
 
-Structure (``None`` everywhere means "not measured", e.g. no labels or no masks)::
+Structure (``None`` everywhere means "not measured", e.g. no labels or no masks; every figure is an
+:class:`~probe.evaluation.intervals.Estimate`, its value with a 95 % interval)::
 
     RunResults
     ├── backbones: list[BackboneResults]      one per probed backbone, plus its random-init control
-    │   ├── name, role ("probe" | "control"), format, arch, control (name of its control)
+    │   ├── name, role ("probe" | "positive control" | "control"), format, arch, control (name of its control)
     │   ├── clustering: Clustering            k, nmi, ari, accuracy, purity
     │   ├── methods: dict[str, MethodResults] "agf" and every baseline: AUCs, curves, localisation, sanity, specificity
     │   ├── centre_pointing_game, mask_fraction   localisation baselines on the evaluated images
@@ -28,9 +29,13 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from probe.errors import ProbeValueError
+from probe.evaluation.intervals import Estimate, difference
 from probe.evaluation.verdict import Verdict
 
-ROLES = ("probe", "control")
+#: "positive control": a probed backbone known to be semantic (the demo's supervised one), judged like a probe.
+ROLES = ("probe", "positive control", "control")
+#: A figure: its value with a 95 % interval, or None when not measured.
+Figure = Estimate | None
 
 
 @dataclass
@@ -38,7 +43,7 @@ class Curve:
     """A curve ``y(x)``: survival per fraction of pixels removed, or similarity per sanity step."""
 
     x: list[float]
-    y: list[float | None]
+    y: list[Figure]
 
 
 @dataclass
@@ -46,49 +51,49 @@ class SanityCurve:
     """Mean Spearman similarity to the original maps after each cumulative randomisation step."""
 
     steps: list[str]
-    similarity: list[float | None]
+    similarity: list[Figure]
 
 
 @dataclass
 class SpecificitySummary:
     """Two-object test means: hit rate on the explained object and on the other one, map correlation."""
 
-    pointing_explained: float | None
-    pointing_other: float | None
-    pearson: float | None
-    spearman: float | None
+    pointing_explained: Figure
+    pointing_other: Figure
+    pearson: Figure
+    spearman: Figure
     images: int
 
 
 class _PerturbationGap:
     """Mixin for results with ``positive_perturbation_auc`` / ``negative_perturbation_auc`` fields."""
 
-    positive_perturbation_auc: float | None
-    negative_perturbation_auc: float | None
+    positive_perturbation_auc: Figure
+    negative_perturbation_auc: Figure
 
     @property
-    def faithfulness_gap(self) -> float | None:
-        """Negative minus positive perturbation AUC (None if either is missing)."""
-        if self.positive_perturbation_auc is None or self.negative_perturbation_auc is None:
-            return None
-        return self.negative_perturbation_auc - self.positive_perturbation_auc
+    def faithfulness_gap(self) -> Figure:
+        """Negative minus positive perturbation AUC, paired image by image (None if either is missing)."""
+        return difference(self.negative_perturbation_auc, self.positive_perturbation_auc)
 
 
 @dataclass
 class MethodResults(_PerturbationGap):
     """Every figure of one attribution method on one backbone."""
 
-    positive_perturbation_auc: float | None = None
-    negative_perturbation_auc: float | None = None
+    positive_perturbation_auc: Figure = None
+    negative_perturbation_auc: Figure = None
     positive_curve: Curve | None = None
     negative_curve: Curve | None = None
-    pointing_game: float | None = None
-    mask_energy: float | None = None
-    miou: float | None = None
-    pixel_accuracy: float | None = None
-    average_precision: float | None = None
+    pointing_game: Figure = None
+    mask_energy: Figure = None
+    miou: Figure = None
+    pixel_accuracy: Figure = None
+    average_precision: Figure = None
     sanity: SanityCurve | None = None
     specificity: SpecificitySummary | None = None
+    #: images with a mask left out of a figure because it is undefined there (constant map, no positive relevance)
+    undefined: dict[str, int] = field(default_factory=dict)
 
 
 @dataclass
@@ -96,10 +101,10 @@ class Clustering:
     """Cluster-vs-label agreement (from ``unsupervised.cluster_metrics``); ``None`` without labels."""
 
     k: int
-    nmi: float | None = None
-    ari: float | None = None
-    accuracy: float | None = None
-    purity: float | None = None
+    nmi: Figure = None
+    ari: Figure = None
+    accuracy: Figure = None
+    purity: Figure = None
 
 
 @dataclass
@@ -120,13 +125,13 @@ class PseudoClass(_PerturbationGap):
     id: int
     size: int
     majority_label: str | None = None
-    purity: float | None = None
-    pointing_game: float | None = None
-    mask_energy: float | None = None
-    centre_pointing_game: float | None = None
-    mask_fraction: float | None = None
-    positive_perturbation_auc: float | None = None
-    negative_perturbation_auc: float | None = None
+    purity: Figure = None
+    pointing_game: Figure = None
+    mask_energy: Figure = None
+    centre_pointing_game: Figure = None
+    mask_fraction: Figure = None
+    positive_perturbation_auc: Figure = None
+    negative_perturbation_auc: Figure = None
     members: list[Member] = field(default_factory=list)
 
 
@@ -154,9 +159,14 @@ class BackboneResults:
     format: str | None = None
     arch: str | None = None
     control: str | None = None
-    centre_pointing_game: float | None = None
-    mask_fraction: float | None = None
+    centre_pointing_game: Figure = None
+    mask_fraction: Figure = None
     specificity_examples: list[SpecificityExample] = field(default_factory=list)
+
+    @property
+    def judged(self) -> bool:
+        """True for a probed backbone (a positive control included); a random-init control is never judged."""
+        return self.role != "control"
 
 
 @dataclass(frozen=True)

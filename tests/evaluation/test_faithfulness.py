@@ -7,7 +7,15 @@ import pytest
 import torch
 
 from probe.errors import ProbeValueError
-from probe.evaluation import STEPS, blurred, faithfulness, perturbation_auc, perturbation_hits, removal_masks, removal_ranks
+from probe.evaluation import (
+    STEPS,
+    blurred,
+    faithfulness,
+    perturbation_auc,
+    perturbation_hits,
+    removal_masks,
+    removal_ranks,
+)
 from probe.evaluation.faithfulness import pixels_removed
 from tests.support.models import RegionModel
 
@@ -116,3 +124,36 @@ def test_blur_removal_leaves_a_flat_image_unchanged_where_black_kills_it():
     assert blur.positive.hits.all() and blur.negative.hits.all()  # the blur of a flat image is the image
     with pytest.raises(ProbeValueError, match="valid: black, blur"):
         faithfulness(model, images, maps, 0, mean=None, std=None, removal="noise")
+
+
+def _dropout_net() -> torch.nn.Module:
+    """A small classifier whose train-mode behaviour differs: batch statistics and dropout."""
+    torch.manual_seed(0)
+    return torch.nn.Sequential(
+        torch.nn.Conv2d(3, 8, 3, padding=1), torch.nn.BatchNorm2d(8), torch.nn.ReLU(), torch.nn.Dropout(0.5),
+        torch.nn.AdaptiveAvgPool2d(2), torch.nn.Flatten(), torch.nn.Linear(32, 3),
+    )
+
+
+def test_a_model_left_in_train_mode_is_evaluated_in_inference_mode():
+    from probe.evaluation import explain_in_batches
+    from tests.support.models import input_x_gradient
+
+    g = torch.Generator().manual_seed(1)
+    images = torch.randn(12, 3, 12, 12, generator=g)
+    maps = torch.randn(12, 12, 12, generator=g)
+    model = _dropout_net().eval()
+    target = model(images).argmax(dim=1)
+    reference = faithfulness(model, images, maps, target, mean=None, std=None, batch_size=12)
+    model.train()
+    model[3].eval()  # a mixed state, to be restored module by module
+    for batch_size in (12, 5, 1):
+        result = faithfulness(model, images, maps, target, mean=None, std=None, batch_size=batch_size)
+        assert torch.equal(result.positive.hits, reference.positive.hits)
+        assert torch.equal(result.negative.hits, reference.negative.hits)
+        assert result.positive.hits[:, 0].all()  # the clean step keeps every image, as in eval mode
+    assert [m.training for m in model] == [True, True, True, False, True, True, True]
+    eval_maps = explain_in_batches(input_x_gradient, model.eval(), images, target, batch_size=12, device="cpu")
+    model.train()
+    train_maps = explain_in_batches(input_x_gradient, model, images, target, batch_size=4, device="cpu")
+    assert torch.allclose(train_maps, eval_maps) and model.training

@@ -14,6 +14,7 @@ from probe.evaluation import (
     average_precision,
     binarize,
     centre_pointing_game,
+    constant_maps,
     mask_energy,
     mask_fraction,
     paper_binary_map,
@@ -66,7 +67,8 @@ def test_average_precision_matches_sklearn_with_ties_and_is_nan_without_object()
     masks[5] = False
     ap = average_precision(maps, masks)
     for i in range(5):
-        assert ap[i].item() == pytest.approx(average_precision_score(masks[i].flatten().numpy(), maps[i].flatten().numpy()))
+        expected = average_precision_score(masks[i].flatten().numpy(), maps[i].flatten().numpy())
+        assert ap[i].item() == pytest.approx(expected)
     assert math.isnan(ap[5].item())
 
 
@@ -91,8 +93,10 @@ def test_pointing_game_tolerance_is_euclidean_in_pixels():
     maps = _point_map(32, 32, 5, 5)
     mask = torch.zeros(1, 32, 32, dtype=torch.bool)
     mask[0, 5, 20] = True  # 15 px to the right of the maximum
+    assert pointing_game(maps, mask, tolerance=15).item() == 0.0  # strict, as TorchRay: d < 15
+    assert pointing_game(maps, mask, tolerance=15.01).item() == 1.0
+    mask[0, 5, 19] = True  # 14 px
     assert pointing_game(maps, mask, tolerance=15).item() == 1.0
-    assert pointing_game(maps, mask, tolerance=14).item() == 0.0
     diagonal = torch.zeros(1, 32, 32, dtype=torch.bool)
     diagonal[0, 16, 16] = True  # sqrt(11² + 11²) = 15.56 px away
     assert pointing_game(maps, diagonal, tolerance=15).item() == 0.0
@@ -100,6 +104,18 @@ def test_pointing_game_tolerance_is_euclidean_in_pixels():
     inside[0, 5, 5] = True
     assert pointing_game(maps, inside, tolerance=0).item() == 1.0
     assert math.isnan(pointing_game(maps, torch.zeros(1, 32, 32, dtype=torch.bool)).item())
+
+
+def test_a_constant_map_points_nowhere():
+    mask = torch.zeros(3, 8, 8, dtype=torch.bool)
+    mask[:, 0, 0] = True  # the row-major first pixel is on the object: a constant map used to "hit" it
+    maps = torch.zeros(3, 8, 8)
+    maps[1] = 0.3
+    maps[2, 4, 4] = 1.0
+    result = pointing_game(maps, mask)
+    assert math.isnan(result[0].item()) and math.isnan(result[1].item())
+    assert result[2].item() == 1.0  # a real maximum 5.7 px from the object
+    assert constant_maps(maps).tolist() == [True, True, False]
 
 
 def test_pointing_game_first_maximum_wins_ties():
@@ -111,10 +127,11 @@ def test_pointing_game_first_maximum_wins_ties():
 
 
 def test_centre_baseline_even_and_odd_sizes():
-    odd = torch.zeros(2, 31, 31, dtype=torch.bool)
-    odd[0, 0, 15] = True  # 15 px above the centre (15, 15)
+    odd = torch.zeros(3, 31, 31, dtype=torch.bool)
+    odd[0, 1, 15] = True  # 14 px above the centre (15, 15)
     odd[1, 0, 0] = True  # 21.2 px away
-    assert centre_pointing_game(odd).tolist() == [1.0, 0.0]
+    odd[2, 0, 15] = True  # exactly 15 px: a miss (strict)
+    assert centre_pointing_game(odd).tolist() == [1.0, 0.0, 0.0]
     even = torch.zeros(2, 32, 32, dtype=torch.bool)
     even[0, 15, 30] = True  # centre (15.5, 15.5): sqrt(0.25 + 14.5²) = 14.5 px
     even[1, 15, 31] = True  # sqrt(0.25 + 15.5²) = 15.5 px
@@ -140,7 +157,7 @@ def test_shape_errors_name_the_argument():
         mask_energy(torch.zeros(1, 4, 4), torch.zeros(1, 4, 5, dtype=torch.bool))
     with pytest.raises(ProbeValueError, match=r"maps must have shape \[N, H, W\]"):
         pointing_game(torch.zeros(4, 4), torch.zeros(4, 4, dtype=torch.bool))
-    assert np.isfinite(pointing_game(torch.zeros(1, 4, 4), torch.ones(1, 4, 4)).numpy()).all()
+    assert np.isfinite(pointing_game(torch.eye(4)[None], torch.ones(1, 4, 4)).numpy()).all()  # a 0/1 float mask
 
 
 def test_non_finite_maps_are_refused_with_the_image_index():

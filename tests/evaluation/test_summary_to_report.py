@@ -8,8 +8,8 @@ import math
 import pytest
 import torch
 
-from probe.evaluation import cascading_randomization, evaluate_maps, nanmean
-from probe.pipeline.evaluate import method_results
+from probe.evaluation import Resampling, cascading_randomization, evaluate_maps, nanmean
+from probe.pipeline.evaluate import evaluated_images, method_results, sanity_curve
 from probe.pipeline.verdicts import judge_run
 from probe.report import BackboneResults, Clustering, Member, PseudoClass, RunResults, write_report
 from probe.report.metrics_json import validate_metrics
@@ -50,6 +50,29 @@ def test_evaluate_maps_per_image_overall_and_per_class():
     assert same.segmentation == ev.segmentation
     no_masks = evaluate_maps(model, images, maps, target, mean=None, std=None)
     assert no_masks.overall()["miou"] is None and no_masks.per_class(classes, K)[0]["pointing_game"] is None
+    assert no_masks.estimates(Resampling.stratified(6, seed=0))["pointing_game"] is None
+
+
+def test_estimates_keep_the_figures_and_add_seeded_intervals():
+    model = small_cnn(classes=K)
+    images, masks = _data()
+    target = model(images).argmax(dim=1).detach()
+    maps = input_x_gradient(model, images, target)
+    ev = evaluate_maps(model, images, maps, target, mean=None, std=None, masks=masks, removal="blur")
+    resampling = evaluated_images("b", target, seed=0)
+    estimates = ev.estimates(resampling)
+    for key, value in ev.overall().items():
+        assert estimates[key].value == value, key  # the figure itself is unchanged, to the last bit
+        assert estimates[key].low <= estimates[key].high, key
+    assert estimates == evaluate_maps(model, images, maps, target, mean=None, std=None, masks=masks,
+                                      removal="blur").estimates(evaluated_images("b", target, seed=0))
+    assert estimates != ev.estimates(evaluated_images("b", target, seed=1))
+    survival = ev.survival_estimates(resampling)["positive"]
+    assert [e.value for e in survival] == pytest.approx(ev.faithfulness.positive.survival.tolist())
+    classes = torch.tensor([0, 0, 1, 1, 2, 2])
+    rows = ev.class_estimates(classes, K, resampling)
+    assert [r["pointing_game"].value for r in rows] == [r["pointing_game"] for r in ev.per_class(classes, K)]
+    assert ev.undefined() == {"pointing_game": 0, "mask_energy": int(torch.isnan(ev.energy[:5]).sum())}
 
 
 def test_measured_results_make_a_valid_report(tmp_path):
@@ -62,10 +85,14 @@ def test_measured_results_make_a_valid_report(tmp_path):
         for method, explain in (("agf", input_x_gradient), ("saliency", gradient_of_total)):
             maps = explain(model, images, target)
             ev = evaluate_maps(model, images, maps, target, mean=None, std=None, masks=masks)
-            sanity = cascading_randomization(model, images[:2], target[:2], explain_fn=explain, max_steps=2) if role == "probe" else None
-            methods[method] = method_results(ev, sanity=sanity)
+            resampling = evaluated_images(name, target, seed=0)
+            sanity = None
+            if role == "probe":
+                result = cascading_randomization(model, images[:2], target[:2], explain_fn=explain, max_steps=2)
+                sanity = sanity_curve(result, Resampling.stratified(2, seed=0))
+            methods[method] = method_results(ev, resampling, sanity=sanity)
             if method == "agf":
-                figures, rows = ev.overall(), ev.per_class(target, K)
+                figures, rows = ev.estimates(resampling), ev.class_estimates(target, K, resampling)
                 agf_maps = maps
         classes = [
             PseudoClass(id=c, size=int((target == c).sum()), **rows[c],

@@ -21,6 +21,6 @@ def test_run_on_cuda_matches_the_cpu_run(run_dir, world, checkpoints, tmp_path):
     validate_metrics(on_gpu)
     for gpu, cpu in zip(on_gpu["backbones"], on_cpu["backbones"]):
         assert [pc["size"] for pc in gpu["pseudo_classes"]] == [pc["size"] for pc in cpu["pseudo_classes"]]
-        assert gpu["clustering"]["nmi"] == pytest.approx(cpu["clustering"]["nmi"], abs=1e-6)
+        assert gpu["clustering"]["nmi"]["value"] == pytest.approx(cpu["clustering"]["nmi"]["value"], abs=1e-6)
     model = load_probe_model(tmp_path, device="cuda").model
     assert next(model.parameters()).is_cuda

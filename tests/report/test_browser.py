@@ -52,7 +52,7 @@ def test_report_opens_in_chromium(browser, tmp_path):
     images = browser.execute_script(
         "return Array.from(document.images).map(i => [i.getAttribute('src'), i.complete, i.naturalWidth]);"
     )
-    assert len(images) == 6
+    assert len(images) == 7
     broken = [src for src, complete, width in images if not (complete and width > 0)]
     assert broken == [], f"images that did not render: {broken}"
 
@@ -62,3 +62,28 @@ def test_report_opens_in_chromium(browser, tmp_path):
     assert browser.execute_script("return document.scripts.length;") == 0
     assert browser.execute_script("return document.querySelectorAll('b, u, i, img[src=x]').length;") == 0
     assert browser.execute_script("return window.__pwned === undefined;")
+
+
+OVERFLOW = """
+const page = document.documentElement;
+const cut = [];
+for (const wrap of document.querySelectorAll('.table-wrap')) {
+  if (wrap.scrollWidth > wrap.clientWidth + 1) {
+    const head = wrap.querySelector('tr');
+    const name = (head ? head.innerText : '').slice(0, 60).replace(/\\s+/g, ' ');
+    cut.push(name + ': ' + wrap.scrollWidth + ' > ' + wrap.clientWidth);
+  }
+}
+return [page.scrollWidth, page.clientWidth, cut, document.querySelectorAll('.table-wrap').length];
+"""
+
+
+@pytest.mark.parametrize("width", [1400, 1000])
+def test_no_table_is_wider_than_the_page(browser, tmp_path, width):
+    page = write_report(tmp_path / "out", make_results())
+    browser.set_window_size(width, 900)
+    browser.get(page.resolve().as_uri())
+    scroll, client, cut, tables = browser.execute_script(OVERFLOW)
+    assert tables >= 5  # verdict, clustering, faithfulness, localisation, specificity (and the settings)
+    assert client <= width and scroll <= client, f"the page scrolls sideways at {width} px: {scroll} > {client}"
+    assert cut == [], f"tables cut off (they scroll inside their frame) at a {width} px window: {cut}"

@@ -9,6 +9,7 @@ from dataclasses import replace
 import pytest
 
 from probe.errors import ProbeValueError
+from probe.evaluation.intervals import Estimate
 from probe.report import build_metrics, validate_metrics, write_report
 from tests.support.results import HOSTILE_BACKBONE, make_results
 
@@ -22,15 +23,48 @@ def test_full_results_have_the_issue_fields():
     m = _metrics()
     probe, control = m["backbones"]
     assert (probe["name"], probe["role"], probe["control"]) == (HOSTILE_BACKBONE, "probe", "random-init control")
-    assert control["role"] == "control" and control["semantic"] is None
+    assert control["role"] == "control" and control["semantic"] is None and control["outcome"] == "not judged"
+    assert m["schema_version"] == 3 and m["protocol"]["perturbation_removal"] == "blur"
     assert set(probe["clustering"]) >= {"k", "nmi", "ari", "accuracy"}
     agf = probe["attribution"]["agf"]
-    assert set(agf) >= {"positive_perturbation_auc", "negative_perturbation_auc", "pointing_game", "mask_energy", "miou"}
+    assert set(agf) >= {"positive_perturbation_auc", "negative_perturbation_auc", "pointing_game", "mask_energy",
+                        "miou"}
     assert agf["perturbation_curves"]["fractions"][0] == 0.0 and len(agf["perturbation_curves"]["positive"]) == 10
     assert set(probe["attribution"]) == {"agf", "gradcam", "integrated_gradients"}
     pc = probe["pseudo_classes"][0]
-    assert set(pc) >= {"id", "size", "majority_label", "purity", "semantic"}
-    assert probe["semantic"] is True and pc["semantic"] is True
+    assert set(pc) >= {"id", "size", "majority_label", "purity", "semantic", "outcome", "evidence"}
+    assert probe["semantic"] is True and probe["outcome"] == "semantic" and pc["semantic"] is True
+    assert agf["undefined"] == {"pointing_game": 1, "mask_energy": 0}
+
+
+def test_every_figure_carries_its_interval():
+    m = _metrics()
+    probe = m["backbones"][0]
+    nmi = probe["clustering"]["nmi"]
+    assert set(nmi) == {"value", "low", "high"} and nmi["low"] < nmi["value"] == 0.6 < nmi["high"]
+    agf = probe["attribution"]["agf"]
+    for key in ("positive_perturbation_auc", "faithfulness_gap", "pointing_game", "mask_energy", "miou"):
+        assert agf[key]["low"] < agf[key]["value"] < agf[key]["high"], key
+    assert agf["faithfulness_gap"]["value"] == pytest.approx(agf["negative_perturbation_auc"]["value"]
+                                                             - agf["positive_perturbation_auc"]["value"])
+    assert all(p["low"] <= p["high"] for p in agf["perturbation_curves"]["positive"])
+    assert agf["sanity"]["similarity"][1]["value"] == 0.6 and agf["specificity"]["pearson"]["low"] is not None
+    assert probe["baselines"]["mask_fraction"]["high"] > 0.25
+
+
+def test_each_test_of_the_verdict_lists_its_comparisons():
+    probe = _metrics()["backbones"][0]
+    agreement = probe["evidence"]["agreement"]
+    assert agreement["outcome"] == "passes" and agreement["counted"] is True
+    (nmi,) = agreement["comparisons"]
+    assert (nmi["figure"], nmi["baseline"], nmi["margin"], nmi["outcome"]) == ("NMI", "random-init control", 0.1,
+                                                                              "passes")
+    assert nmi["difference"]["value"] == pytest.approx(0.55) and nmi["difference"]["low"] > 0.1
+    localisation = probe["evidence"]["localisation"]
+    assert [c["baseline"] for c in localisation["comparisons"]] == ["random-init control", "centre point",
+                                                                    "random-init control", "mask area"]
+    faithfulness = probe["evidence"]["faithfulness"]["comparisons"][0]
+    assert faithfulness["baseline"] == "random pixel order" and faithfulness["baseline_value"]["value"] == 0.0
 
 
 def test_nulls_without_labels_or_masks():
@@ -42,14 +76,15 @@ def test_nulls_without_labels_or_masks():
     assert agf["positive_perturbation_auc"] is not None
     pc = probe["pseudo_classes"][0]
     assert pc["majority_label"] is None and pc["purity"] is None and pc["semantic"] is None
-    assert probe["semantic"] is None and probe["evidence"]["faithfulness"] is True
+    assert probe["semantic"] is None and probe["evidence"]["faithfulness"]["outcome"] == "passes"
+    assert probe["evidence"]["agreement"]["comparisons"] == [] and probe["evidence"]["agreement"]["outcome"] is None
     assert probe["baselines"] == {"centre_pointing_game": None, "mask_fraction": None}
 
 
 def test_nan_and_inf_become_null():
     results = make_results()
-    results.backbones[0].methods["gradcam"].miou = float("nan")
-    results.backbones[0].pseudo_classes[0].mask_energy = float("inf")
+    results.backbones[0].methods["gradcam"].miou = Estimate(float("nan"))
+    results.backbones[0].pseudo_classes[0].mask_energy = Estimate(float("inf"))
     m = build_metrics(results)
     assert m["backbones"][0]["attribution"]["gradcam"]["miou"] is None
     assert m["backbones"][0]["pseudo_classes"][0]["mask_energy"] is None
@@ -68,11 +103,14 @@ def test_written_file_is_strict_json(tmp_path):
 @pytest.mark.parametrize(
     "mutate, message",
     [
-        (lambda m: m["backbones"][0]["attribution"]["agf"].__setitem__("miou", float("nan")), "expected number"),
-        (lambda m: m["backbones"][0]["attribution"]["agf"].__setitem__("miou", "0.5"), "attribution.agf.miou"),
+        (lambda m: m["backbones"][0]["attribution"]["agf"]["miou"].__setitem__("low", float("nan")), "expected number"),
+        (lambda m: m["backbones"][0]["attribution"]["agf"].__setitem__("miou", 0.5), "attribution.agf.miou"),
+        (lambda m: m["backbones"][0]["attribution"]["agf"]["miou"].pop("high"), "missing keys \\['high'\\]"),
         (lambda m: m["backbones"][0]["clustering"].pop("nmi"), "missing keys \\['nmi'\\]"),
+        (lambda m: m["backbones"][0]["evidence"]["agreement"].__setitem__("counted", None), "agreement.counted"),
         (lambda m: m["backbones"][0].__setitem__("colour", "red"), "unexpected keys \\['colour'\\]"),
-        (lambda m: m["backbones"][0]["pseudo_classes"][1].__setitem__("semantic", "yes"), "pseudo_classes\\[1\\].semantic"),
+        (lambda m: m["backbones"][0]["pseudo_classes"][1].__setitem__("semantic", "yes"),
+         "pseudo_classes\\[1\\].semantic"),
         (lambda m: m["backbones"][0]["clustering"].__setitem__("k", True), "clustering.k"),
         (lambda m: m.__setitem__("backbones", {}), "expected an array"),
     ],

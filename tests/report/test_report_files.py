@@ -47,7 +47,7 @@ def test_user_strings_are_text_not_markup(tmp_path):
     assert "<img src=x" not in source
     imgs = [attrs for tag, attrs in parsed.tags if tag == "img"]
     assert all(attrs["src"].startswith("figures/") and attrs["src"].endswith(".png") for attrs in imgs)
-    assert len(imgs) == 3 + 2 + 1  # perturbation, bars, sanity; two class strips; one specificity example
+    assert len(imgs) == 4 + 2 + 1  # overview, perturbation, bars, sanity; two class strips; one specificity example
 
 
 def test_page_is_self_contained(tmp_path):
@@ -68,7 +68,8 @@ def test_figures_are_real_pngs(tmp_path):
     write_report(tmp_path, make_results())
     pngs = sorted((tmp_path / "figures").glob("*.png"))
     assert [p.name for p in pngs] == [
-        "b0_class0.png", "b0_class1.png", "b0_metrics.png", "b0_perturbation.png", "b0_sanity.png", "b0_specificity0.png"
+        "b0_class0.png", "b0_class1.png", "b0_metrics.png", "b0_overview.png", "b0_perturbation.png", "b0_sanity.png",
+        "b0_specificity0.png",
     ]
     for p in pngs:
         with Image.open(p) as im:
@@ -80,8 +81,9 @@ def test_figures_are_real_pngs(tmp_path):
 def test_class_strip_has_a_control_row_only_when_control_maps_exist(tmp_path):
     write_report(tmp_path / "with", make_results(control_maps=True))
     write_report(tmp_path / "without", make_results(control_maps=False))
-    with Image.open(tmp_path / "with/figures/b0_class0.png") as a, Image.open(tmp_path / "without/figures/b0_class0.png") as b:
-        assert a.height > b.height and a.width == b.width
+    with Image.open(tmp_path / "with/figures/b0_class0.png") as a:
+        with Image.open(tmp_path / "without/figures/b0_class0.png") as b:
+            assert a.height > b.height and a.width == b.width
 
 
 def test_report_without_masks_or_labels_still_renders(tmp_path):

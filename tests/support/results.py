@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+import itertools
+
 import numpy as np
 
+from probe.evaluation.intervals import RESAMPLES, Estimate, estimate
 from probe.pipeline.evaluate import curve
 from probe.pipeline.verdicts import judge_run
 from probe.report import (
@@ -36,26 +39,42 @@ def _map(seed: int, size: int = 32) -> np.ndarray:
     return (rng.random((size, size)) - 0.3).astype(np.float32)
 
 
-def _method(shift: float, sanity: bool = True) -> MethodResults:
+class Estimates:
+    """Figures with seeded replicates (each figure its own draws: independent of the others)."""
+
+    def __init__(self) -> None:
+        self._seeds = itertools.count()
+
+    def __call__(self, value: float | None, spread: float = 0.03) -> Estimate | None:
+        if value is None:
+            return None
+        rng = np.random.default_rng(next(self._seeds))
+        return estimate(value, value + spread * rng.standard_normal(RESAMPLES))
+
+
+def _method(e: Estimates, shift: float, sanity: bool = True) -> MethodResults:
     pos = [1.0] + [max(0.0, 0.8 - shift - 0.1 * i) for i in range(9)]
     neg = [1.0] + [min(1.0, 0.9 + shift - 0.02 * i) for i in range(9)]
     return MethodResults(
-        positive_perturbation_auc=0.3 - shift,
-        negative_perturbation_auc=0.8 + shift / 2,
-        positive_curve=curve(STEPS, pos),
-        negative_curve=curve(STEPS, neg),
-        pointing_game=0.7 + shift,
-        mask_energy=0.6 + shift,
-        miou=0.5,
-        pixel_accuracy=0.7,
-        average_precision=0.65,
-        sanity=SanityCurve(["original", "head", "layer4", "layer3 … conv1"], [1.0, 0.6, 0.3, 0.1]) if sanity else None,
-        specificity=SpecificitySummary(0.8, 0.2, 0.1, 0.12, 4),
+        positive_perturbation_auc=e(0.3 - shift),
+        negative_perturbation_auc=e(0.8 + shift / 2),
+        positive_curve=curve(STEPS, [e(y) for y in pos]),
+        negative_curve=curve(STEPS, [e(y) for y in neg]),
+        pointing_game=e(0.7 + shift),
+        mask_energy=e(0.6 + shift),
+        miou=e(0.5),
+        pixel_accuracy=e(0.7),
+        average_precision=e(0.65),
+        sanity=SanityCurve(["original", "head", "layer4", "layer3 … conv1"], [e(v) for v in (1.0, 0.6, 0.3, 0.1)])
+        if sanity else None,
+        specificity=SpecificitySummary(e(0.8), e(0.2), e(0.1), e(0.12), 4),
+        undefined={"pointing_game": 1, "mask_energy": 0} if shift > 0 else {"pointing_game": 0, "mask_energy": 0},
     )
 
 
 def make_results(*, labels: bool = True, masks: bool = True, control_maps: bool = True) -> RunResults:
     """A probe backbone with its control, two pseudo-classes, a specificity example, skipped images."""
+    e = Estimates()
     members = [
         Member(name=HOSTILE_FILE if i == 0 else f"img {i}.png", image=_image(i), map=_map(i),
                label=HOSTILE_LABEL if labels else None, control_map=_map(i + 50) if control_maps else None)
@@ -63,34 +82,37 @@ def make_results(*, labels: bool = True, masks: bool = True, control_maps: bool 
     ]
     classes = [
         PseudoClass(id=c, size=40 + c, majority_label=(HOSTILE_LABEL if c == 0 else "dog") if labels else None,
-                    purity=(0.9 - 0.3 * c) if labels else None,
-                    pointing_game=0.8 if masks else None, mask_energy=0.7 if masks else None,
-                    centre_pointing_game=0.4 if masks else None, mask_fraction=0.25 if masks else None,
-                    positive_perturbation_auc=0.2, negative_perturbation_auc=0.8, members=members)
+                    purity=e(0.9 - 0.3 * c) if labels else None,
+                    pointing_game=e(0.8) if masks else None, mask_energy=e(0.7) if masks else None,
+                    centre_pointing_game=e(0.4) if masks else None, mask_fraction=e(0.25, 0.01) if masks else None,
+                    positive_perturbation_auc=e(0.2), negative_perturbation_auc=e(0.8), members=members)
         for c in range(2)
     ]
     def strip(m: MethodResults) -> MethodResults:
         if not masks:
             m.pointing_game = m.mask_energy = m.miou = m.pixel_accuracy = m.average_precision = None
             m.specificity = None
+            m.undefined = {}
         return m
     probe = BackboneResults(
         name=HOSTILE_BACKBONE, role="probe", format="torchvision", arch="resnet18",
-        clustering=Clustering(k=2, nmi=0.6 if labels else None, ari=0.5 if labels else None,
-                              accuracy=0.8 if labels else None, purity=0.8 if labels else None),
-        methods={"agf": strip(_method(0.1)), "gradcam": strip(_method(0.0)), "integrated_gradients": strip(_method(-0.05))},
-        pseudo_classes=classes, control="random-init control", centre_pointing_game=0.4 if masks else None,
-        mask_fraction=0.25 if masks else None,
-        specificity_examples=[SpecificityExample(name=HOSTILE_FILE, image=_image(9, 48), labels=(HOSTILE_LABEL, "cat & dog"),
-                                                 classes=(0, 1), maps=(_map(9, 48), _map(10, 48)), pearson=0.12)] if masks else [],
+        clustering=Clustering(k=2, nmi=e(0.6) if labels else None, ari=e(0.5) if labels else None,
+                              accuracy=e(0.8) if labels else None, purity=e(0.8) if labels else None),
+        methods={"agf": strip(_method(e, 0.1)), "gradcam": strip(_method(e, 0.0)),
+                 "integrated_gradients": strip(_method(e, -0.05))},
+        pseudo_classes=classes, control="random-init control", centre_pointing_game=e(0.4) if masks else None,
+        mask_fraction=e(0.25, 0.01) if masks else None,
+        specificity_examples=[SpecificityExample(name=HOSTILE_FILE, image=_image(9, 48),
+                                                 labels=(HOSTILE_LABEL, "cat & dog"), classes=(0, 1),
+                                                 maps=(_map(9, 48), _map(10, 48)), pearson=0.12)] if masks else [],
     )
     control = BackboneResults(
         name="random-init control", role="control", format="torchvision", arch="resnet18",
-        clustering=Clustering(k=2, nmi=0.05 if labels else None, ari=0.01 if labels else None,
-                              accuracy=0.5 if labels else None, purity=0.5 if labels else None),
-        methods={"agf": strip(_method(-0.2, sanity=False))},
-        pseudo_classes=[PseudoClass(id=c, size=41, purity=0.5 if labels else None) for c in range(2)],
-        centre_pointing_game=0.4 if masks else None, mask_fraction=0.25 if masks else None,
+        clustering=Clustering(k=2, nmi=e(0.05) if labels else None, ari=e(0.01) if labels else None,
+                              accuracy=e(0.5) if labels else None, purity=e(0.5) if labels else None),
+        methods={"agf": strip(_method(e, -0.2, sanity=False))},
+        pseudo_classes=[PseudoClass(id=c, size=41, purity=e(0.5) if labels else None) for c in range(2)],
+        centre_pointing_game=e(0.4) if masks else None, mask_fraction=e(0.25, 0.01) if masks else None,
     )
     results = RunResults(
         backbones=[probe, control], method="agf", dataset="my images/ <u>set</u>", num_images=83,
