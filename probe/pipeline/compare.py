@@ -1,22 +1,25 @@
-"""Already-loaded backbones of one architecture, each compared with one random-init control on one
-dataset: stages extract, cluster and head (:mod:`.prepare`), explain and evaluate, then the verdicts.
-``probe run`` and ``probe demo`` differ only in what they load before this."""
+"""Already-loaded backbones, grouped by architecture, each group compared with one random-init control
+of its architecture on one dataset: stages extract, cluster and head (:mod:`.prepare`), explain and
+evaluate, then the verdicts. ``probe run`` (one backbone) and ``probe demo`` (ResNets and a ViT) differ
+only in what they load before this."""
 
 from __future__ import annotations
 
 import logging
 import os
 from collections.abc import Sequence
+from dataclasses import dataclass
 from pathlib import Path
 
 import backbones
-from probe.errors import ParameterError, ProbeValueError
+from probe.errors import ParameterError
 from probe.report import BackboneResults, RunResults, SkippedImage
 from unsupervised import ImageFolderData
 
 from .evaluate import evaluate
 from .explain import explain
 from .images import MaskReader
+from .methods import settle_methods
 from .options import ProbeOptions
 from .prepare import Prepared, prepare
 from .saved import backbone_dir
@@ -29,13 +32,45 @@ CONTROL_NAME = "random-init control"
 CACHE_DIR = "cache"
 
 
-def check_backbone(backbone: backbones.Backbone, methods: Sequence[str], name: str) -> None:
-    """Refuse AGF on an architecture the engine does not cover (ViTs, SimCLR v2 sk1), before any work."""
-    if "agf" in methods and not backbone.agf_supported:
-        raise ParameterError(
-            "method", f"agf: the AGF engine does not cover {name} (architecture {backbone.arch}); explain it with "
-            "another method, e.g. --method integrated_gradients --baselines saliency"
-        )
+@dataclass(frozen=True)
+class Group:
+    """Backbones of one architecture (same constructor arguments), their control and their settled methods."""
+
+    probes: tuple[tuple[str, backbones.Backbone], ...]
+    control_name: str
+    options: ProbeOptions
+
+    @property
+    def arch(self) -> str:
+        return self.probes[0][1].arch
+
+    def describe_control(self) -> str:
+        return f"{self.control_name}: random init of {self.arch}, seed {self.options.seed}"
+
+
+def _architecture(backbone: backbones.Backbone) -> tuple[str, str]:
+    return backbone.arch, repr(sorted(backbone.arch_kwargs.items()))
+
+
+def group_backbones(probes: Sequence[tuple[str, backbones.Backbone]], options: ProbeOptions) -> list[Group]:
+    """``probes`` grouped by architecture in the order they first appear, each group with its methods
+    settled (refusing, before any work, a given method that cannot explain one of them) and the name of
+    its control: "random-init control" for the first group, "random-init control (<arch>)" for the others
+    (so adding a group never renames the first one's control)."""
+    by_arch: dict[tuple[str, str], list[tuple[str, backbones.Backbone]]] = {}
+    for name, backbone in probes:
+        by_arch.setdefault(_architecture(backbone), []).append((name, backbone))
+    groups, taken = [], {name for name, _ in probes}
+    for members in by_arch.values():
+        settled = [settle_methods(options, backbone, name) for name, backbone in members][0]  # each one checked
+        base = CONTROL_NAME if not groups else f"{CONTROL_NAME} ({members[0][1].arch})"
+        control, count = base, 1
+        while control in taken:
+            count += 1
+            control = f"{base} #{count}"
+        taken.add(control)
+        groups.append(Group(tuple(members), control, settled))
+    return groups
 
 
 def _relative(path: str, root: Path) -> str:
@@ -61,46 +96,53 @@ def _explain_and_evaluate(prep: Prepared, options: ProbeOptions, *, control: Pre
     return evaluate(prep, explained, options, masks=masks, control=control, clock=clock)
 
 
+def _probe_group(group: Group, data: ImageFolderData, *, out: Path, cache: Path,
+                 clock: StageClock) -> tuple[list[BackboneResults], list[Prepared]]:
+    """One group: its control prepared first, then each probe explained against it, then the control itself."""
+    options, first = group.options, group.probes[0][1]
+    control = backbones.random_like(first, options.seed)
+    reference = prepare(group.control_name, "control", control, data, options,
+                        state_dir=backbone_dir(out, group.control_name), cache_dir=cache, clock=clock,
+                        control_of=first, control_seed=options.seed)
+    results, prepared = [], [reference]
+    for name, backbone in group.probes:
+        prep = prepare(name, "probe", backbone, data, options, state_dir=backbone_dir(out, name), cache_dir=cache,
+                       clock=clock)
+        results.append(_explain_and_evaluate(prep, options, control=reference, clock=clock))
+        prepared.append(prep)
+    results.append(_explain_and_evaluate(reference, options, control=None, clock=clock))
+    return results, prepared
+
+
 def probe_backbones(
-    probes: Sequence[tuple[str, backbones.Backbone]],
+    groups: Sequence[Group],
     data: ImageFolderData,
-    options: ProbeOptions,
     *,
     out: str | os.PathLike,
     cache_dir: str | os.PathLike | None = None,
     clock: StageClock | None = None,
     settings: dict[str, str | int | float] | None = None,
 ) -> RunResults:
-    """Probe each ``(name, backbone)`` on ``data`` against one random-init control (role "control").
+    """Probe every group's backbones on ``data``, each group against its own random-init control
+    (``backbones.random_like(first backbone, seed)``, role "control"; how to rebuild it is recorded).
 
-    The control is ``backbones.random_like(first backbone, options.seed)``, so all backbones must
-    share one architecture; how to rebuild it is recorded. Clusters and heads are saved under
-    ``out/backbones/<name>/``. The report is not written (see :class:`~probe.pipeline.session.RunSession`);
-    ``RunResults`` holds the verdicts and ``timings`` the stages so far.
+    Clusters and heads are saved under ``out/backbones/<name>/``. The report is not written (see
+    :class:`~probe.pipeline.session.RunSession`); ``RunResults`` holds the verdicts and ``timings`` the
+    stages so far.
     """
     clock = clock or StageClock()
     out = Path(out)
     cache = Path(cache_dir) if cache_dir is not None else out / CACHE_DIR
-    archs = sorted({backbone.arch for _, backbone in probes})
-    if len(archs) != 1:
-        raise ProbeValueError(f"the probed backbones must share one architecture for one control; got {archs}")
-    for name, backbone in probes:
-        check_backbone(backbone, options.methods, name)
-    if options.k > len(data):
-        raise ParameterError("k", f"{options.k} is larger than the number of images ({len(data)}) in {data.root}")
-    first = probes[0][1]
-    control = backbones.random_like(first, options.seed)
-    reference = prepare(CONTROL_NAME, "control", control, data, options, state_dir=backbone_dir(out, CONTROL_NAME),
-                        cache_dir=cache, clock=clock, control_of=first, control_seed=options.seed)
-    results, prepared = [], [reference]
-    for name, backbone in probes:
-        prep = prepare(name, "probe", backbone, data, options, state_dir=backbone_dir(out, name), cache_dir=cache,
-                       clock=clock)
-        results.append(_explain_and_evaluate(prep, options, control=reference, clock=clock))
-        prepared.append(prep)
-    results.append(_explain_and_evaluate(reference, options, control=None, clock=clock))
+    k = groups[0].options.k
+    if k > len(data):
+        raise ParameterError("k", f"{k} is larger than the number of images ({len(data)}) in {data.root}")
+    results, prepared = [], []
+    for group in groups:
+        group_results, group_prepared = _probe_group(group, data, out=out, cache=cache, clock=clock)
+        results += group_results
+        prepared += group_prepared
     run = RunResults(
-        backbones=results, method=options.method, dataset=data.root.name, num_images=len(prepared[-1].features),
+        backbones=results, dataset=data.root.name, num_images=len(prepared[-1].features),
         skipped=_skipped(data, prepared), settings=dict(settings or {}), timings=clock.ordered(),
     )
     run.verdicts = judge_run(run)

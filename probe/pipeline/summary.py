@@ -12,21 +12,21 @@ def _cell(value: float | None) -> str:
 
 
 def summary_table(results: RunResults) -> str:
-    """Per backbone: NMI, ARI, accuracy, primary-method mask energy and pointing game, Grad-CAM mask energy,
-    faithfulness gap and verdict, as aligned text."""
-    method = results.method
-    header = ["backbone", "role", "NMI", "ARI", "acc.", f"{method} energy", f"{method} pointing",
-              "gradcam energy", "gap", "verdict"]
+    """Per backbone: NMI, ARI, accuracy, its primary method with that method's mask energy and pointing game,
+    Grad-CAM mask energy (CNNs), faithfulness gap and verdict, as aligned text."""
+    header = ["backbone", "role", "NMI", "ARI", "acc.", "method", "energy", "pointing", "gradcam energy", "gap",
+              "verdict"]
     rows = [header]
     for b in results.backbones:
-        primary = b.methods[method]
+        primary = b.methods[b.method]
         gradcam = b.methods.get("gradcam")
         verdict = "control" if b.role == "control" else VERDICT_WORD[results.verdicts[b.name].backbone.semantic]
         rows.append([b.name, b.role, _cell(b.clustering.nmi), _cell(b.clustering.ari), _cell(b.clustering.accuracy),
-                     _cell(primary.mask_energy), _cell(primary.pointing_game),
+                     b.method, _cell(primary.mask_energy), _cell(primary.pointing_game),
                      _cell(gradcam.mask_energy if gradcam else None), _cell(primary.faithfulness_gap), verdict])
     widths = [max(len(row[i]) for row in rows) for i in range(len(header))]
-    lines = ["  ".join(cell.ljust(w) if i < 2 or i == len(header) - 1 else cell.rjust(w)
+    text = (0, 1, 5, len(header) - 1)  # left-aligned columns
+    lines = ["  ".join(cell.ljust(w) if i in text else cell.rjust(w)
                        for i, (cell, w) in enumerate(zip(row, widths))).rstrip() for row in rows]
     lines.insert(1, "  ".join("-" * w for w in widths))
     return "\n".join(lines)

@@ -254,9 +254,9 @@ def write_figures(results: RunResults, report_dir: Path) -> dict[str, BackboneFi
         rel = lambda stem: f"figures/b{i}_{stem}.png"  # noqa: E731
         done = BackboneFigures()
         for attr, stem, draw in (
-            ("perturbation", "perturbation", lambda p: perturbation_figure(b, control, results.method, p)),
-            ("bars", "metrics", lambda p: metric_bars(b, control, results.method, p)),
-            ("sanity", "sanity", lambda p: sanity_figure(b, control, results.method, p)),
+            ("perturbation", "perturbation", lambda p: perturbation_figure(b, control, b.method, p)),
+            ("bars", "metrics", lambda p: metric_bars(b, control, b.method, p)),
+            ("sanity", "sanity", lambda p: sanity_figure(b, control, b.method, p)),
         ):
             if draw(report_dir / rel(stem)) is not None:
                 setattr(done, attr, rel(stem))

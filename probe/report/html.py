@@ -97,7 +97,8 @@ def _header(results: RunResults) -> str:
     return (
         "<header><h1>ssl-probe report</h1>"
         f'<p class="sub">Data: <strong>{esc(results.dataset or "(unnamed)")}</strong> · {results.num_images} images'
-        f" · {len(results.skipped)} skipped · explained with <strong>{esc(results.method)}</strong></p>"
+        f" · {len(results.skipped)} skipped · explained with "
+        f"{', '.join(f'<strong>{esc(m)}</strong>' for m in results.primary_methods)}</p>"
         '<nav><a href="#summary">Summary</a><a href="#figures">Figures</a><a href="#classes">Pseudo-classes</a>'
         '<a href="#specificity">Class specificity</a><a href="#skipped">Skipped images</a><a href="#definitions">Definitions</a></nav>'
         f"{settings_table}</header>"
@@ -229,7 +230,7 @@ def _classes(results: RunResults, figures: dict[str, BackboneFigures]) -> str:
             continue
         has_control = any(m.control_map is not None for pc in b.pseudo_classes for m in pc.members)
         cards = "".join(
-            _card(f"b{i}-pc{int(pc.id)}", pc, v, figures[b.name].classes.get(pc.id), results.method, has_control)
+            _card(f"b{i}-pc{int(pc.id)}", pc, v, figures[b.name].classes.get(pc.id), b.method, has_control)
             for pc, v in zip(b.pseudo_classes, verdicts[b.name].pseudo_classes)
         )
         parts.append(f"<h3>{esc(b.name)}</h3><div class=\"cards\">{cards}</div>")

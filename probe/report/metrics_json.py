@@ -19,7 +19,8 @@ from probe.errors import ProbeValueError
 from .results import BackboneResults, BackboneVerdicts, Curve, MethodResults, RunResults
 
 #: 2: ``timings`` moved out to timings.json, so that a run's metrics.json depends only on its inputs and seed.
-SCHEMA_VERSION = 2
+#: 3: the primary method is per backbone (``backbones[].method``; a run may hold CNNs and ViTs), not top-level.
+SCHEMA_VERSION = 3
 
 _CURVE = {"fractions": ["number"], "positive": ["number?"], "negative": ["number?"]}
 _METHOD = {
@@ -62,7 +63,6 @@ _EVIDENCE = {"agreement": "boolean?", "localisation": "boolean?", "faithfulness"
 SCHEMA: dict = {
     "schema_version": "integer",
     "tool": {"name": "string", "version": "string"},
-    "method": "string",
     "dataset": {"name": "string", "images": "integer", "skipped": [{"path": "string", "reason": "string"}]},
     "backbones": [
         {
@@ -71,6 +71,7 @@ SCHEMA: dict = {
             "format": "string?",
             "arch": "string?",
             "control": "string?",
+            "method": "string",
             "clustering": {"k": "integer", "nmi": "number?", "ari": "number?", "accuracy": "number?", "purity": "number?"},
             "attribution": {"*": _METHOD},
             "baselines": {"centre_pointing_game": "number?", "mask_fraction": "number?"},
@@ -135,6 +136,7 @@ def _backbone(b: BackboneResults, verdicts: BackboneVerdicts) -> dict:
         "format": b.format,
         "arch": b.arch,
         "control": b.control,
+        "method": b.method,
         "clustering": {
             "k": int(b.clustering.k),
             "nmi": _number(b.clustering.nmi),
@@ -172,7 +174,6 @@ def build_metrics(results: RunResults) -> dict:
     obj = {
         "schema_version": SCHEMA_VERSION,
         "tool": {"name": "ssl-probe", "version": __version__},
-        "method": results.method,
         "dataset": {
             "name": results.dataset,
             "images": int(results.num_images),

@@ -93,7 +93,7 @@ def make_results(*, labels: bool = True, masks: bool = True, control_maps: bool 
         centre_pointing_game=0.4 if masks else None, mask_fraction=0.25 if masks else None,
     )
     results = RunResults(
-        backbones=[probe, control], method="agf", dataset="my images/ <u>set</u>", num_images=83,
+        backbones=[probe, control], dataset="my images/ <u>set</u>", num_images=83,
         skipped=[SkippedImage(HOSTILE_SKIP, "cannot identify image file <bad>")],
         settings={"k": 2, "seed": 0, "weights": "ckpt <v1>.pth"}, timings={"extract": 1.5, "explain": 3.25},
     )
