@@ -23,6 +23,7 @@ from .methods import settle_methods
 from .options import ProbeOptions
 from .prepare import Prepared, prepare
 from .saved import backbone_dir
+from .side_by_side import side_by_side
 from .stages import StageClock
 from .verdicts import judge_run
 
@@ -98,7 +99,8 @@ def _explain_and_evaluate(prep: Prepared, options: ProbeOptions, *, control: Pre
 
 def _probe_group(group: Group, data: ImageFolderData, *, out: Path, cache: Path,
                  clock: StageClock) -> tuple[list[BackboneResults], list[Prepared]]:
-    """One group: its control prepared first, then each probe explained against it, then the control itself."""
+    """One group: its control prepared first, then each probe explained against it, then the control itself
+    (prepared: the control first, then the probes)."""
     options, first = group.options, group.probes[0][1]
     control = backbones.random_like(first, options.seed)
     reference = prepare(group.control_name, "control", control, data, options,
@@ -126,6 +128,7 @@ def probe_backbones(
     """Probe every group's backbones on ``data``, each group against its own random-init control
     (``backbones.random_like(first backbone, seed)``, role "control"; how to rebuild it is recorded).
 
+    With several probed backbones, the same few images are explained by each (``side_by_side``).
     Clusters and heads are saved under ``out/backbones/<name>/``. The report is not written (see
     :class:`~probe.pipeline.session.RunSession`); ``RunResults`` holds the verdicts and ``timings`` the
     stages so far.
@@ -136,14 +139,16 @@ def probe_backbones(
     k = groups[0].options.k
     if k > len(data):
         raise ParameterError("k", f"{k} is larger than the number of images ({len(data)}) in {data.root}")
-    results, prepared = [], []
+    results, prepared, probes = [], [], []
     for group in groups:
         group_results, group_prepared = _probe_group(group, data, out=out, cache=cache, clock=clock)
         results += group_results
         prepared += group_prepared
+        probes += [(prep, group.options) for prep in group_prepared[1:]]
     run = RunResults(
         backbones=results, dataset=data.root.name, num_images=len(prepared[-1].features),
         skipped=_skipped(data, prepared), settings=dict(settings or {}), timings=clock.ordered(),
+        side_by_side=side_by_side(probes, clock=clock),
     )
     run.verdicts = judge_run(run)
     return run

@@ -26,6 +26,8 @@ SANITY_IMAGES = 4
 SPECIFICITY_IMAGES = 16
 #: Two-object images shown in the report per backbone.
 SPECIFICITY_EXAMPLES = 3
+#: Images explained by every probed backbone, shown side by side (runs with several backbones).
+SIDE_BY_SIDE_IMAGES = 6
 #: k-means runs per clustering, the lowest objective kept: one run can land in a poor local optimum.
 KMEANS_RESTARTS = 10
 #: Explanations keep every layer's activations: they run in smaller batches than feature extraction.

@@ -21,7 +21,7 @@ from PIL import Image
 
 from probe.errors import ProbeValueError
 
-from .results import BackboneResults, Member, MethodResults, RunResults, SpecificityExample
+from .results import BackboneResults, Member, MethodResults, RunResults, SideBySide, SpecificityExample
 
 OVERLAY_CMAP = "RdBu_r"
 OVERLAY_ALPHA = 0.75
@@ -226,6 +226,23 @@ def sanity_figure(backbone: BackboneResults, control: BackboneResults | None, me
     ax.grid(alpha=0.3)
     ax.legend(fontsize=8)
     return _save_figure(fig, path)
+
+
+def side_by_side_strip(side: SideBySide, path: Path) -> Path:
+    """PNG of the side-by-side maps: the images on top (as the first backbone sees them), then one row of
+    primary-method overlays per backbone, in the order of ``side.rows``."""
+    rows = [[np.round(as_rgb(image) * 255).astype(np.uint8) for image in side.rows[0].images]]
+    rows += [[overlay(image, relevance) for image, relevance in zip(row.images, row.maps)] for row in side.rows]
+    return _save_png(path, _grid(rows))
+
+
+def write_side_by_side(results: RunResults, report_dir: Path) -> str | None:
+    """Draw ``results.side_by_side`` into ``report_dir/figures``; its relative path, or None when absent."""
+    if results.side_by_side is None or not results.side_by_side.rows:
+        return None
+    relative = "figures/side_by_side.png"
+    side_by_side_strip(results.side_by_side, report_dir / relative)
+    return relative
 
 
 @dataclass

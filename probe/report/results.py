@@ -13,6 +13,7 @@ Structure (``None`` everywhere means "not measured", e.g. no labels or no masks)
     │   └── specificity_examples: list[SpecificityExample]
     ├── dataset, num_images, skipped: list[SkippedImage]
     ├── verdicts: dict[str, BackboneVerdicts]   by backbone name, judged once by the pipeline
+    ├── side_by_side: SideBySide | None         the same images explained by every probed backbone
     └── settings, timings                       shown in the report header / footer
 
 Images are unnormalised ``[H, W, 3]`` arrays (float in [0, 1] or uint8) and maps are
@@ -170,6 +171,26 @@ class BackboneVerdicts:
 
 
 @dataclass
+class MapRow:
+    """One probed backbone's primary-method maps of the side-by-side images (each its own top-1 pseudo-class)."""
+
+    backbone: str
+    method: str
+    classes: list[int]
+    images: list[np.ndarray]  # the images as this backbone sees them (its own preprocessing), unnormalised
+    maps: list[np.ndarray]
+
+
+@dataclass
+class SideBySide:
+    """The same images explained by every probed backbone: image names, folder labels, one row per backbone."""
+
+    names: list[str]
+    labels: list[str | None]
+    rows: list[MapRow]
+
+
+@dataclass
 class SkippedImage:
     """An input image left out of the run, and why (unreadable, corrupt, too small, ...)."""
 
@@ -188,6 +209,7 @@ class RunResults:
     settings: dict[str, str | int | float] = field(default_factory=dict)
     timings: dict[str, float] = field(default_factory=dict)
     verdicts: dict[str, BackboneVerdicts] = field(default_factory=dict)
+    side_by_side: SideBySide | None = None
 
     def backbone(self, name: str) -> BackboneResults:
         """The backbone called ``name``."""
@@ -228,3 +250,9 @@ class RunResults:
             if verdicts is None or len(verdicts.pseudo_classes) != len(b.pseudo_classes):
                 raise ProbeValueError(f"backbone {b.name!r} has no verdicts for itself and each pseudo-class "
                                       "(probe.pipeline.verdicts.judge_run fills them)")
+        if self.side_by_side is not None:
+            for row in self.side_by_side.rows:
+                n = len(self.side_by_side.names)
+                if self.backbone(row.backbone).role != "probe" or not len(row.images) == len(row.maps) == n:
+                    raise ProbeValueError(f"side-by-side row {row.backbone!r} must be a probed backbone with "
+                                          f"{n} images and maps")

@@ -68,6 +68,12 @@ def test_a_vit_beside_the_resnets_gets_its_own_control_and_methods_and_changes_n
                                         "transformer_attribution, raw_attention (vit_mini_patch8)")
     page = (tmp_path / "both" / "report.html").read_text()
     assert "explained with <strong>agf</strong>, <strong>transformer_attribution</strong>" in page
+    # the same images explained by both, each with its own primary method
+    side = both.side_by_side
+    assert [(r.backbone, r.method) for r in side.rows] == [("byol", "agf"), ("vit", "transformer_attribution")]
+    assert side.labels == ["circle", "square", "triangle"] and all(len(r.maps) == 3 for r in side.rows)
+    assert 'id="side-by-side"' in page and (tmp_path / "both" / "figures" / "side_by_side.png").is_file()
+    assert alone.side_by_side is None
     # the ResNet part is exactly the run without the ViT
     earlier = json.loads((tmp_path / "alone" / "metrics.json").read_text())["backbones"]
     assert metrics["backbones"][:2] == earlier

@@ -9,11 +9,13 @@ from probe.pipeline.verdicts import judge_run
 from probe.report import (
     BackboneResults,
     Clustering,
+    MapRow,
     Member,
     MethodResults,
     PseudoClass,
     RunResults,
     SanityCurve,
+    SideBySide,
     SkippedImage,
     SpecificityExample,
     SpecificitySummary,
@@ -54,8 +56,10 @@ def _method(shift: float, sanity: bool = True) -> MethodResults:
     )
 
 
-def make_results(*, labels: bool = True, masks: bool = True, control_maps: bool = True) -> RunResults:
-    """A probe backbone with its control, two pseudo-classes, a specificity example, skipped images."""
+def make_results(*, labels: bool = True, masks: bool = True, control_maps: bool = True,
+                 side_by_side: bool = False) -> RunResults:
+    """A probe backbone with its control, two pseudo-classes, a specificity example, skipped images; with
+    ``side_by_side``, two images explained side by side (one row: the probe)."""
     members = [
         Member(name=HOSTILE_FILE if i == 0 else f"img {i}.png", image=_image(i), map=_map(i),
                label=HOSTILE_LABEL if labels else None, control_map=_map(i + 50) if control_maps else None)
@@ -97,5 +101,9 @@ def make_results(*, labels: bool = True, masks: bool = True, control_maps: bool 
         skipped=[SkippedImage(HOSTILE_SKIP, "cannot identify image file <bad>")],
         settings={"k": 2, "seed": 0, "weights": "ckpt <v1>.pth"}, timings={"extract": 1.5, "explain": 3.25},
     )
+    if side_by_side:
+        row = MapRow(backbone=HOSTILE_BACKBONE, method="agf", classes=[0, 1], images=[_image(20), _image(21)],
+                     maps=[_map(20), _map(21)])
+        results.side_by_side = SideBySide(names=[HOSTILE_FILE, "b.png"], labels=[HOSTILE_LABEL, None], rows=[row])
     results.verdicts = judge_run(results)
     return results
