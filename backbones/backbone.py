@@ -70,11 +70,6 @@ class Backbone(nn.Module):
     def input_size(self) -> int:
         return self.preprocessing.input_size
 
-    @property
-    def agf_supported(self) -> bool:
-        """Whether the AGF engine covers this architecture (False for ViTs, CLIP towers and SimCLR v2 sk1)."""
-        return get_arch(self.arch).agf_supported
-
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self.model(x)
 

@@ -181,7 +181,6 @@ def inspect(path: str | os.PathLike, *, format: str | None = None, arch: str | N
         mean=prep.mean if prep else None,
         std=prep.std if prep else None,
         preprocess=preprocess,
-        agf_supported=spec.agf_supported if spec else None,
         dropped=list(plan.extraction.dropped),
         dropped_summary=summarize_dropped(plan.extraction.dropped, meta.container_keys),
         ignored_entries=list(meta.ignored),

@@ -54,7 +54,6 @@ class ArchSpec:
     family: str = "resnet"
     preprocessing: Preprocessing = field(default_factory=Preprocessing)
     detection: Detection = field(default_factory=Detection)
-    agf_supported: bool = True
     description: str = ""
     origin: str = "builtin"
 
@@ -80,7 +79,6 @@ def register(
     preprocessing: Preprocessing | None = None,
     family: str = "resnet",
     detection: Detection | None = None,
-    agf_supported: bool = True,
     description: str = "",
 ) -> Callable[[Callable[..., nn.Module]], Callable[..., nn.Module]]:
     """Decorator registering a feature-extractor constructor under ``name``.
@@ -99,7 +97,6 @@ def register(
             family=family,
             preprocessing=preprocessing or Preprocessing(),
             detection=detection or Detection(),
-            agf_supported=agf_supported,
             description=description or (constructor.__doc__ or "").strip().split("\n")[0],
             origin=_origin(constructor),
         )

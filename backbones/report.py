@@ -31,7 +31,6 @@ class CheckpointReport:
     mean: tuple[float, float, float] | None
     std: tuple[float, float, float] | None
     preprocess: str
-    agf_supported: bool | None
     dropped: list[str]
     dropped_summary: list[str]
     ignored_entries: list[str]
@@ -69,14 +68,6 @@ class CheckpointReport:
             ("input size", str(self.input_size) if self.input_size is not None else "-"),
             ("normalisation", norm),
             ("preprocess", self.preprocess or "-"),
-            (
-                "AGF",
-                "-"
-                if self.agf_supported is None
-                else "supported"
-                if self.agf_supported
-                else "not supported for this architecture",
-            ),
             ("dropped (heads)", ", ".join(self.dropped_summary) or "none"),
             ("ignored entries", ", ".join(self.ignored_entries) or "none"),
             ("leftover keys", self._leftovers() or "none"),

@@ -4,7 +4,8 @@
 
 Trains like ``probe pretrain --method M --out probe/demo/checkpoints/<file> --seed S`` with torch
 limited to ``--threads`` threads (one thread: byte-identical files on the same torch build), then writes the file's sha256, the wall time and the
-held-out measurements into the manifest. ``--controls`` records the random-init control instead.
+held-out measurements into the manifest. ``--controls`` records the random-init control instead (of the
+ResNets, or with ``--method supervised_vit`` of the ViT's architecture).
 ``--record`` skips training: the file is already in place (e.g. written by the same recipe and seed
 through scripts/demo_world_trials.py) and its held-out measurements are taken on the file itself.
 """
@@ -43,8 +44,9 @@ def main() -> None:
     data = checkpoints.manifest() or {"about": "reference backbones of the demo, trained on the synthetic world", "files": {}, "controls": {}}
     environment = {"torch": torch.__version__, "threads": args.threads, "python": platform.python_version(), "device": "cpu"}
     if args.controls:
-        r = recipe("supervised")
-        data["controls"]["random_init"] = {
+        r = recipe(args.method or "supervised")
+        key = "random_init" if r.arch == recipe("supervised").arch else f"random_init_{r.arch}"
+        data["controls"][key] = {
             "arch": r.arch, "arch_kwargs": r.arch_kwargs, "seed": args.seed, "normalize": "imagenet",
             "metrics": control_metrics(r, seed=args.seed),
         }
@@ -66,7 +68,7 @@ def main() -> None:
             print(f"{args.method}: {summary['steps']} steps in {summary['wall_s']:.0f} s -> {out}")
         data["files"][name] = {
             "method": args.method, "format": fmt, "arch": r.arch, "arch_kwargs": r.arch_kwargs,
-            "input": "ImageNet mean/std" if OBJECTIVES[args.method].normalize else "[0, 1], no mean/std",
+            "input": "ImageNet mean/std" if OBJECTIVES[r.method].normalize else "[0, 1], no mean/std",
             "command": command, "seed": args.seed, "steps": summary["steps"], "wall_s": summary["wall_s"],
             "environment": environment, "bytes": out.stat().st_size, "sha256": checkpoints.sha256(out),
             "metrics": summary["metrics"], "history": summary["history"], "recipe": r.to_json(),

@@ -92,6 +92,8 @@ TRIALS = {
     "t58_supervised": ("supervised", dict()),
     "t59_moco": ("moco", dict()),
     "t60_byol": ("byol", dict()),
+    # t61 on: the demo's ViT (vit_mini_patch8, 64-px views), supervised
+    "t61_supervised_vit": ("supervised_vit", dict()),
     "t00_smoke": ("simclr", dict(steps=3, batch_size=16, augment=SWAP, eval_size=200, pool_size=200)),
 }
 

@@ -19,7 +19,7 @@ import torch.nn as nn
 
 from ..preprocessing import CLIP, Preprocessing
 from ..registry import Detection, register
-from .vit import AGF_NOTE, depth_of, grid_side
+from .vit import depth_of, grid_side
 
 CLIP_PREPROCESSING = Preprocessing(input_size=224, normalization=CLIP, crop_pct=1.0, interpolation="bicubic")
 # open_clip configs whose head width is not 64 (ViT-H/14: 80, ViT-g/14: 88, ViT-bigG/14: 104), all with 16 heads.
@@ -217,8 +217,7 @@ for _name, _act, _what in (
         family="vit",
         preprocessing=CLIP_PREPROCESSING,
         detection=Detection("auto", clip_vit_kwargs),
-        agf_supported=False,
-        description=f"{_what}; sizes read from the weights, returns the projected image embedding; {AGF_NOTE}",
+        description=f"{_what}; sizes read from the weights, returns the projected image embedding",
     )(_vit_builder(_act))
 
 register(
@@ -226,9 +225,8 @@ register(
     family="clip_resnet",
     preprocessing=CLIP_PREPROCESSING,
     detection=Detection("auto", clip_resnet_kwargs),
-    agf_supported=False,
     description=(
         "CLIP ModifiedResNet image tower (RN50, RN101, RN50x4...): 3-conv stem, attention pooling; sizes read "
-        "from the weights; not covered by AGF"
+        "from the weights"
     ),
 )(ModifiedResNet)

@@ -161,7 +161,6 @@ def _register_all() -> None:
                     preprocessing=Preprocessing(normalization=RAW),
                     family="simclr_v2",
                     detection=Detection(infer_kwargs=_fits(depth, width, sk)),
-                    agf_supported=not sk,
                     description=(
                         f"SimCLR v2 ResNet-{depth} {width}x, sk{sk} ({kind}), {2048 * width}-d; converter key names"
                     ),

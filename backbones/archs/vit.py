@@ -20,7 +20,6 @@ import torch.nn as nn
 from ..preprocessing import Preprocessing
 from ..registry import Detection, register
 
-AGF_NOTE = "not supported by AGF yet"
 _BLOCK = re.compile(r"blocks\.(\d+)\.")
 
 
@@ -109,6 +108,7 @@ def _builder(size: VitSize) -> Callable[..., nn.Module]:
 
 
 _VITS = {
+    "vit_mini_patch8": (VitSize(8, 96, 3, 6), "ViT with 8-px patches, 3 heads, 96-d (the demo's small ViT)"),
     "vit_tiny_patch16": (VitSize(16, 192, 3, 12), "ViT-Ti/16, 3 heads (DeiT, iBOT), 192-d"),
     "vit_small_patch16": (VitSize(16, 384, 6, 12), "ViT-S/16, 6 heads (timm, DINO, DeiT, iBOT), 384-d"),
     "vit_small_patch8": (VitSize(8, 384, 6, 12), "ViT-S/8, 6 heads (DINO), 384-d"),
@@ -131,8 +131,7 @@ for _name, (_size, _doc) in _VITS.items():
     register(
         _name,
         family="vit",
-        agf_supported=False,
         preprocessing=Preprocessing(interpolation="bicubic") if _size.dinov2 else None,
         detection=Detection("auto", lambda shapes, size=_size: vit_kwargs(size, shapes)),
-        description=f"{_doc}; {_READ_DINOV2 if _size.dinov2 else _READ}; {AGF_NOTE}",
+        description=f"{_doc}; {_READ_DINOV2 if _size.dinov2 else _READ}",
     )(_builder(_size))

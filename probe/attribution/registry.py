@@ -16,6 +16,7 @@ from probe.errors import ProbeTypeError, ProbeValueError
 
 from . import baselines, relevance
 from .method import Method
+from .transformer import methods as vit
 
 ENTRY_POINT_GROUP = "probe.methods"
 
@@ -27,6 +28,10 @@ BUILTIN: tuple[Method, ...] = (
     baselines.INPUT_X_GRADIENT,
     relevance.LRP,
     baselines.RANDOM,
+    vit.TRANSFORMER_ATTRIBUTION,
+    vit.GENERIC_ATTENTION,
+    vit.ATTENTION_ROLLOUT,
+    vit.RAW_ATTENTION,
 )
 
 _METHODS: dict[str, Method] = {m.name: replace(m, origin="builtin") for m in BUILTIN}
@@ -124,5 +129,6 @@ class MethodNames(Sequence[str]):
 
 
 #: The names of the known methods: "agf", "gradcam", "integrated_gradients", "saliency",
-#: "input_x_gradient", "lrp", "random", then any registered or plugin methods.
+#: "input_x_gradient", "lrp", "random", "transformer_attribution", "generic_attention",
+#: "attention_rollout", "raw_attention", then any registered or plugin methods.
 METHODS = MethodNames()

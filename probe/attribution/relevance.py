@@ -16,15 +16,17 @@ from .composite import AGF as AGF_COMPOSITE
 from .composite import LRP as LRP_COMPOSITE
 from .composite import agf_overrides
 from .engine import Engine, Observer
-from .graph import Graph, trace
+from .graph import Graph, UnsupportedModelError, trace
 from .inputs import ranked_targets
 from .method import Method, MethodCall, ModelFacts, Option
 from .numerics import max_per_sample
+from .transformer.structure import vit_paths
 
 
 def traced_facts(model: nn.Module) -> ModelFacts:
     """Trace ``model`` (raising ``UnsupportedModelError`` for what the engine has no rule for) and
     read its classes and input channels from the graph; the graph travels on as ``structure``."""
+    refuse_vits(model)
     graph = trace(model)
     num_classes = cast(nn.Linear, graph.classifier_step().module).out_features
     first = [s for s in graph.convs() if s.inputs[0] == graph.input]
@@ -32,6 +34,17 @@ def traced_facts(model: nn.Module) -> ModelFacts:
         return ModelFacts(num_classes, structure=graph)
     in_channels = cast(nn.Conv2d, first[0].module).in_channels
     return ModelFacts(num_classes, in_channels, f"first conv '{first[0].where}'", graph)
+
+
+def refuse_vits(model: nn.Module) -> None:
+    """A ViT is not a CNN: say so, and which methods explain it, instead of the trace's first unknown layer."""
+    found = vit_paths(model)
+    if found:
+        where = f"at {found[0]!r}" if found[0] else "as the model"
+        raise UnsupportedModelError(
+            f"the model holds a timm VisionTransformer {where}; agf, lrp and gradcam explain CNNs: explain it "
+            "with transformer_attribution (or generic_attention, attention_rollout, raw_attention)"
+        )
 
 
 def input_relevance(

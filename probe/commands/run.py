@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import argparse
 
-from probe.pipeline.options import EVAL_IMAGES, KMEANS_RESTARTS, ProbeOptions
+from probe.pipeline.options import EVAL_IMAGES, KMEANS_RESTARTS, ProbeOptions, describe_defaults
 
 from .common import add_backbone_arguments, csv_list, given, int_at_least, positive_int
 
@@ -20,9 +20,9 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--masks", help="folder of object masks mirroring --data (binary or label images)")
     p.add_argument("--k", type=int_at_least(2), required=True, help="number of pseudo-classes (>= 2)")
     p.add_argument("--out", required=True, help="output directory for report.html, metrics.json, figures/")
-    p.add_argument("--method", help=f"attribution method to explain with (default: {ProbeOptions.method})")
+    p.add_argument("--method", help=f"attribution method to explain with (default by backbone: {describe_defaults()})")
     p.add_argument("--baselines", type=csv_list,
-                   help=f"comma-separated baseline methods (default: {','.join(ProbeOptions.baselines)})")
+                   help="comma-separated baseline methods (default: those of the backbone's default, above)")
     p.add_argument("--max-images", type=positive_int, help="use at most this many images (seeded sample)")
     p.add_argument("--eval-images", type=positive_int,
                    help=f"explain and evaluate at most this many images, up to {ProbeOptions.eval_per_class} per "

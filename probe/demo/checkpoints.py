@@ -10,12 +10,13 @@ from probe.errors import ProbeValueError
 
 CHECKPOINT_DIR = Path(__file__).resolve().parent / "checkpoints"
 MANIFEST = CHECKPOINT_DIR / "MANIFEST.json"
-# method -> (file name, checkpoint format as backbones.load names it)
+# recipe (probe.demo.pretrain.RECIPES) -> (file name, checkpoint format as backbones.load names it)
 FILES = {
     "simclr": ("simclr_resnet_small.pth", "simclr_v1"),
     "moco": ("moco_v2_resnet_small.pth", "moco"),
     "byol": ("byol_resnet_small.pth", "byol"),
     "supervised": ("supervised_resnet_small.pth", "plain"),
+    "supervised_vit": ("supervised_vit_mini_patch8.pth", "plain"),  # DeiT's {"model": ...} layout
 }
 
 
@@ -34,7 +35,7 @@ def manifest() -> dict:
 
 
 def checkpoint_path(method: str) -> Path:
-    """Path of the shipped checkpoint of ``method`` (simclr, moco, byol, supervised)."""
+    """Path of the shipped checkpoint of ``method`` (simclr, moco, byol, supervised, supervised_vit)."""
     if method not in FILES:
         raise ProbeValueError(f"no shipped checkpoint for {method!r}; known: {', '.join(FILES)}")
     return CHECKPOINT_DIR / FILES[method][0]

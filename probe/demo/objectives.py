@@ -10,7 +10,8 @@ writes the checkpoint object exactly as the method's public release lays it out
   module.encoder_k.*, module.queue [dim, K], module.queue_ptr}``.
 - BYOL (chigur conversion): raw torchvision keys + fc.* (the online classifier), no
   ``num_batches_tracked``.
-- supervised: a plain torchvision state dict with its classifier ``fc.*``.
+- supervised: a plain torchvision state dict with its classifier ``fc.*``; a timm ViT as DeiT releases it,
+  ``{"model": timm keys + the classifier head.*}``.
 - background (a shortcut backbone, a known negative): the same layout, trained on the background's
   pattern kind instead of the categories.
 
@@ -61,6 +62,17 @@ def ema_update(online: list[nn.Module], target: list[nn.Module], momentum: float
     torch._foreach_add_(tgt, src, alpha=1 - momentum)
 
 
+def feature_dim(backbone: nn.Module) -> int:
+    """Width of a backbone's pooled features: ``feature_dim`` on the project's CNNs, ``num_features`` on timm models."""
+    return int(getattr(backbone, "feature_dim", None) or backbone.num_features)
+
+
+def _is_timm_vit(module: nn.Module) -> bool:
+    from timm.models.vision_transformer import VisionTransformer  # timm is slow to import
+
+    return isinstance(module, VisionTransformer)
+
+
 def _accuracy(logits: torch.Tensor, labels: torch.Tensor) -> float:
     return float((logits.argmax(1) == labels).float().mean())
 
@@ -76,7 +88,8 @@ class Objective(nn.Module):
     def __init__(self, backbone: nn.Module, n_classes: int) -> None:
         super().__init__()
         self.backbone = backbone
-        self.classifier = nn.Linear(backbone.feature_dim, n_classes)
+        self.feature_dim = feature_dim(backbone)
+        self.classifier = nn.Linear(self.feature_dim, n_classes)
 
     def probe_loss(self, feats: torch.Tensor, labels: torch.Tensor) -> tuple[torch.Tensor, float]:
         """Cross-entropy of the online classifier on features cut from the graph (no gradient to the backbone)."""
@@ -116,7 +129,7 @@ class SimCLR(Objective):
 
     def __init__(self, backbone: nn.Module, n_classes: int, proj_dim: int = 64, temperature: float = 0.3) -> None:
         super().__init__(backbone, n_classes)
-        d = backbone.feature_dim
+        d = self.feature_dim
         self.projector = _mlp(d, d, proj_dim, batch_norm=False)
         self.temperature = temperature
 
@@ -152,7 +165,7 @@ class MoCoV2(Objective):
     ) -> None:
         super().__init__(backbone, n_classes)
         self.arch = arch  # the architecture name recorded in the checkpoint, as MoCo's script does
-        d = backbone.feature_dim
+        d = self.feature_dim
         self.head_q = _mlp(d, d, dim, batch_norm=False)
         self.backbone_k, self.head_k = _frozen_copy(backbone), _frozen_copy(self.head_q)
         self.momentum = momentum
@@ -215,7 +228,7 @@ class BYOL(Objective):
         self, backbone: nn.Module, n_classes: int, proj_dim: int = 64, hidden: int = 256, base_momentum: float = 0.99
     ) -> None:
         super().__init__(backbone, n_classes)
-        d = backbone.feature_dim
+        d = self.feature_dim
         self.projector = _mlp(d, hidden, proj_dim, batch_norm=True)
         self.predictor = _mlp(proj_dim, hidden, proj_dim, batch_norm=True)
         self.target_backbone, self.target_projector = _frozen_copy(backbone), _frozen_copy(self.projector)
@@ -251,6 +264,9 @@ class Supervised(Objective):
         return loss, {"loss": float(loss.detach()), "online_acc": _accuracy(logits, labels)}
 
     def checkpoint(self, steps):
+        if _is_timm_vit(self.backbone):  # DeiT's release layout: the classifier is timm's ``head``
+            state = {**_prefixed("", self.backbone.state_dict()), **_prefixed("head.", self.classifier.state_dict())}
+            return {"model": state}
         return self._backbone_with_fc()
 
 

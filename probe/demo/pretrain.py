@@ -56,6 +56,9 @@ class Recipe:
 #: Views of every shipped recipe: crops of 20-50 % of the image, so objects in a 32-pixel view keep
 #: about the size they have in the 64-pixel images the demo probes.
 OBJECT_SCALE_VIEWS = AugmentConfig(scale=(0.2, 0.5))
+#: Views of the ViT: it is probed at 64 px (an 8x8 grid of 8-px patches), so it trains on 64-px views of
+#: 60-100 % crops, objects magnified at most about 1.3 times.
+VIT_VIEWS = AugmentConfig(size=64, scale=(0.6, 1.0))
 #: The recipes of the shipped checkpoints (docs/DEMO_WORLD.md has the trials that chose them).
 RECIPES: dict[str, Recipe] = {
     "simclr": Recipe("simclr", steps=2400, batch_size=128, augment=OBJECT_SCALE_VIEWS),
@@ -63,14 +66,17 @@ RECIPES: dict[str, Recipe] = {
                    objective_kwargs={"temperature": 0.2, "queue_size": 1024}),
     "byol": Recipe("byol", steps=800, batch_size=128, lr=1e-3, augment=OBJECT_SCALE_VIEWS),
     "supervised": Recipe("supervised", steps=800, batch_size=128, augment=OBJECT_SCALE_VIEWS),
+    "supervised_vit": Recipe("supervised", steps=2000, batch_size=128, lr=1e-3, weight_decay=0.05, warmup=0.05,
+                             augment=VIT_VIEWS, arch="vit_mini_patch8", arch_kwargs={"img_size": 64}),
 }
 
 
-def recipe(method: str, **overrides: Any) -> Recipe:
-    """The documented recipe of ``method``, with fields replaced by ``overrides``."""
-    if method not in RECIPES:
-        raise ProbeValueError(f"unknown pretraining method {method!r}; known: {', '.join(RECIPES)}")
-    return replace(RECIPES[method], **overrides)
+def recipe(name: str, **overrides: Any) -> Recipe:
+    """The documented recipe called ``name`` (a method, or a method with an architecture, e.g.
+    ``supervised_vit``), with fields replaced by ``overrides``."""
+    if name not in RECIPES:
+        raise ProbeValueError(f"unknown pretraining recipe {name!r}; known: {', '.join(RECIPES)}")
+    return replace(RECIPES[name], **overrides)
 
 
 def _schedule(r: Recipe) -> Any:

@@ -1,9 +1,9 @@
 """``probe demo``: the main job on the built-in synthetic world with every shipped reference backbone.
 
 The world (``probe.demo.world``) is written to ``OUT/world`` (reused when it is already there),
-every shipped checkpoint is probed with k = the number of categories, and all of them are
-compared with one random-init control of their common architecture. One report:
-``OUT/report.html`` and ``OUT/metrics.json``.
+every shipped checkpoint is probed with k = the number of categories: the ResNets (explained with
+AGF) against one random-init ResNet, the ViT (explained with transformer attribution) against one
+random-init ViT of its configuration. One report: ``OUT/report.html`` and ``OUT/metrics.json``.
 """
 
 from __future__ import annotations
@@ -16,7 +16,7 @@ from typing import Any
 
 import backbones
 from probe.errors import ProbeValueError
-from probe.pipeline.options import ProbeOptions
+from probe.pipeline.options import MethodDefaults, ProbeOptions
 from probe.pipeline.session import run_session
 from probe.pipeline.summary import closing_summary
 from probe.progress import progress_enabled
@@ -27,11 +27,16 @@ log = logging.getLogger("probe.demo")
 
 #: Images in the demo world (the budget: everything in 5 minutes on 2 CPU cores).
 DEMO_IMAGES = 1200
+#: The demo's methods by backbone kind: the run defaults, with saliency as a third CNN baseline.
+DEMO_METHODS = (
+    MethodDefaults("CNNs", "agf", ("gradcam", "integrated_gradients", "saliency")),
+    MethodDefaults("ViTs", "transformer_attribution", ("attention_rollout", "raw_attention")),
+)
 #: Settings that keep the demo inside its budget: 12 evaluated images per pseudo-class, and integrated
 #: gradients with 16 steps instead of 50 (at 50 it alone took longer than everything else together).
 DEMO_OPTIONS = {
     "eval_per_class": 12,
-    "baselines": ("gradcam", "integrated_gradients", "saliency"),
+    "method_defaults": DEMO_METHODS,
     "method_options": {"integrated_gradients": {"n_steps": 16}},
 }
 WORLD_DIR = "world"
@@ -79,8 +84,8 @@ def probe_world(
     positive_controls: Sequence[str] = (),
     **options: Any,
 ) -> RunResults:
-    """Probe every ``(name, checkpoint)`` on one labelled image folder, k = its number of categories, against
-    one random-init control of their common architecture; write one report to ``out``.
+    """Probe every ``(name, checkpoint)`` on one labelled image folder, k = its number of categories, each
+    architecture against one random-init control of its own; write one report to ``out``.
 
     ``positive_controls``: names of the backbones known to be semantic (role "positive control").
     ``options`` are :class:`~probe.pipeline.ProbeOptions` fields other than k (e.g. ``device``, ``seed``,

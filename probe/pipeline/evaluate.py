@@ -179,7 +179,7 @@ def evaluate(prep: Prepared, explained: Explained, options: ProbeOptions, *, mas
     log.info("%s: evaluated %d images; %s", prep.name, len(explained.indices),
              ", ".join(f"{m} gap {r.faithfulness_gap}" for m, r in methods.items()))
     return BackboneResults(
-        name=prep.name, role=prep.role, clustering=prep.clustering(), methods=methods,
+        name=prep.name, role=prep.role, clustering=prep.clustering(), method=options.method, methods=methods,
         pseudo_classes=_pseudo_classes(prep, evaluations[options.method], explained.target, explained.members,
                                        resampling),
         format=prep.backbone.format, arch=prep.backbone.arch, control=control.name if control is not None else None,

@@ -17,9 +17,9 @@ from probe.fileio import atomic_path
 from probe.report.figures import overlay
 from unsupervised.images import UnreadableImage, open_rgb
 
-from .compare import check_backbone
 from .images import unnormalise
-from .options import DEVICE, METHOD, check_methods
+from .methods import settle_methods
+from .options import DEVICE, ProbeOptions, check_methods
 from .saved import BACKBONES_DIR, load_backbone, load_pseudo_classes, read_meta, resolve_run_dir
 
 
@@ -80,12 +80,13 @@ def explain_image(
     arch: str | None = None,
     pseudo_class: int | None = None,
     rank: int | None = None,
-    method: str = METHOD,
+    method: str | None = None,
     out: str | os.PathLike | None = None,
     device: str = DEVICE,
 ) -> ImageExplanation:
     """Explain ``image`` for a pseudo-class of the run in ``run`` (``pseudo_class``, or the one ranked
-    ``rank``, default the top-1) and write the overlay PNG to ``out`` (default ``<stem>.<method>.pc<C>.png`` here)."""
+    ``rank``, default the top-1) with ``method`` (default: the run defaults' primary method for the backbone,
+    e.g. AGF for a CNN) and write the overlay PNG to ``out`` (default ``<stem>.<method>.pc<C>.png`` here)."""
     if run is None:
         raise ParameterError("run", "not given: pseudo-classes come from `probe run`; run `probe run --weights CKPT "
                                     "--data DIR --k K --out RUN` first, then explain with its folder RUN")
@@ -93,8 +94,9 @@ def explain_image(
     check_methods(method)
     directory = resolve_run_dir(run)
     backbone = load_backbone(directory, weights=weights, format=format, arch=arch, device=resolved)
-    check_backbone(backbone, [method], str(weights or directory))
     pseudo = load_pseudo_classes(directory, backbone)
+    settled = ProbeOptions(k=pseudo.k, method=method, baselines=(), device=resolved)
+    method = settle_methods(settled, backbone, str(weights or directory)).method
     model = pseudo.probe_model(backbone).to(resolved).eval()
     path = Path(image)
     try:

@@ -11,7 +11,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
-from probe.errors import ParameterError
+from probe.errors import ParameterError, ProbeValueError
 
 if TYPE_CHECKING:
     import torch
@@ -26,14 +26,38 @@ SANITY_IMAGES = 4
 SPECIFICITY_IMAGES = 16
 #: Two-object images shown in the report per backbone.
 SPECIFICITY_EXAMPLES = 3
+#: Images explained by every probed backbone, shown side by side (runs with several backbones).
+SIDE_BY_SIDE_IMAGES = 6
 #: k-means runs per clustering, the lowest objective kept: one run can land in a poor local optimum.
 KMEANS_RESTARTS = 10
 #: Explanations keep every layer's activations: they run in smaller batches than feature extraction.
 EXPLAIN_BATCH = 16
-#: The primary attribution method unless another is asked for (runs and ``probe explain``).
-METHOD = "agf"
 #: CUDA when available, else the CPU (see :func:`probe.devices.resolve_device`).
 DEVICE = "auto"
+
+
+@dataclass(frozen=True)
+class MethodDefaults:
+    """The primary method and baselines of a run on the backbones that ``method`` can explain."""
+
+    models: str  # what they explain, in words ("CNNs")
+    method: str
+    baselines: tuple[str, ...]
+
+
+#: The methods of a run (and of ``probe explain``) that names none, by backbone: the first entry whose
+#: primary method can explain the backbone with a head (``probe.attribution.supports``, a structural
+#: check) gives the method and the baselines that were not given.
+DEFAULT_METHODS: tuple[MethodDefaults, ...] = (
+    MethodDefaults("CNNs", "agf", ("gradcam", "integrated_gradients")),
+    MethodDefaults("ViTs", "transformer_attribution", ("attention_rollout", "raw_attention")),
+    MethodDefaults("other models", "integrated_gradients", ("saliency",)),
+)
+
+
+def describe_defaults(defaults: Sequence[MethodDefaults] = DEFAULT_METHODS) -> str:
+    """``"agf with gradcam, integrated_gradients on CNNs; ..."``: the defaults for help texts."""
+    return "; ".join(f"{d.method} with {', '.join(d.baselines) or 'no baselines'} on {d.models}" for d in defaults)
 
 
 @dataclass(frozen=True)
@@ -41,12 +65,15 @@ class ProbeOptions:
     """Settings shared by every backbone of a run (see docs/PIPELINE.md for what each one controls).
 
     Built checked: a bad value raises :class:`~probe.errors.ParameterError` naming the field, and
-    ``device`` is resolved to a ``torch.device`` (``"auto"``: CUDA when available).
+    ``device`` is resolved to a ``torch.device`` (``"auto"``: CUDA when available). ``method`` and
+    ``baselines`` left at ``None`` are settled per backbone from ``method_defaults``
+    (:func:`probe.pipeline.methods.settle_methods`); the stages get settled options.
     """
 
     k: int
-    method: str = METHOD
-    baselines: tuple[str, ...] = ("gradcam", "integrated_gradients")
+    method: str | None = None
+    baselines: tuple[str, ...] | None = None
+    method_defaults: tuple[MethodDefaults, ...] = DEFAULT_METHODS
     eval_images: int = EVAL_IMAGES
     eval_per_class: int = EVAL_PER_CLASS
     card_members: int = CARD_MEMBERS
@@ -63,9 +90,15 @@ class ProbeOptions:
     def __post_init__(self) -> None:
         from probe.devices import resolve_device
 
-        object.__setattr__(self, "baselines", tuple(self.baselines))
-        check_methods(self.method, self.baselines)
-        unused = sorted(set(self.method_options) - set(self.methods))
+        if self.baselines is not None:
+            object.__setattr__(self, "baselines", tuple(self.baselines))
+        object.__setattr__(self, "method_defaults", tuple(self.method_defaults))
+        if not self.method_defaults or not all(isinstance(d, MethodDefaults) for d in self.method_defaults):
+            raise ParameterError("method_defaults", "must be a non-empty sequence of MethodDefaults")
+        check_methods(self.method, self.baselines or ())
+        for defaults in self.method_defaults:
+            check_methods(defaults.method, defaults.baselines)
+        unused = sorted(set(self.method_options) - set(self.possible_methods))
         if unused:
             raise ParameterError("method_options", f"given for {', '.join(unused)}, which this run does not use")
         if isinstance(self.k, bool) or not isinstance(self.k, int) or self.k < 2:
@@ -81,9 +114,24 @@ class ProbeOptions:
         object.__setattr__(self, "device", resolve_device(self.device))
 
     @property
+    def settled(self) -> bool:
+        """Whether the method and the baselines are known (given, or settled for a backbone)."""
+        return self.method is not None and self.baselines is not None
+
+    @property
     def methods(self) -> tuple[str, ...]:
-        """The primary method first, then the baselines (duplicates dropped)."""
+        """The primary method first, then the baselines (duplicates dropped); only once settled."""
+        if not self.settled:
+            raise ProbeValueError("the run's methods are settled per backbone (probe.pipeline.methods.settle_methods)")
         return tuple(dict.fromkeys((self.method, *self.baselines)))
+
+    @property
+    def possible_methods(self) -> tuple[str, ...]:
+        """Every method this run may use: the given ones, and the defaults' where some are not given."""
+        given = [m for m in (self.method, *(self.baselines or ())) if m is not None]
+        if not self.settled:
+            given += [m for d in self.method_defaults for m in (d.method, *d.baselines)]
+        return tuple(dict.fromkeys(given))
 
     def describe_methods(self) -> str:
         """``"agf, gradcam, integrated_gradients (n_steps=16)"``: the methods with their extra options."""
@@ -102,12 +150,12 @@ class ProbeOptions:
         return max(1, min(self.batch_size, EXPLAIN_BATCH))
 
 
-def check_methods(method: str, baselines: Sequence[str] = ()) -> None:
+def check_methods(method: str | None, baselines: Sequence[str] = ()) -> None:
     """Raise :class:`ParameterError` (``method`` or ``baselines``) for an unknown method name, listing the
-    valid ones."""
+    valid ones (``method=None``: not given)."""
     from probe.attribution import METHODS
 
-    for parameter, names in (("method", [method]), ("baselines", list(baselines))):
+    for parameter, names in (("method", [method] if method is not None else []), ("baselines", list(baselines))):
         for name in names:
             if name not in METHODS:
                 raise ParameterError(parameter, f": unknown attribution method {name!r}; valid: {', '.join(METHODS)}")

@@ -45,15 +45,19 @@ def run_probe(
     ``batch_size``, ``num_workers``, ``seed``, ``restarts``, ...), with its defaults. Writes
     ``out/report.html``, ``out/metrics.json``, ``out/figures/``, ``out/timings.json``, ``out/run.log``,
     the saved pseudo-classes under ``out/backbones/`` and (unless ``cache_dir``) the feature cache
-    under ``out/cache``. The checkpoint is compared with a random-init control of the same
-    architecture (``backbones.random_like(backbone, seed)``). Same seed, same metrics.json bytes.
+    under ``out/cache``. Without ``method``/``baselines`` the backbone's kind chooses them (AGF on CNNs,
+    transformer attribution on ViTs: ``ProbeOptions.method_defaults``); a given method that cannot explain
+    the backbone is refused right after loading it. The checkpoint is compared with a random-init control
+    of the same architecture (``backbones.random_like(backbone, seed)``). Same seed, same metrics.json bytes.
     """
     chosen = ProbeOptions(k=k, **options)
     if max_images is not None and max_images < 1:
         raise ParameterError("max_images", f"must be >= 1, got {max_images}")
     with run_session(out) as session:
         log.info("probe run: weights=%s data=%s masks=%s k=%d method=%s baselines=%s seed=%d device=%s",
-                 weights, data, masks, k, chosen.method, ",".join(chosen.baselines), chosen.seed, chosen.device)
+                 weights, data, masks, k, chosen.method or "(the backbone's default)",
+                 "(the backbone's default)" if chosen.baselines is None else ",".join(chosen.baselines),
+                 chosen.seed, chosen.device)
         dataset = seeded_subset(ImageFolderData(data, masks=masks), max_images, chosen.seed)
         backbone = backbones.load(weights, format=format, arch=arch, device=chosen.device)
         sample = f" (seeded sample, max_images {max_images})" if max_images else ""

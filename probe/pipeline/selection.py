@@ -7,7 +7,9 @@ explains the same images. Rules (docs/PIPELINE.md):
   class's images) until each has ``per_class`` images or ``cap`` images are taken in all;
   images with two or more labelled objects are left out (their mask would mix objects);
 - card members: the images nearest to their pseudo-class's centroid in the clustering space;
-- two-object pairing: each label goes to the pseudo-class holding most images of that label.
+- two-object pairing: each label goes to the pseudo-class holding most images of that label;
+- side by side (runs with several backbones): one single-object image per folder label, the first
+  of a seeded shuffle, in label order (without labels, the first images of the shuffle).
 """
 
 from __future__ import annotations
@@ -78,3 +80,18 @@ def two_object_rows(n: int, objects: Callable[[int], int], *, count: int, seed: 
             if len(found) == count:
                 break
     return sorted(found)
+
+
+def side_by_side_rows(n: int, labels: np.ndarray | None, *, count: int, seed: int,
+                      usable: Callable[[int], bool] | None = None) -> list[int]:
+    """Up to ``count`` rows for the side-by-side maps: one usable row per label in label order (each the first of
+    a seeded shuffle), or without labels the first usable rows of that shuffle."""
+    order = np.random.default_rng([seed, 0x51DE]).permutation(n).tolist()
+    chosen: dict[int, int] = {}
+    for row in order:
+        key = int(labels[row]) if labels is not None else len(chosen)
+        if key not in chosen and (usable is None or usable(row)):
+            chosen[key] = row
+            if labels is None and len(chosen) == count:
+                break
+    return [chosen[key] for key in sorted(chosen)][:count]

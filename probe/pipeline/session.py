@@ -15,7 +15,7 @@ from probe.fileio import atomic_write_json, locked_output_dir
 from probe.report import RunResults, write_report
 from unsupervised import ImageFolderData
 
-from .compare import CONTROL_NAME, probe_backbones
+from .compare import group_backbones, probe_backbones
 from .options import ProbeOptions
 from .saved import backbone_dir, promote_pending
 from .stages import StageClock, run_log
@@ -55,16 +55,20 @@ class RunSession:
     def probe(self, probes: Sequence[tuple[str, backbones.Backbone]], data: ImageFolderData, options: ProbeOptions,
               *, settings: Mapping[str, str | int | float], cache_dir: str | os.PathLike | None = None,
               positive_controls: Collection[str] = ()) -> RunResults:
-        """Probe ``probes`` on ``data`` against one random-init control and write the report.
+        """Probe ``probes`` on ``data``, each architecture against its random-init control, and write the report.
 
-        ``settings`` head the report's settings; k, seed, methods, control and device follow.
+        ``settings`` head the report's settings; k, seed, methods, control and device follow. The methods
+        are settled (and a given one that cannot explain a backbone refused) before any heavy work.
         ``positive_controls`` names the probed backbones known to be semantic (role "positive control").
         """
-        first = probes[0][1]
-        header = {**settings, "k": options.k, "seed": options.seed, "methods": options.describe_methods(),
-                  "control": f"{CONTROL_NAME}: random init of {first.arch}, seed {options.seed}",
+        groups = group_backbones(probes, options)
+        several = len(groups) > 1
+        header = {**settings, "k": options.k, "seed": options.seed,
+                  "methods": "; ".join(g.options.describe_methods() + (f" ({g.arch})" if several else "")
+                                       for g in groups),
+                  "control": "; ".join(g.describe_control() for g in groups),
                   "device": str(options.device)}
-        results = probe_backbones(probes, data, options, out=self.out, cache_dir=cache_dir, clock=self.clock,
+        results = probe_backbones(groups, data, out=self.out, cache_dir=cache_dir, clock=self.clock,
                                   settings=header, positive_controls=positive_controls)
         write_run_report(self.out, results, self.clock)
         return results

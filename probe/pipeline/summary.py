@@ -11,19 +11,20 @@ def _cell(value: Estimate | None) -> str:
 
 
 def summary_table(results: RunResults) -> str:
-    """Per backbone: NMI, primary-method mask energy and pointing game, Grad-CAM mask energy, faithfulness gap
-    (each with its 95 % interval) and the verdict's outcome, as aligned text."""
-    method = results.method
-    header = ["backbone", "role", "NMI", f"{method} energy", f"{method} pointing", "gradcam energy", "gap", "verdict"]
+    """Per backbone: NMI, its primary method with that method's mask energy and pointing game, Grad-CAM mask
+    energy (CNNs), faithfulness gap (each with its 95 % interval) and the verdict's outcome, as aligned text."""
+    header = ["backbone", "role", "NMI", "method", "energy", "pointing", "gradcam energy", "gap", "verdict"]
     rows = [header]
     for b in results.backbones:
-        primary = b.methods[method]
+        primary = b.methods[b.method]
         gradcam = b.methods.get("gradcam")
         verdict = "control" if not b.judged else results.verdicts[b.name].backbone.outcome
-        rows.append([b.name, b.role, _cell(b.clustering.nmi), _cell(primary.mask_energy), _cell(primary.pointing_game),
+        rows.append([b.name, b.role, _cell(b.clustering.nmi), b.method, _cell(primary.mask_energy),
+                     _cell(primary.pointing_game),
                      _cell(gradcam.mask_energy if gradcam else None), _cell(primary.faithfulness_gap), verdict])
     widths = [max(len(row[i]) for row in rows) for i in range(len(header))]
-    lines = ["  ".join(cell.ljust(w) if i < 2 or i == len(header) - 1 else cell.rjust(w)
+    text = (0, 1, 3, len(header) - 1)  # left-aligned columns
+    lines = ["  ".join(cell.ljust(w) if i in text else cell.rjust(w)
                        for i, (cell, w) in enumerate(zip(row, widths))).rstrip() for row in rows]
     lines.insert(1, "  ".join("-" * w for w in widths))
     return "\n".join(lines)

@@ -64,7 +64,7 @@ def judge_run(results: RunResults) -> dict[str, BackboneVerdicts]:
             continue
         control = results.control_of(b)
         verdicts[b.name] = BackboneVerdicts(
-            judge(backbone_evidence(b, control, results.method), f"Backbone {b.name}"),
-            [judge(class_evidence(pc, control, results.method), f"Pseudo-class {pc.id}") for pc in b.pseudo_classes],
+            judge(backbone_evidence(b, control, b.method), f"Backbone {b.name}"),
+            [judge(class_evidence(pc, control, b.method), f"Pseudo-class {pc.id}") for pc in b.pseudo_classes],
         )
     return verdicts

@@ -15,7 +15,7 @@ from pathlib import Path
 from probe.errors import environment_error
 from probe.fileio import atomic_write_json, atomic_write_text
 
-from .figures import write_figures
+from .figures import write_figures, write_side_by_side
 from .html import render_html
 from .metrics_json import SCHEMA, build_metrics, validate_metrics
 from .results import (
@@ -23,11 +23,13 @@ from .results import (
     BackboneVerdicts,
     Clustering,
     Curve,
+    MapRow,
     Member,
     MethodResults,
     PseudoClass,
     RunResults,
     SanityCurve,
+    SideBySide,
     SkippedImage,
     SpecificityExample,
     SpecificitySummary,
@@ -39,11 +41,13 @@ __all__ = [
     "BackboneVerdicts",
     "Clustering",
     "Curve",
+    "MapRow",
     "Member",
     "MethodResults",
     "PseudoClass",
     "RunResults",
     "SanityCurve",
+    "SideBySide",
     "SkippedImage",
     "SpecificityExample",
     "SpecificitySummary",
@@ -103,8 +107,9 @@ def write_report(out_dir: str | os.PathLike, results: RunResults) -> Path:
     try:
         (staging / "figures").mkdir()
         figures = write_figures(results, staging)
+        side_by_side = write_side_by_side(results, staging)
         atomic_write_json(staging / "metrics.json", metrics)
-        atomic_write_text(staging / "report.html", render_html(results, figures))
+        atomic_write_text(staging / "report.html", render_html(results, figures, side_by_side))
         _install(staging, out)
     except OSError as exc:  # a full disk while writing figures names the report folder, not a hidden temp file
         error = environment_error(exc, out)

@@ -22,7 +22,7 @@ from PIL import Image
 from probe.errors import ProbeValueError
 from probe.evaluation.intervals import Estimate
 
-from .results import BackboneResults, Member, MethodResults, RunResults, SpecificityExample
+from .results import BackboneResults, Member, MethodResults, RunResults, SideBySide, SpecificityExample
 
 OVERLAY_CMAP = "RdBu_r"
 OVERLAY_ALPHA = 0.75
@@ -292,6 +292,23 @@ def overview_figure(backbone: BackboneResults, control: BackboneResults | None, 
     return _save_figure(fig, path)
 
 
+def side_by_side_strip(side: SideBySide, path: Path) -> Path:
+    """PNG of the side-by-side maps: the images on top (as the first backbone sees them), then one row of
+    primary-method overlays per backbone, in the order of ``side.rows``."""
+    rows = [[np.round(as_rgb(image) * 255).astype(np.uint8) for image in side.rows[0].images]]
+    rows += [[overlay(image, relevance) for image, relevance in zip(row.images, row.maps)] for row in side.rows]
+    return _save_png(path, _grid(rows))
+
+
+def write_side_by_side(results: RunResults, report_dir: Path) -> str | None:
+    """Draw ``results.side_by_side`` into ``report_dir/figures``; its relative path, or None when absent."""
+    if results.side_by_side is None or not results.side_by_side.rows:
+        return None
+    relative = "figures/side_by_side.png"
+    side_by_side_strip(results.side_by_side, report_dir / relative)
+    return relative
+
+
 @dataclass
 class BackboneFigures:
     """Paths of one backbone's figures, relative to the report directory (None when not drawn)."""
@@ -324,7 +341,7 @@ def write_figures(results: RunResults, report_dir: Path) -> dict[str, BackboneFi
             ("bars", "metrics", metric_bars),
             ("sanity", "sanity", sanity_figure),
         ):
-            if draw(b, control, results.method, report_dir / rel(stem)) is not None:
+            if draw(b, control, b.method, report_dir / rel(stem)) is not None:
                 setattr(done, attr, rel(stem))
         for pc in b.pseudo_classes:
             if pc.members:

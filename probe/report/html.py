@@ -116,16 +116,21 @@ def _img(src: str, alt: str) -> str:
     return f'<img src="{esc(src)}" alt="{esc(alt)}" loading="eager">'
 
 
+SIDE_BY_SIDE_LINK = '<a href="#side-by-side">Side by side</a>'
+
+
 def _header(results: RunResults) -> str:
     settings = "".join(f"<tr>{_text(k)}{_text(v)}</tr>" for k, v in results.settings.items())
     settings_table = f'<div class="table-wrap"><table>{settings}</table></div>' if settings else ""
     return (
         "<header><h1>ssl-probe report</h1>"
         f'<p class="sub">Data: <strong>{esc(results.dataset or "(unnamed)")}</strong> · {results.num_images} images'
-        f" · {len(results.skipped)} skipped · explained with <strong>{esc(results.method)}</strong></p>"
-        '<nav><a href="#summary">Summary</a><a href="#figures">Figures</a><a href="#classes">Pseudo-classes</a>'
-        '<a href="#specificity">Class specificity</a><a href="#skipped">Skipped images</a>'
-        '<a href="#definitions">Definitions</a></nav>'
+        f" · {len(results.skipped)} skipped · explained with "
+        f"{', '.join(f'<strong>{esc(m)}</strong>' for m in results.primary_methods)}</p>"
+        '<nav><a href="#summary">Summary</a><a href="#figures">Figures</a>'
+        f"{SIDE_BY_SIDE_LINK if results.side_by_side else ''}"
+        '<a href="#classes">Pseudo-classes</a>'
+        '<a href="#specificity">Class specificity</a><a href="#skipped">Skipped images</a><a href="#definitions">Definitions</a></nav>'
         f"{settings_table}</header>"
     )
 
@@ -291,6 +296,21 @@ def _figures(results: RunResults, figures: dict[str, BackboneFigures]) -> str:
     return f'<section id="figures"><h2>Figures</h2>{body}</section>'
 
 
+def _side_by_side(results: RunResults, src: str | None) -> str:
+    """The same images explained by every probed backbone, one row each (runs with several backbones)."""
+    side = results.side_by_side
+    if side is None or src is None:
+        return ""
+    images = ", ".join(esc(name) + (f" ({esc(label)})" if label is not None else "")
+                       for name, label in zip(side.names, side.labels))
+    rows = "; ".join(f"row {i + 2}: {esc(row.backbone)} ({esc(row.method)}, pseudo-classes "
+                     f"{', '.join(str(int(c)) for c in row.classes)})" for i, row in enumerate(side.rows))
+    caption = (f"The same images, left to right: {images}. Row 1: the images; {rows}. Each backbone explains its own "
+               "top-1 pseudo-class of each image with its primary method (red positive, blue negative).")
+    return (f'<section id="side-by-side"><h2>Side by side</h2>'
+            f"{_figure(src, 'the same images explained by every probed backbone', caption)}</section>")
+
+
 def _fact(name: str, value: str) -> str:
     return f"<dt>{esc(name)}</dt><dd>{value}</dd>"
 
@@ -334,7 +354,7 @@ def _classes(results: RunResults, figures: dict[str, BackboneFigures]) -> str:
             continue
         has_control = any(m.control_map is not None for pc in b.pseudo_classes for m in pc.members)
         cards = "".join(
-            _card(f"b{i}-pc{int(pc.id)}", pc, v, figures[b.name].classes.get(pc.id), results.method, has_control)
+            _card(f"b{i}-pc{int(pc.id)}", pc, v, figures[b.name].classes.get(pc.id), b.method, has_control)
             for pc, v in zip(b.pseudo_classes, verdicts[b.name].pseudo_classes)
         )
         parts.append(f"<h3>{esc(b.name)}</h3><div class=\"cards\">{cards}</div>")
@@ -422,10 +442,11 @@ def _footer(results: RunResults) -> str:
     return f"<footer>ssl-probe {esc(__version__)}{timing} · metrics in metrics.json</footer>"
 
 
-def render_html(results: RunResults, figures: dict[str, BackboneFigures]) -> str:
-    """The whole page as a string."""
+def render_html(results: RunResults, figures: dict[str, BackboneFigures], side_by_side: str | None = None) -> str:
+    """The whole page as a string (``side_by_side``: the path of the side-by-side figure, if drawn)."""
     body = "".join((
-        _header(results), _summary(results), _figures(results, figures), _classes(results, figures),
+        _header(results), _summary(results), _figures(results, figures), _side_by_side(results, side_by_side),
+        _classes(results, figures),
         _specificity(results, figures), _skipped(results), _definitions(), _footer(results),
     ))
     return (

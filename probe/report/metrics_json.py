@@ -24,7 +24,8 @@ from .results import BackboneResults, BackboneVerdicts, Curve, MethodResults, Ps
 
 #: 2: ``timings`` moved out to timings.json, so that a run's metrics.json depends only on its inputs and seed.
 #: 3: every figure is an estimate ``{"value", "low", "high"}`` (95 % bootstrap interval); verdict tests have
-#: three outcomes with the comparisons behind them; role "positive control"; ``protocol`` records the settings.
+#: three outcomes with the comparisons behind them; role "positive control"; ``protocol`` records the settings;
+#: the primary method is per backbone (``backbones[].method``; a run may hold CNNs and ViTs), not top-level.
 SCHEMA_VERSION = 3
 
 #: A figure with its 95 % interval (``low``/``high`` null when too few values allowed one).
@@ -87,7 +88,6 @@ _PSEUDO_CLASS = {
 SCHEMA: dict = {
     "schema_version": "integer",
     "tool": {"name": "string", "version": "string"},
-    "method": "string",
     "protocol": {"interval_level": "number", "resamples": "integer", "perturbation_removal": "string",
                  "pointing_tolerance_px": "number"},
     "dataset": {"name": "string", "images": "integer", "skipped": [{"path": "string", "reason": "string"}]},
@@ -98,6 +98,7 @@ SCHEMA: dict = {
             "format": "string?",
             "arch": "string?",
             "control": "string?",
+            "method": "string",
             "clustering": {"k": "integer", "nmi": _FIGURE, "ari": _FIGURE, "accuracy": _FIGURE, "purity": _FIGURE},
             "attribution": {"*": _METHOD},
             "baselines": {"centre_pointing_game": _FIGURE, "mask_fraction": _FIGURE},
@@ -212,6 +213,7 @@ def _backbone(b: BackboneResults, verdicts: BackboneVerdicts) -> dict:
         "format": b.format,
         "arch": b.arch,
         "control": b.control,
+        "method": b.method,
         "clustering": {
             "k": int(b.clustering.k),
             "nmi": _figure(b.clustering.nmi),
@@ -232,7 +234,6 @@ def build_metrics(results: RunResults) -> dict:
     obj = {
         "schema_version": SCHEMA_VERSION,
         "tool": {"name": "ssl-probe", "version": __version__},
-        "method": results.method,
         "protocol": {"interval_level": LEVEL, "resamples": RESAMPLES, "perturbation_removal": FAITHFULNESS_REMOVAL,
                      "pointing_tolerance_px": float(POINTING_TOLERANCE)},
         "dataset": {

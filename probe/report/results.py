@@ -6,14 +6,15 @@ Structure (``None`` everywhere means "not measured", e.g. no labels or no masks;
     RunResults
     ├── backbones: list[BackboneResults]      one per probed backbone, plus its random-init control
     │   ├── name, role ("probe" | "positive control" | "control"), format, arch, control (name of its control)
+    │   ├── method                            its primary method (verdicts and cards use it), its control's too
     │   ├── clustering: Clustering            k, nmi, ari, accuracy, purity
-    │   ├── methods: dict[str, MethodResults] "agf" and every baseline: AUCs, curves, localisation, sanity, specificity
+    │   ├── methods: dict[str, MethodResults] primary and baselines: AUCs, curves, localisation, sanity, specificity
     │   ├── centre_pointing_game, mask_fraction   localisation baselines on the evaluated images
     │   ├── pseudo_classes: list[PseudoClass] size, majority label, purity, primary-method figures, members
     │   └── specificity_examples: list[SpecificityExample]
-    ├── method                                  the primary method (verdicts and cards use it)
     ├── dataset, num_images, skipped: list[SkippedImage]
     ├── verdicts: dict[str, BackboneVerdicts]   by backbone name, judged once by the pipeline
+    ├── side_by_side: SideBySide | None         the same images explained by every probed backbone
     └── settings, timings                       shown in the report header / footer
 
 Images are unnormalised ``[H, W, 3]`` arrays (float in [0, 1] or uint8) and maps are
@@ -162,6 +163,8 @@ class BackboneResults:
     centre_pointing_game: Figure = None
     mask_fraction: Figure = None
     specificity_examples: list[SpecificityExample] = field(default_factory=list)
+    #: the primary method (AGF on CNNs, transformer attribution on ViTs, unless the run named one)
+    method: str = "agf"
 
     @property
     def judged(self) -> bool:
@@ -178,6 +181,26 @@ class BackboneVerdicts:
 
 
 @dataclass
+class MapRow:
+    """One probed backbone's primary-method maps of the side-by-side images (each its own top-1 pseudo-class)."""
+
+    backbone: str
+    method: str
+    classes: list[int]
+    images: list[np.ndarray]  # the images as this backbone sees them (its own preprocessing), unnormalised
+    maps: list[np.ndarray]
+
+
+@dataclass
+class SideBySide:
+    """The same images explained by every probed backbone: image names, folder labels, one row per backbone."""
+
+    names: list[str]
+    labels: list[str | None]
+    rows: list[MapRow]
+
+
+@dataclass
 class SkippedImage:
     """An input image left out of the run, and why (unreadable, corrupt, too small, ...)."""
 
@@ -187,16 +210,16 @@ class SkippedImage:
 
 @dataclass
 class RunResults:
-    """A whole run: backbones with their controls, the primary method, the data and what was skipped."""
+    """A whole run: backbones with their controls, the data and what was skipped."""
 
     backbones: list[BackboneResults]
-    method: str = "agf"
     dataset: str = ""
     num_images: int = 0
     skipped: list[SkippedImage] = field(default_factory=list)
     settings: dict[str, str | int | float] = field(default_factory=dict)
     timings: dict[str, float] = field(default_factory=dict)
     verdicts: dict[str, BackboneVerdicts] = field(default_factory=dict)
+    side_by_side: SideBySide | None = None
 
     def backbone(self, name: str) -> BackboneResults:
         """The backbone called ``name``."""
@@ -209,6 +232,11 @@ class RunResults:
         """The random-init control of ``backbone``, or ``None``."""
         return self.backbone(backbone.control) if backbone.control is not None else None
 
+    @property
+    def primary_methods(self) -> list[str]:
+        """The backbones' primary methods, each once, in the order of the backbones."""
+        return list(dict.fromkeys(b.method for b in self.backbones))
+
     def check(self) -> None:
         """Raise :class:`ProbeValueError` if the structure is inconsistent (names, roles, controls, methods,
         verdicts)."""
@@ -220,12 +248,21 @@ class RunResults:
         for b in self.backbones:
             if b.role not in ROLES:
                 raise ProbeValueError(f"backbone {b.name!r}: role must be one of {', '.join(ROLES)}, got {b.role!r}")
-            if self.method not in b.methods:
-                raise ProbeValueError(f"backbone {b.name!r} has no results for the primary method {self.method!r}")
+            if b.method not in b.methods:
+                raise ProbeValueError(f"backbone {b.name!r} has no results for its primary method {b.method!r}")
             control = self.control_of(b)
             if control is not None and control.role != "control":
                 raise ProbeValueError(f"backbone {b.name!r}: its control {control.name!r} has role {control.role!r}")
+            if control is not None and control.method != b.method:
+                raise ProbeValueError(f"backbone {b.name!r} is explained with {b.method} but its control "
+                                      f"{control.name!r} with {control.method}")
             verdicts = self.verdicts.get(b.name)
             if verdicts is None or len(verdicts.pseudo_classes) != len(b.pseudo_classes):
                 raise ProbeValueError(f"backbone {b.name!r} has no verdicts for itself and each pseudo-class "
                                       "(probe.pipeline.verdicts.judge_run fills them)")
+        if self.side_by_side is not None:
+            for row in self.side_by_side.rows:
+                n = len(self.side_by_side.names)
+                if not self.backbone(row.backbone).judged or not len(row.images) == len(row.maps) == n:
+                    raise ProbeValueError(f"side-by-side row {row.backbone!r} must be a probed backbone with "
+                                          f"{n} images and maps")

@@ -294,7 +294,8 @@ def test_attention_without_probabilities_is_refused():
 
 
 @pytest.mark.parametrize("build,message", [
-    (lambda: nn.Sequential(nn.Flatten(), nn.Linear(3 * 64 * 64, 3)), "needs a timm VisionTransformer"),
+    (lambda: nn.Sequential(nn.Flatten(), nn.Linear(3 * 64 * 64, 3)),
+     "generic_attention explains timm VisionTransformers; Sequential holds none"),
     (lambda: nn.ModuleDict({"a": tiny(), "b": tiny()}), "holds several: 'a', 'b'"),
     (lambda: VisionTransformer(**TINY, global_pool="map"), "global_pool='map'"),
     (lambda: nn.Sequential(tiny(num_classes=0), nn.ReLU(), nn.Linear(48, 5)), "does not read the output of the ViT"),

@@ -4,7 +4,6 @@ beyond the published code (registers, LayerScale, pre-norm, QuickGELU, average p
 from __future__ import annotations
 
 import hashlib
-import inspect
 import math
 
 import numpy as np
@@ -13,6 +12,7 @@ import torch.nn as nn
 from timm.models.vision_transformer import VisionTransformer
 
 from backbones.backbone import Backbone, Source
+from backbones.preprocessing import Preprocessing
 
 
 def recipe_state_dict(model: nn.Module, seed: int) -> dict[str, torch.Tensor]:
@@ -72,11 +72,6 @@ def weights_sha256(model: nn.Module) -> str:
 
 
 def as_backbone(model: nn.Module, feature_dim: int, input_size: int, arch: str = "vit_small_patch16") -> Backbone:
-    """``model`` wrapped as the pipeline wraps a feature extractor. Main has changed the Backbone
-    constructor (one ``preprocessing`` instead of mean/std/input_size); this accepts both until the merge."""
-    common = {"arch": arch, "format": "test", "source": Source(None, None, "test"), "feature_dim": feature_dim}
-    if "preprocessing" in inspect.signature(Backbone.__init__).parameters:
-        from backbones.preprocessing import Preprocessing
-
-        return Backbone(model, preprocessing=Preprocessing(input_size=input_size), **common)
-    return Backbone(model, mean=None, std=None, input_size=input_size, **common)
+    """``model`` wrapped as the pipeline wraps a feature extractor."""
+    return Backbone(model, arch=arch, format="test", source=Source(None, None, "test"), feature_dim=feature_dim,
+                    preprocessing=Preprocessing(input_size=input_size))

@@ -107,7 +107,7 @@ def test_list_shows_formats_and_architectures(capsys):
 
 
 def test_decorator_registration(private_registries, tmp_path, capsys):
-    @backbones.register("tiny_test_net", preprocessing=backbones.Preprocessing(32, backbones.RAW), agf_supported=True)
+    @backbones.register("tiny_test_net", preprocessing=backbones.Preprocessing(32, backbones.RAW))
     def tiny_test_net() -> nn.Module:
         """Two convolutions and a pooled output."""
         return nn.Sequential(nn.Conv2d(3, 8, 3), nn.ReLU(), nn.Conv2d(8, 6, 3), nn.AdaptiveAvgPool2d(1), nn.Flatten())

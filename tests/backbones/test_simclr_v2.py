@@ -52,7 +52,7 @@ def test_sk0_matches_torchvision_resnet50(tmp_path):
     path = save({"resnet": resnet, "head": head_entry()}, tmp_path / "r50_1x_sk0.pth")
     backbone = backbones.load(path)
     assert (backbone.format, backbone.arch) == ("simclr_v2", "simclr_v2_r50_1x_sk0")
-    assert backbone.mean is None and backbone.agf_supported
+    assert backbone.mean is None
     assert_same_features(backbone, reference, 64)
     report = backbones.inspect(path)
     assert report.dropped_summary == ["fc.* (2)"] and "head" in report.ignored_entries
@@ -134,7 +134,7 @@ def test_sk1_matches_a_functional_reading_of_its_keys(tmp_path):
             resnet[key] = torch.randn(shape, generator=g) * 0.1
     path = save({"resnet": resnet, "head": head_entry()}, tmp_path / "r50_1x_sk1.pth")
     backbone = backbones.load(path)
-    assert (backbone.arch, backbone.agf_supported) == ("simclr_v2_r50_1x_sk1", False)
+    assert backbone.arch == "simclr_v2_r50_1x_sk1"
     x = torch.randn(2, 3, 64, 64, generator=g)
     with torch.no_grad():
         got, want = backbone(x), reference_sk1(resnet, x)

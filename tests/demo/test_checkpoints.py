@@ -15,6 +15,8 @@ from probe.demo.pretrain import pretrain, recipe
 from tests.support.demo import TINY_ARCH, tiny_recipe
 
 EXPECTED_FORMAT = {method: fmt for method, (_, fmt) in checkpoints.FILES.items()}
+#: Tiny architectures for the written-checkpoint test: the recipe's own family, a fraction of its size.
+TINY_ARCHS = {"supervised_vit": ("vit_mini_patch8", {"img_size": 16, "depth": 1})}
 
 
 @backbones.register(
@@ -26,22 +28,27 @@ def _tiny(**kwargs) -> SmallResNet:
 
 @pytest.mark.parametrize("method", sorted(checkpoints.FILES))
 def test_written_checkpoint_loads_as_its_format_with_the_same_features(method, tmp_path):
-    r = tiny_recipe(method, arch="resnet_small_demo_test", arch_kwargs={})
+    arch, kwargs = TINY_ARCHS.get(method, ("resnet_small_demo_test", {}))
+    r = tiny_recipe(method, arch=arch, arch_kwargs=kwargs)
     path = tmp_path / f"{method}.pth"
     torch.manual_seed(0)
     pretrain(r, path, progress=False)
     loaded = backbones.load(path)
-    assert loaded.format == EXPECTED_FORMAT[method] and loaded.arch == "resnet_small_demo_test"
+    assert loaded.format == EXPECTED_FORMAT[method] and (loaded.arch, loaded.arch_kwargs) == (arch, kwargs)
     assert (loaded.mean is None) == (method == "simclr")
     # the loader's backbone computes what the trained backbone computes, under the loader's normalisation
     saved = torch.load(path, weights_only=True)
     state = {
         "simclr": lambda: saved["state_dict"],
         "moco": lambda: {k.removeprefix("module.encoder_q."): v for k, v in saved["state_dict"].items() if k.startswith("module.encoder_q.")},
+        "supervised_vit": lambda: saved["model"],  # DeiT's layout, the classifier as timm's head
     }.get(method, lambda: saved)()
-    reference = _tiny().eval()
-    reference.load_state_dict({k: v for k, v in state.items() if not k.startswith("fc.")}, strict=False)
-    x = preprocess(torch.rand(4, 3, 32, 32), normalize=method != "simclr")
+    vit = method in TINY_ARCHS
+    reference = (backbones.create(arch, **kwargs) if vit else _tiny()).eval()
+    head = "head." if vit else "fc."
+    reference.load_state_dict({k: v for k, v in state.items() if not k.startswith(head)}, strict=vit)
+    size = kwargs.get("img_size", 32)
+    x = preprocess(torch.rand(4, 3, size, size), normalize=method != "simclr")
     with torch.no_grad():
         assert torch.allclose(loaded(x), reference(x), atol=1e-5)
 
@@ -68,6 +75,6 @@ def test_shipped_checkpoints_match_their_manifest():
 @pytest.mark.parametrize("method", sorted(checkpoints.FILES))
 def test_shipped_checkpoint_loads_through_backbones_load(method):
     loaded = backbones.load(checkpoints.checkpoint_path(method))
-    assert loaded.format == EXPECTED_FORMAT[method] and loaded.arch == "resnet_small"
+    assert loaded.format == EXPECTED_FORMAT[method] and loaded.arch == recipe(method).arch
     with torch.no_grad():
         assert loaded(torch.rand(2, 3, 64, 64)).shape == (2, loaded.feature_dim)

@@ -166,5 +166,5 @@ def test_an_interrupted_run_resumes_to_the_same_weights(tmp_path, monkeypatch):
 
 
 def test_unknown_method_lists_the_known_ones():
-    with pytest.raises(ProbeValueError, match="simclr, moco, byol, supervised"):
+    with pytest.raises(ProbeValueError, match="simclr, moco, byol, supervised, supervised_vit"):
         recipe("dino")

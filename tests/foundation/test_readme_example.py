@@ -16,6 +16,7 @@ import torch
 import backbones
 from backbones import registry
 from probe.bench.pipeline import write_shapes
+from probe.pipeline.methods import arch_defaults
 from probe.report import validate_metrics
 
 README = Path(__file__).resolve().parents[2] / "README.md"
@@ -84,6 +85,7 @@ def test_readme_plugin_example_registers_an_architecture(monkeypatch):
     assert len(plugin) == 1
     run_block(plugin[0], 0)
     spec = backbones.get_arch("my_net")
-    assert spec.input_size == 96 and spec.agf_supported
+    assert spec.input_size == 96
     with torch.no_grad():
         assert backbones.create("my_net")(torch.zeros(2, 3, 96, 96)).shape == (2, 64)
+    assert arch_defaults("my_net").method == "agf"  # the attribution package finds a CNN AGF can explain

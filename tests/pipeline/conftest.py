@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 
 from tests.support.cli import probe_cli
-from tests.support.shapes import make_world, run_args, write_checkpoints
+from tests.support.shapes import make_world, run_args, write_checkpoints, write_vit_checkpoint
 
 
 @pytest.fixture(scope="session")
@@ -20,6 +20,12 @@ def world(tmp_path_factory) -> tuple[Path, Path]:
 @pytest.fixture(scope="session")
 def checkpoints(tmp_path_factory) -> dict[str, Path]:
     return write_checkpoints(tmp_path_factory.mktemp("checkpoints"))
+
+
+@pytest.fixture(scope="session")
+def vit_checkpoint(tmp_path_factory) -> Path:
+    """A tiny random ViT in DINO's backbone-release layout."""
+    return write_vit_checkpoint(tmp_path_factory.mktemp("vit") / "dino_vit.pth")
 
 
 @pytest.fixture(scope="session")

@@ -8,6 +8,7 @@ import pytest
 
 from probe.demo import runner
 from probe.errors import ProbeError
+from probe.pipeline.options import MethodDefaults
 from probe.report import validate_metrics
 
 
@@ -50,3 +51,42 @@ def test_missing_shipped_checkpoints_are_named(checkpoints, tmp_path):
     assert runner.present(found) == found
     with pytest.raises(ProbeError, match="missing: .*simclr.pth"):
         runner.present([*found, ("simclr", tmp_path / "simclr.pth")])
+
+
+@pytest.mark.slow
+def test_a_vit_beside_the_resnets_gets_its_own_control_and_methods_and_changes_nothing_else(
+        world, checkpoints, vit_checkpoint, tmp_path):
+    images, masks = world
+    cheap = dict(device="cpu", seed=0, eval_images=9, sanity_images=2, specificity_images=4, restarts=2,
+                 method_defaults=(MethodDefaults("CNNs", "agf", ("gradcam",)),
+                                  MethodDefaults("ViTs", "transformer_attribution", ("raw_attention",))))
+    alone = runner.probe_world(images, masks, [("byol", checkpoints["byol"])], out=tmp_path / "alone", **cheap)
+    both = runner.probe_world(images, masks, [("byol", checkpoints["byol"]), ("vit", vit_checkpoint)],
+                              out=tmp_path / "both", **cheap)
+    metrics = json.loads((tmp_path / "both" / "metrics.json").read_text())
+    validate_metrics(metrics)
+    vit_control = "random-init control (vit_mini_patch8)"
+    assert [(b["name"], b["role"], b["arch"], b["method"], b["control"], sorted(b["attribution"]))
+            for b in metrics["backbones"]] == [
+        ("byol", "probe", "resnet_small", "agf", "random-init control", ["agf", "gradcam"]),
+        ("random-init control", "control", "resnet_small", "agf", None, ["agf", "gradcam"]),
+        ("vit", "probe", "vit_mini_patch8", "transformer_attribution", vit_control,
+         ["raw_attention", "transformer_attribution"]),
+        (vit_control, "control", "vit_mini_patch8", "transformer_attribution", None,
+         ["raw_attention", "transformer_attribution"])]
+    assert both.settings["control"] == ("random-init control: random init of resnet_small, seed 0; "
+                                        f"{vit_control}: random init of vit_mini_patch8, seed 0")
+    assert both.settings["methods"] == ("agf, gradcam (resnet_small); "
+                                        "transformer_attribution, raw_attention (vit_mini_patch8)")
+    page = (tmp_path / "both" / "report.html").read_text()
+    assert "explained with <strong>agf</strong>, <strong>transformer_attribution</strong>" in page
+    # the same images explained by both, each with its own primary method
+    side = both.side_by_side
+    assert [(r.backbone, r.method) for r in side.rows] == [("byol", "agf"), ("vit", "transformer_attribution")]
+    assert side.labels == ["circle", "square", "triangle"] and all(len(r.maps) == 3 for r in side.rows)
+    assert 'id="side-by-side"' in page and (tmp_path / "both" / "figures" / "side_by_side.png").is_file()
+    assert alone.side_by_side is None
+    # the ResNet part is exactly the run without the ViT
+    earlier = json.loads((tmp_path / "alone" / "metrics.json").read_text())["backbones"]
+    assert metrics["backbones"][:2] == earlier
+    assert [b.name for b in alone.backbones] == ["byol", "random-init control"]

@@ -22,7 +22,7 @@ def test_probe_run_explains_with_a_plugin_method(world, checkpoints, tmp_path):
     done = subprocess.run([sys.executable, "-m", "probe", *args], env=env, capture_output=True, text=True, timeout=600)
     assert done.returncode == 0, done.stderr
     metrics = json.loads((out / "metrics.json").read_text())
-    assert metrics["method"] == "plugin_gradient"
+    assert [b["method"] for b in metrics["backbones"]] == ["plugin_gradient", "plugin_gradient"]
     for backbone in metrics["backbones"]:
         figures = backbone["attribution"]["plugin_gradient"]
         assert set(backbone["attribution"]) == {"plugin_gradient", "gradcam"}

@@ -4,16 +4,13 @@ from __future__ import annotations
 
 import json
 import shutil
-from types import SimpleNamespace
 
 import numpy as np
 import pytest
 
 import backbones
 from probe.cli import main
-from probe.errors import ProbeValueError
 from probe.pipeline import run_probe
-from probe.pipeline.compare import check_backbone
 from probe.pipeline.images import with_transform
 from unsupervised import ImageFolderData, PseudoClasses, extract_features, kmeans
 
@@ -105,13 +102,6 @@ def test_bad_arguments_exit_2_with_one_line(world, checkpoints, tmp_path, capsys
         err = capsys.readouterr().err.strip()
         assert len(err.splitlines()) == 1 and expected in err, (extra, err)
     assert not (tmp_path / "out" / "report.html").exists()
-
-
-def test_agf_is_refused_on_architectures_it_does_not_cover():
-    vit = SimpleNamespace(agf_supported=False, arch="vit_small_patch16")
-    with pytest.raises(ProbeValueError, match="does not cover dino .*vit_small_patch16.*--method integrated_gradients"):
-        check_backbone(vit, ("agf", "gradcam"), "dino")
-    check_backbone(vit, ("integrated_gradients", "saliency"), "dino")  # other methods are fine
 
 
 @pytest.mark.slow

@@ -28,7 +28,7 @@ def test_run_writes_a_valid_report_with_probe_and_control(run_dir):
     assert (probe["name"], probe["role"], probe["control"]) == ("moco_v2", "probe", "random-init control")
     assert (control["role"], control["format"], control["control"]) == ("control", "random-init", None)
     assert probe["format"] == "moco" and probe["arch"] == "resnet_small"
-    assert metrics["dataset"]["images"] == 54 and metrics["method"] == "agf"
+    assert metrics["dataset"]["images"] == 54 and [b["method"] for b in metrics["backbones"]] == ["agf", "agf"]
     assert set(probe["attribution"]) == {"agf", "gradcam"}
     for b in (probe, control):
         assert b["clustering"]["k"] == 3 and b["clustering"]["nmi"] is not None  # the folder has labels

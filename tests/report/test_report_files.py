@@ -10,6 +10,7 @@ import pytest
 from PIL import Image
 
 import probe.report as report_pkg
+from probe.errors import ProbeValueError
 from probe.report import write_report
 from probe.report.figures import overlay
 from tests.support.results import HOSTILE_BACKBONE, HOSTILE_FILE, HOSTILE_LABEL, HOSTILE_SKIP, make_results
@@ -145,3 +146,20 @@ def test_strip_tiles_are_enlarged_or_shrunk_to_a_readable_size(tmp_path):
     assert _fit(np.zeros((224, 300, 3), np.uint8)).shape == (round(224 * TILE_MAX / 300), TILE_MAX, 3)
     assert _fit(np.zeros((150, 150, 3), np.uint8)).shape == (150, 150, 3)
     assert TILE <= TILE_MAX
+
+
+def test_side_by_side_figure_and_its_caption(tmp_path):
+    results = make_results(side_by_side=True)
+    page = write_report(tmp_path, results)
+    parsed = _parse(page)
+    section = page.read_text(encoding="utf-8").split('<section id="side-by-side">')[1].split("</section>")[0]
+    assert 'href="#side-by-side"' in page.read_text(encoding="utf-8")
+    assert "&lt;img src=x" in section and "&lt;script&gt;" in section and "pseudo-classes 0, 1" in section
+    assert [a["src"] for t, a in parsed.tags if t == "img"].count("figures/side_by_side.png") == 1
+    with Image.open(tmp_path / "figures" / "side_by_side.png") as im:
+        width, height = im.size
+    tile = 128  # 32-px images are enlarged to 128-px tiles with 4-px gaps: 2 columns, 2 rows (images, one backbone)
+    assert (width, height) == (2 * tile + 4, 2 * tile + 4)
+    results.side_by_side.rows[0].backbone = "random-init control"
+    with pytest.raises(ProbeValueError, match="side-by-side row 'random-init control' must be a probed backbone"):
+        write_report(tmp_path / "again", results)

@@ -12,11 +12,13 @@ from probe.pipeline.verdicts import judge_run
 from probe.report import (
     BackboneResults,
     Clustering,
+    MapRow,
     Member,
     MethodResults,
     PseudoClass,
     RunResults,
     SanityCurve,
+    SideBySide,
     SkippedImage,
     SpecificityExample,
     SpecificitySummary,
@@ -72,8 +74,10 @@ def _method(e: Estimates, shift: float, sanity: bool = True) -> MethodResults:
     )
 
 
-def make_results(*, labels: bool = True, masks: bool = True, control_maps: bool = True) -> RunResults:
-    """A probe backbone with its control, two pseudo-classes, a specificity example, skipped images."""
+def make_results(*, labels: bool = True, masks: bool = True, control_maps: bool = True,
+                 side_by_side: bool = False) -> RunResults:
+    """A probe backbone with its control, two pseudo-classes, a specificity example, skipped images; with
+    ``side_by_side``, two images explained side by side (one row: the probe)."""
     e = Estimates()
     members = [
         Member(name=HOSTILE_FILE if i == 0 else f"img {i}.png", image=_image(i), map=_map(i),
@@ -115,9 +119,13 @@ def make_results(*, labels: bool = True, masks: bool = True, control_maps: bool 
         centre_pointing_game=e(0.4) if masks else None, mask_fraction=e(0.25, 0.01) if masks else None,
     )
     results = RunResults(
-        backbones=[probe, control], method="agf", dataset="my images/ <u>set</u>", num_images=83,
+        backbones=[probe, control], dataset="my images/ <u>set</u>", num_images=83,
         skipped=[SkippedImage(HOSTILE_SKIP, "cannot identify image file <bad>")],
         settings={"k": 2, "seed": 0, "weights": "ckpt <v1>.pth"}, timings={"extract": 1.5, "explain": 3.25},
     )
+    if side_by_side:
+        row = MapRow(backbone=HOSTILE_BACKBONE, method="agf", classes=[0, 1], images=[_image(20), _image(21)],
+                     maps=[_map(20), _map(21)])
+        results.side_by_side = SideBySide(names=[HOSTILE_FILE, "b.png"], labels=[HOSTILE_LABEL, None], rows=[row])
     results.verdicts = judge_run(results)
     return results

@@ -1,6 +1,6 @@
 """A tiny seeded shape world (ImageFolder + label-image masks) and resnet_small checkpoints in the
-layouts the demo ships (SimCLR tonylins, MoCo v2, BYOL chigur, plain torchvision), for plumbing tests;
-``run_args`` for a cheap ``probe run`` on them."""
+layouts the demo ships (SimCLR tonylins, MoCo v2, BYOL chigur, plain torchvision), plus a tiny ViT in
+DINO's backbone-release layout, for plumbing tests; ``run_args`` for a cheap ``probe run`` on them."""
 
 from __future__ import annotations
 
@@ -63,3 +63,16 @@ def write_checkpoints(directory: Path, seed: int = 0) -> dict[str, Path]:
         paths[name] = directory / f"{name}.pth"
         torch.save(obj, paths[name])
     return paths
+
+
+def write_vit_checkpoint(path: Path, seed: int = 0, depth: int = 2) -> Path:
+    """A seeded random ``vit_mini_patch8`` (64 px: an 8x8 grid of patches, 96-d, 3 heads, ``depth`` blocks) saved
+    as DINO releases its backbones: the timm ViT's state dict, unprefixed, without a head."""
+    from timm.models.vision_transformer import VisionTransformer
+
+    with torch.random.fork_rng():
+        torch.manual_seed(seed)
+        vit = VisionTransformer(img_size=SIZE, patch_size=8, embed_dim=96, depth=depth, num_heads=3, num_classes=0)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    torch.save(vit.state_dict(), path)
+    return path

@@ -9,6 +9,7 @@ the input size (align_corners=False), as the published notebooks do. Specificati
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from numbers import Integral
 from typing import Any
 
@@ -18,18 +19,12 @@ import torch.nn.functional as F
 
 from probe.errors import ProbeTypeError, ProbeValueError
 
+from ..method import Method, MethodCall, ModelFacts, Option
 from .lrp_rules import check_rules
 from .recording import Tape, recording
 from .relevance import attention_relevance
 from .structure import VitStructure, locate
 
-# method -> its keyword options
-VIT_METHODS: dict[str, tuple[str, ...]] = {
-    "transformer_attribution": ("start_layer",),
-    "generic_attention": (),
-    "attention_rollout": ("start_layer",),
-    "raw_attention": (),
-}
 _NEEDS_GRADIENT = ("transformer_attribution", "generic_attention")
 
 
@@ -65,17 +60,19 @@ def patch_maps(
 ) -> torch.Tensor:
     """Maps [N, rows, cols] on the patch grid, in the model's dtype and on its device: the values the
     published functions return, for every image of the batch."""
-    if method not in VIT_METHODS:
+    spec = _BY_NAME.get(method) if isinstance(method, str) else None
+    if spec is None:
         raise ProbeValueError(f"unknown ViT attribution method {method!r}; choose one of {', '.join(VIT_METHODS)}")
-    unknown = sorted(set(options) - set(VIT_METHODS[method]))
-    if unknown:
-        valid = ", ".join(VIT_METHODS[method]) or "none"
-        raise ProbeTypeError(f"method {method!r} got unknown option(s) {', '.join(unknown)}; its options: {valid}")
-    structure = locate(model)
+    chosen = spec.resolve_options(options)
+    return _grid_maps(model, spec.inspect(model).structure, images, targets, method, rank,
+                      chosen.get("start_layer", 0))
+
+
+def _grid_maps(model: nn.Module, structure: VitStructure, images: torch.Tensor, targets: torch.Tensor | None,
+               method: str, rank: int, start_layer: object) -> torch.Tensor:
+    """``patch_maps`` once the ViT is located (and, for transformer attribution, its rules checked)."""
     structure.check_images(images)
-    start_layer = _start_layer(options.get("start_layer", 0), len(structure.blocks))
-    if method == "transformer_attribution":
-        check_rules(structure)
+    start_layer = _start_layer(start_layer, len(structure.blocks))
     with torch.inference_mode(False):  # autograd works even when the caller is in inference mode
         tape = _record(model, structure, images, method)
         with torch.no_grad():  # the tape's tensors are part of the forward's graph; nothing below is recorded
@@ -156,9 +153,14 @@ def _targets(targets: torch.Tensor | None, rank: int, logits: torch.Tensor) -> t
     return targets.to(device=logits.device, dtype=torch.long).clone()  # never an inference tensor
 
 
-def _start_layer(value: object, depth: int) -> int:
+def _start_layer_type(value: object) -> int:
     if isinstance(value, bool) or not isinstance(value, Integral):
         raise ProbeTypeError(f"start_layer must be an int, got {type(value).__name__}")
+    return int(value)
+
+
+def _start_layer(value: object, depth: int) -> int:
+    value = _start_layer_type(value)
     if not 0 <= value < depth:
         raise ProbeValueError(f"start_layer must be in [0, {depth - 1}] (the ViT has {depth} blocks), got {value}")
     return int(value)
@@ -170,3 +172,57 @@ def _model_input(model: nn.Module, images: torch.Tensor) -> torch.Tensor:
     if parameter is None:
         return images.detach().clone()
     return images.detach().to(device=parameter.device, dtype=parameter.dtype, copy=True)
+
+
+def _facts(method: str) -> Callable[[nn.Module], ModelFacts]:
+    """The structural checks of ``method``: one timm ViT with a Linear classifier (and, for transformer
+    attribution, an LRP rule for every module on the relevance path); nothing is run."""
+
+    def inspect(model: nn.Module) -> ModelFacts:
+        structure = locate(model, method)
+        if method == "transformer_attribution":
+            check_rules(structure)
+        proj = getattr(structure.vit.patch_embed, "proj", None)
+        channels = getattr(proj, "in_channels", None)
+        where = f"patch embedding '{structure.where('patch_embed.proj')}'"
+        return ModelFacts(structure.head.out_features, channels, where, structure)
+
+    return inspect
+
+
+def _runner(method: str) -> Callable[[MethodCall], torch.Tensor]:
+    def run(call: MethodCall) -> torch.Tensor:
+        grid = _grid_maps(call.model, call.facts.structure, call.images, call.target, method, call.rank,
+                          call.options.get("start_layer", 0))
+        return to_input_size(grid, tuple(call.images.shape[-2:]))
+
+    return run
+
+
+def _vit_method(name: str, description: str, *, start_layer: bool = False, class_specific: bool = True) -> Method:
+    options = (Option("start_layer", 0, _start_layer_type),) if start_layer else ()
+    return Method(name, _runner(name), options=options, needs_target=class_specific, resolves_rank=True,
+                  inspect=_facts(name), description=description)
+
+
+TRANSFORMER_ATTRIBUTION = _vit_method(
+    "transformer_attribution", start_layer=True,
+    description="ViTs: LRP relevance of each block's attention times its gradient, rolled out (Chefer et al. 2021)",
+)
+GENERIC_ATTENTION = _vit_method(
+    "generic_attention",
+    description="ViTs: gradient-weighted attention, rolled out (Chefer et al., ICCV 2021)",
+)
+ATTENTION_ROLLOUT = _vit_method(
+    "attention_rollout", start_layer=True, class_specific=False,
+    description="ViTs: the product of head-averaged attention plus identity (Abnar & Zuidema); class-independent",
+)
+RAW_ATTENTION = _vit_method(
+    "raw_attention", class_specific=False,
+    description="ViTs: the last block's head-averaged attention of the pooled token; class-independent",
+)
+#: The four ViT methods, in the order of the method registry.
+VIT_METHOD_SPECS: tuple[Method, ...] = (TRANSFORMER_ATTRIBUTION, GENERIC_ATTENTION, ATTENTION_ROLLOUT, RAW_ATTENTION)
+_BY_NAME = {m.name: m for m in VIT_METHOD_SPECS}
+#: method -> its keyword options
+VIT_METHODS: dict[str, tuple[str, ...]] = {m.name: m.option_names for m in VIT_METHOD_SPECS}

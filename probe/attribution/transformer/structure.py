@@ -10,6 +10,7 @@ forward pass (``recording.py``).
 
 from __future__ import annotations
 
+import sys
 from dataclasses import dataclass
 
 import torch
@@ -89,14 +90,25 @@ class VitStructure:
         return tuple(int(g) for g in embed.grid_size)
 
 
-def locate(model: nn.Module) -> VitStructure:
-    """The one timm VisionTransformer in ``model`` and its classifier; a clear error for anything else."""
+def vit_paths(model: nn.Module) -> list[str]:
+    """Paths of the timm VisionTransformers in ``model`` (none without importing timm: a model that
+    holds one was built after timm was imported)."""
+    timm_vit = sys.modules.get("timm.models.vision_transformer")
+    if timm_vit is None:
+        return []
+    return [path for path, m in model.named_modules() if isinstance(m, timm_vit.VisionTransformer)]
+
+
+def locate(model: nn.Module, method: str = "transformer_attribution") -> VitStructure:
+    """The one timm VisionTransformer in ``model`` and its classifier; a clear error for anything else
+    (naming ``method``, the method that asked)."""
     from timm.models.vision_transformer import VisionTransformer  # timm is slow to import
 
     found = [(path, m) for path, m in model.named_modules() if isinstance(m, VisionTransformer)]
     if not found:
-        raise ProbeTypeError(
-            f"transformer attribution needs a timm VisionTransformer in the model; {type(model).__name__} has none"
+        raise UnsupportedModelError(
+            f"{method} explains timm VisionTransformers; {type(model).__name__} holds none "
+            "(for CNNs use agf, lrp or gradcam)"
         )
     if len(found) > 1:
         paths = ", ".join(repr(p) for p, _ in found)
