@@ -116,3 +116,23 @@ def test_blur_removal_leaves_a_flat_image_unchanged_where_black_kills_it():
     assert blur.positive.hits.all() and blur.negative.hits.all()  # the blur of a flat image is the image
     with pytest.raises(ProbeValueError, match="valid: black, blur"):
         faithfulness(model, images, maps, 0, mean=None, std=None, removal="noise")
+
+
+def test_known_clean_predictions_replace_the_clean_forward_pass():
+    region, maps = _region_setup(4)
+    images = torch.ones(4, 3, 10, 10)
+    images[3] = 0.2  # class 1 from the start
+    model = RegionModel(region, offset=0.5)
+    target = torch.tensor([0, 0, 0, 0])
+    batches = []
+    model.register_forward_hook(lambda module, args, out: batches.append(args[0].shape[0]))
+    computed = perturbation_hits(model, images, maps, target, mean=None, std=None, batch_size=2)
+    forwards = len(batches)
+    given = perturbation_hits(model, images, maps, target, mean=None, std=None, batch_size=2,
+                              clean=torch.tensor([True, True, True, False]))
+    assert len(batches) - forwards == forwards - 2  # one clean forward per batch of 2 saved
+    for mode in ("positive", "negative"):
+        assert torch.equal(given[mode].hits, computed[mode].hits)
+    assert computed["positive"].hits[:, 0].tolist() == [True, True, True, False]
+    with pytest.raises(ProbeValueError, match=r"one flag per image, \[4\]"):
+        perturbation_hits(model, images, maps, target, mean=None, std=None, clean=torch.ones(3, dtype=torch.bool))
