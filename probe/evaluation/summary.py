@@ -9,6 +9,8 @@ from typing import Sequence
 import torch
 import torch.nn as nn
 
+from probe.errors import ProbeValueError
+
 from ._tensors import check_mask_batch, check_maps, nanmean, per_class_mean
 from .faithfulness import STEPS, FaithfulnessResult, faithfulness
 from .localization import (
@@ -77,15 +79,20 @@ def evaluate_maps(
     fractions: Sequence[float] = STEPS,
     batch_size: int = 64,
     device: str | torch.device | None = None,
+    perturbation: FaithfulnessResult | None = None,
 ) -> MapEvaluation:
     """Faithfulness of ``maps`` for ``target`` on ``model``, and localisation on ``masks`` if given.
 
     An image without an object mask takes an all-False mask: it is left out of every
     localisation figure (and of the segmentation counts) but still counts for faithfulness.
+    ``perturbation``: the curves of these maps when the caller already ran the perturbation test.
     """
     maps = check_maps(maps).cpu()
-    result = faithfulness(model, images, maps, target, mean=mean, std=std, fractions=fractions,
-                          batch_size=batch_size, device=device)
+    if perturbation is not None and perturbation.positive.hits.shape[0] != maps.shape[0]:
+        raise ProbeValueError(f"perturbation curves of {perturbation.positive.hits.shape[0]} images "
+                              f"for {maps.shape[0]} maps")
+    result = perturbation or faithfulness(model, images, maps, target, mean=mean, std=std, fractions=fractions,
+                                          batch_size=batch_size, device=device)
     if masks is None:
         return MapEvaluation(result, None, None, None, None, None)
     masks = check_mask_batch(masks).cpu()
