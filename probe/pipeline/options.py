@@ -19,6 +19,13 @@ if TYPE_CHECKING:
 #: Evaluated images per pseudo-class (a seeded, stratified subset) and the cap over all classes.
 EVAL_PER_CLASS = 16
 EVAL_IMAGES = 256
+#: The evaluated images are explained and perturbed in rounds of this many (the first round too)...
+EVAL_ROUND = 32
+#: ...until the primary method's faithfulness gap is known within ± this (95% interval); 0: every image.
+EVAL_PRECISION = 0.1
+#: Baseline methods of a run unless others are asked for. Integrated gradients is opt-in: at Captum's 50
+#: steps one map costs about 100 forward passes, 20x Grad-CAM's cost (docs/BENCHMARKS.md).
+BASELINES = ("gradcam",)
 #: Most central members shown on each pseudo-class card.
 CARD_MEMBERS = 6
 #: Images for the cascading-randomisation sanity test, and at most this many two-object images.
@@ -46,9 +53,12 @@ class ProbeOptions:
 
     k: int
     method: str = METHOD
-    baselines: tuple[str, ...] = ("gradcam", "integrated_gradients")
+    baselines: tuple[str, ...] = BASELINES
     eval_images: int = EVAL_IMAGES
     eval_per_class: int = EVAL_PER_CLASS
+    #: half-width of the 95% interval of the primary method's faithfulness gap at which the evaluation
+    #: stops adding rounds of images; 0 evaluates the whole subset
+    eval_precision: float = EVAL_PRECISION
     card_members: int = CARD_MEMBERS
     sanity_images: int = SANITY_IMAGES
     specificity_images: int = SPECIFICITY_IMAGES
@@ -78,6 +88,9 @@ class ProbeOptions:
         for name in ("sanity_images", "specificity_images", "num_workers"):
             if getattr(self, name) < 0:
                 raise ParameterError(name, f"must be >= 0, got {getattr(self, name)}")
+        precision = self.eval_precision
+        if isinstance(precision, bool) or not isinstance(precision, (int, float)) or not 0 <= precision < 1:
+            raise ParameterError("eval_precision", f"must be a number in [0, 1) (0: every image), got {precision!r}")
         object.__setattr__(self, "device", resolve_device(self.device))
 
     @property
@@ -100,6 +113,11 @@ class ProbeOptions:
     @property
     def explain_batch(self) -> int:
         return max(1, min(self.batch_size, EXPLAIN_BATCH))
+
+    def methods_of(self, role: str) -> tuple[str, ...]:
+        """The methods a backbone of ``role`` is explained with: a control only needs the primary method,
+        the only one its figures are compared with (verdicts and report)."""
+        return self.methods if role == "probe" else (self.method,)
 
 
 def check_methods(method: str, baselines: Sequence[str] = ()) -> None:

@@ -51,7 +51,7 @@ def run_probe(
     chosen = ProbeOptions(k=k, **options)
     if max_images is not None and max_images < 1:
         raise ParameterError("max_images", f"must be >= 1, got {max_images}")
-    with run_session(out) as session:
+    with run_session(out, chosen.device) as session:
         log.info("probe run: weights=%s data=%s masks=%s k=%d method=%s baselines=%s seed=%d device=%s",
                  weights, data, masks, k, chosen.method, ",".join(chosen.baselines), chosen.seed, chosen.device)
         dataset = seeded_subset(ImageFolderData(data, masks=masks), max_images, chosen.seed)

@@ -10,10 +10,15 @@ from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
+import torch
+
 import backbones
+from probe.devices import resolve_device
+from probe.errors import OutputError, ProbeError
 from probe.fileio import atomic_write_json, locked_output_dir
 from probe.report import RunResults, write_report
-from unsupervised import ImageFolderData
+from unsupervised import ImageFolderData, distributed
+from unsupervised.distributed import Group
 
 from .compare import CONTROL_NAME, probe_backbones
 from .options import ProbeOptions
@@ -47,10 +52,15 @@ def write_run_report(out: str | os.PathLike, results: RunResults, clock: StageCl
 
 @dataclass
 class RunSession:
-    """An output folder held by one run (locked, logging to run.log) and the clock of its stages."""
+    """An output folder held by one run (locked, logging to run.log) and the clock of its stages.
+
+    Under torchrun every rank has a session on the same folder; rank 0 holds the lock, writes run.log
+    and the report, the other ranks take their share of the work.
+    """
 
     out: Path
     clock: StageClock = field(default_factory=StageClock)
+    group: Group = field(default_factory=Group)
 
     def probe(self, probes: Sequence[tuple[str, backbones.Backbone]], data: ImageFolderData, options: ProbeOptions,
               *, settings: Mapping[str, str | int | float], cache_dir: str | os.PathLike | None = None) -> RunResults:
@@ -63,14 +73,35 @@ class RunSession:
                   "control": f"{CONTROL_NAME}: random init of {first.arch}, seed {options.seed}",
                   "device": str(options.device)}
         results = probe_backbones(probes, data, options, out=self.out, cache_dir=cache_dir, clock=self.clock,
-                                  settings=header)
-        write_run_report(self.out, results, self.clock)
+                                  settings=header, group=self.group)
+        problem: BaseException | None = None
+        if self.group.is_main:
+            try:
+                write_run_report(self.out, results, self.clock)
+            except BaseException as exc:  # noqa: BLE001 - re-raised below, after telling the other ranks
+                problem = exc
+        if not self.group.all_true(problem is None):  # no rank returns before the report is written
+            raise problem or OutputError(f"rank 0 could not write the report to {self.out}; see its error")
         return results
 
 
 @contextlib.contextmanager
-def run_session(out: str | os.PathLike) -> Iterator[RunSession]:
-    """Hold ``out`` for one run: its lock, and ``out/run.log`` receiving the run's log records."""
+def run_session(out: str | os.PathLike, device: str | torch.device = "cpu") -> Iterator[RunSession]:
+    """Hold ``out`` for one run: its lock, and ``out/run.log`` receiving the run's log records.
+
+    Under torchrun (``WORLD_SIZE`` > 1) the process group is joined here (gloo on CPU, nccl on CUDA
+    ``device``); rank 0 holds the lock and the log, and the other ranks start once it does.
+    """
     out = Path(out)
-    with locked_output_dir(out), run_log(out / LOG_FILE):
-        yield RunSession(out)
+    group = distributed.join(resolve_device(device))
+    with contextlib.ExitStack() as held:
+        problem: ProbeError | None = None
+        if group.is_main:
+            try:
+                held.enter_context(locked_output_dir(out))
+                held.enter_context(run_log(out / LOG_FILE))
+            except ProbeError as exc:
+                problem = exc
+        if not group.all_true(problem is None):
+            raise problem or OutputError(f"rank 0 could not hold the output directory {out}; see its error")
+        yield RunSession(out, group=group)
