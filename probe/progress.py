@@ -2,12 +2,16 @@
 
 Unset or empty, ``0``, ``false``, ``no``, ``off``: progress bars and stage times on stderr.
 ``1``, ``true``, ``yes``, ``on``: none. Case and surrounding spaces do not matter; any other
-value is an error naming the variable, never a guess.
+value is an error naming the variable, never a guess. Inside :func:`inner_bars_off` (a stage
+that shows one bar of its own) the bars of the functions it calls stay off too.
 """
 
 from __future__ import annotations
 
+import contextlib
+import contextvars
 import os
+from collections.abc import Iterator
 
 from .errors import ProbeValueError
 
@@ -16,8 +20,24 @@ _OFF = frozenset({"1", "true", "yes", "on"})
 _ON = frozenset({"", "0", "false", "no", "off"})
 
 
+_INNER_OFF = contextvars.ContextVar("probe_inner_bars_off", default=False)
+
+
+@contextlib.contextmanager
+def inner_bars_off() -> Iterator[None]:
+    """Within the block, :func:`progress_enabled` is False: the caller shows one bar for the whole stage."""
+    token = _INNER_OFF.set(True)
+    try:
+        yield
+    finally:
+        _INNER_OFF.reset(token)
+
+
 def progress_enabled() -> bool:
-    """False when ``PROBE_NO_PROGRESS`` asks for no progress output, True when it is unset or says no."""
+    """False when ``PROBE_NO_PROGRESS`` asks for no progress output (or inside :func:`inner_bars_off`), True
+    when it is unset or says no."""
+    if _INNER_OFF.get():
+        return False
     value = os.environ.get(VARIABLE, "").strip().lower()
     if value in _OFF:
         return False

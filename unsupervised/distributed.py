@@ -1,4 +1,5 @@
-"""torch.distributed plumbing for extraction: join or start a process group, barriers, broadcasts.
+"""torch.distributed plumbing: join or start a process group, barriers, broadcasts, and work shared
+among the ranks (extraction's batches, the pipeline's explanations and perturbation tests).
 
 Under ``torchrun`` (``WORLD_SIZE > 1``) a group is started with gloo on CPU or nccl on
 CUDA unless the caller already started one. It is left open for later calls: tearing a
@@ -9,11 +10,17 @@ the old group's stale addresses.
 from __future__ import annotations
 
 import os
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, TypeVar
 
 import torch
 import torch.distributed as dist
+
+from .errors import DataError
+
+T = TypeVar("T")
+R = TypeVar("R")
 
 
 @dataclass
@@ -51,6 +58,29 @@ class Group:
         value = torch.tensor([1 if flag else 0], device=device)
         dist.all_reduce(value, op=dist.ReduceOp.MIN)
         return bool(value.item())
+
+    def map(self, fn: Callable[[T], R], items: Sequence[T]) -> list[R]:
+        """``[fn(item) for item in items]`` with the items dealt to the ranks in turn (item i to rank
+        i mod world size); every rank gets every result, in order.
+
+        The results do not depend on the number of ranks as long as ``fn(item)`` does not. A rank
+        that fails stops every rank: it re-raises its error, the others a :class:`DataError`.
+        """
+        if not self.active:
+            return [fn(item) for item in items]
+        mine: dict[int, R] = {}
+        problem: BaseException | None = None
+        try:
+            for i in range(self.rank, len(items), self.world_size):
+                mine[i] = fn(items[i])
+        except BaseException as exc:  # noqa: BLE001 - re-raised below, after telling the other ranks
+            problem = exc
+        if not self.all_true(problem is None):
+            raise problem or DataError("work shared among the ranks failed on another rank; see that rank's log")
+        shares: list[dict[int, R]] = [{} for _ in range(self.world_size)]
+        dist.all_gather_object(shares, mine)
+        merged = {i: result for share in shares for i, result in share.items()}
+        return [merged[i] for i in range(len(items))]
 
 
 def join(device: torch.device) -> Group:

@@ -29,6 +29,7 @@ from .localization import (
     pointing_game,
     segmentation_counts,
 )
+from .precision import mean_halfwidth, precise_enough
 from .sanity import SANITY_MAX_FINAL_SIMILARITY, SanityResult, cascading_randomization, parameter_layers
 from .specificity import SpecificityResult, TwoObjectPairs, class_specificity, two_object_pairs
 from .summary import MapEvaluation, evaluate_maps
@@ -92,6 +93,7 @@ __all__ = [
     "judge",
     "mask_energy",
     "mask_fraction",
+    "mean_halfwidth",
     "nanmean",
     "paper_binary_map",
     "parameter_layers",
@@ -100,6 +102,7 @@ __all__ = [
     "perturbation_auc",
     "perturbation_hits",
     "pointing_game",
+    "precise_enough",
     "removal_masks",
     "removal_ranks",
     "seed_sequence",

@@ -176,7 +176,6 @@ def removal_values(
     raise ProbeValueError(f"unknown removal {removal!r}; valid: {', '.join(REMOVALS)}")
 
 
-@torch.no_grad()
 def perturbation_hits(
     model: nn.Module,
     images: torch.Tensor,
@@ -190,6 +189,7 @@ def perturbation_hits(
     batch_size: int = 64,
     device: str | torch.device | None = None,
     removal: str = "black",
+    clean: torch.Tensor | None = None,
 ) -> dict[str, PerturbationCurve]:
     """Run the perturbation test for each of ``modes`` and return one curve per mode.
 
@@ -198,9 +198,12 @@ def perturbation_hits(
     whose survival is tracked (the explained pseudo-class, or the label in the paper's
     benchmark). The clean image (fraction 0) is classified once and shared by the modes.
     Removed pixels become ``removal`` (:data:`REMOVALS`: black, the published protocol, or blur).
-    Work is done in chunks of ``batch_size`` images on ``device`` (default: the model's). The model runs
-    in inference behaviour (every module in eval mode, its own flags restored after), so the result
-    does not depend on the mode the caller left it in, nor on ``batch_size``.
+    Work is done in chunks of ``batch_size`` images on ``device`` (default: the model's), in
+    channels-last layout (faster convolutions on CPU and GPU; the same predictions up to rounding).
+    The model runs in inference behaviour (every module in eval mode, its own flags restored after),
+    so the result does not depend on the mode the caller left it in, nor on ``batch_size``.
+    ``clean [N]`` (bool), when the caller already classified the clean images (the pipeline's
+    targets are their top-1 predictions), replaces the clean forward pass.
     """
     maps = check_maps(maps)
     if images.dim() != 4 or images.shape[0] != maps.shape[0] or tuple(images.shape[2:]) != tuple(maps.shape[1:]):
@@ -215,6 +218,8 @@ def perturbation_hits(
     fractions = tuple(float(f) for f in fractions)
     n = images.shape[0]
     targets = check_targets(target, n)
+    if clean is not None and tuple(clean.shape) != (n,):
+        raise ProbeValueError(f"clean must hold one flag per image, [{n}], got {tuple(clean.shape)}")
     device = torch.device(device) if device is not None else model_device(model)
     num_pixels = maps.shape[1] * maps.shape[2]
     ks = torch.tensor([pixels_removed(f, num_pixels) for f in fractions], device=device)
@@ -222,19 +227,20 @@ def perturbation_hits(
     starts = range(0, n, batch_size)
     with inference_mode(model):
         for start in progress(starts, desc="perturbation", total=len(starts), unit="batch"):
-            x = images[start : start + batch_size].to(device)
-            t = targets[start : start + batch_size].to(device)
+            chunk = slice(start, start + batch_size)
+            x = images[chunk].to(device, non_blocking=True).contiguous(memory_format=torch.channels_last)
+            t = targets[chunk].to(device, non_blocking=True)
             fill = removal_values(x, removal, mean, std)
-            chunk_maps = maps[start : start + batch_size].to(device)
-            clean = model(x).argmax(dim=1) == t
+            chunk_maps = maps[chunk].to(device, non_blocking=True)
+            survived = clean[chunk].cpu() if clean is not None else (model(x).argmax(dim=1) == t).cpu()
             for mode in modes:
                 ranks = removal_ranks(chunk_maps, mode).reshape(x.shape[0], 1, *x.shape[2:])
                 for j, k in enumerate(ks.tolist()):
                     if k == 0:
-                        hits[mode][start : start + x.shape[0], j] = clean.cpu()
+                        hits[mode][chunk, j] = survived
                         continue
-                    perturbed = torch.where(ranks < k, fill, x)
-                    hits[mode][start : start + x.shape[0], j] = (model(perturbed).argmax(dim=1) == t).cpu()
+                    perturbed = torch.where(ranks < k, fill, x).contiguous(memory_format=torch.channels_last)
+                    hits[mode][chunk, j] = (model(perturbed).argmax(dim=1) == t).cpu()
     return {mode: PerturbationCurve(mode, fractions, hits[mode]) for mode in modes}
 
 
@@ -250,10 +256,11 @@ def faithfulness(
     batch_size: int = 64,
     device: str | torch.device | None = None,
     removal: str = "black",
+    clean: torch.Tensor | None = None,
 ) -> FaithfulnessResult:
     """Positive and negative perturbation of ``maps`` on ``model`` (see :func:`perturbation_hits`)."""
     curves = perturbation_hits(
         model, images, maps, target, mean=mean, std=std, fractions=fractions, batch_size=batch_size, device=device,
-        removal=removal,
+        removal=removal, clean=clean,
     )
     return FaithfulnessResult(positive=curves["positive"], negative=curves["negative"])

@@ -10,7 +10,9 @@ import numpy as np
 import torch
 import torch.nn as nn
 
-from ._tensors import check_maps, check_mask_batch, nanmean, per_class_mean
+from probe.errors import ProbeValueError
+
+from ._tensors import check_mask_batch, check_maps, nanmean, per_class_mean
 from .faithfulness import STEPS, FaithfulnessResult, faithfulness
 from .intervals import MIN_VALUES, Estimate, Resampling, estimate, with_value
 from .localization import (
@@ -146,6 +148,7 @@ def evaluate_maps(
     batch_size: int = 64,
     device: str | torch.device | None = None,
     removal: str = "black",
+    perturbation: FaithfulnessResult | None = None,
 ) -> MapEvaluation:
     """Faithfulness of ``maps`` for ``target`` on ``model``, and localisation on ``masks`` if given.
 
@@ -154,10 +157,14 @@ def evaluate_maps(
 
     An image without an object mask takes an all-False mask: it is left out of every
     localisation figure (and of the segmentation counts) but still counts for faithfulness.
+    ``perturbation``: the curves of these maps when the caller already ran the perturbation test.
     """
     maps = check_maps(maps).cpu()
-    result = faithfulness(model, images, maps, target, mean=mean, std=std, fractions=fractions,
-                          batch_size=batch_size, device=device, removal=removal)
+    if perturbation is not None and perturbation.positive.hits.shape[0] != maps.shape[0]:
+        raise ProbeValueError(f"perturbation curves of {perturbation.positive.hits.shape[0]} images "
+                              f"for {maps.shape[0]} maps")
+    result = perturbation or faithfulness(model, images, maps, target, mean=mean, std=std, fractions=fractions,
+                                          batch_size=batch_size, device=device, removal=removal)
     if masks is None:
         return MapEvaluation(result, None, None, None, None, None, None)
     masks = check_mask_batch(masks).cpu()

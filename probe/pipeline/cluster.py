@@ -20,9 +20,11 @@ CLUSTERED_IMAGES = "clustered images"
 
 
 def cluster(name: str, features: Features, options: ProbeOptions, *, clock: StageClock) -> KMeansResult:
-    """k-means run ``options.restarts`` times from seeded starts, the lowest objective kept."""
+    """k-means run ``options.restarts`` times from seeded starts, the lowest objective kept; on faiss's GPU
+    index when the run is on CUDA and faiss has GPU support, else on the CPU."""
+    gpu = None if options.device.type == "cuda" else False
     with clock("cluster", name):
-        return kmeans(features, options.k, seed=options.seed, nredo=options.restarts, spherical=True)
+        return kmeans(features, options.k, seed=options.seed, nredo=options.restarts, spherical=True, gpu=gpu)
 
 
 def label_agreement(pseudo: PseudoClasses, features: Features) -> ClusterMetrics | None:

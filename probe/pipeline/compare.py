@@ -7,24 +7,30 @@ from __future__ import annotations
 
 import logging
 import os
+import sys
 from collections.abc import Collection, Sequence
 from dataclasses import dataclass
+from functools import partial
 from pathlib import Path
 
 import backbones
 from probe.errors import ParameterError, ProbeValueError
+from probe.progress import progress_enabled
 from probe.report import BackboneResults, RunResults, SkippedImage
 from unsupervised import ImageFolderData
+from unsupervised.distributed import Group
 
 from .evaluate import evaluate
-from .explain import explain
+from .explain import cards
 from .images import MaskReader
+from .measure import measure, round_size, subset
 from .methods import settle_methods
 from .options import ProbeOptions
+from .plan import PERTURBATION_COST, map_cost, plan
 from .prepare import Prepared, prepare
 from .saved import backbone_dir
 from .side_by_side import side_by_side
-from .stages import StageClock
+from .stages import StageClock, WorkBar
 from .verdicts import judge_run
 
 log = logging.getLogger("probe.pipeline")
@@ -34,7 +40,7 @@ CACHE_DIR = "cache"
 
 
 @dataclass(frozen=True)
-class Group:
+class ArchGroup:
     """Backbones of one architecture (same constructor arguments), their control and their settled methods."""
 
     probes: tuple[tuple[str, backbones.Backbone], ...]
@@ -53,7 +59,7 @@ def _architecture(backbone: backbones.Backbone) -> tuple[str, str]:
     return backbone.arch, repr(sorted(backbone.arch_kwargs.items()))
 
 
-def group_backbones(probes: Sequence[tuple[str, backbones.Backbone]], options: ProbeOptions) -> list[Group]:
+def group_by_arch(probes: Sequence[tuple[str, backbones.Backbone]], options: ProbeOptions) -> list[ArchGroup]:
     """``probes`` grouped by architecture in the order they first appear, each group with its methods
     settled (refusing, before any work, a given method that cannot explain one of them) and the name of
     its control: "random-init control" for the first group, "random-init control (<arch>)" for the others
@@ -70,7 +76,7 @@ def group_backbones(probes: Sequence[tuple[str, backbones.Backbone]], options: P
             count += 1
             control = f"{base} #{count}"
         taken.add(control)
-        groups.append(Group(tuple(members), control, settled))
+        groups.append(ArchGroup(tuple(members), control, settled))
     return groups
 
 
@@ -89,36 +95,66 @@ def _skipped(data: ImageFolderData, prepared: Sequence[Prepared]) -> list[Skippe
     return [SkippedImage(_relative(path, data.root), reason) for path, reason in sorted(found.items())]
 
 
-def _explain_and_evaluate(prep: Prepared, options: ProbeOptions, *, control: Prepared | None,
-                          clock: StageClock) -> BackboneResults:
-    """Stages explain and evaluate of one backbone (a probe, or a control when ``control`` is None)."""
+def _explain_and_evaluate(prep: Prepared, options: ProbeOptions, *, control: Prepared | None, clock: StageClock,
+                          group: Group) -> BackboneResults:
+    """Stages explain and evaluate of one backbone (a probe, or a control when ``control`` is None), after
+    saying what they will compute and about how long it will take."""
     masks = MaskReader(prep.data) if prep.data.masks_root is not None else None
-    explained = explain(prep, options, masks=masks, control=control, clock=clock)
-    return evaluate(prep, explained, options, masks=masks, control=control, clock=clock)
+    methods = options.methods_of(prep.role)
+    indices = subset(prep, options, masks)
+    judged = prep.role != "control"
+    card_images = options.card_members * prep.pseudo.k if judged else 0
+    sanity_images = options.sanity_images if judged else 0
+    work = partial(plan, prep.name, methods, options, cap=len(indices), first=min(round_size(options), len(indices)),
+                   card_images=card_images, control_cards=control is not None, sanity_images=sanity_images)
+    bar = WorkBar(f"explain + evaluate {prep.name}", work(seconds_per_forward=1.0).forwards(len(indices)),
+                  show=group.is_main)
+    show = group.is_main and progress_enabled()
+
+    def announce(seconds_per_forward: float) -> None:
+        message = work(seconds_per_forward=seconds_per_forward).describe()
+        log.info("%s", message)
+        if show:
+            print(message, file=sys.stderr)
+
+    try:
+        explained = measure(prep, methods, indices, options, masks=masks, clock=clock, group=group, bar=bar,
+                            task_cost=lambda m: map_cost(m, options) + PERTURBATION_COST, on_first_round=announce)
+        budget = work(seconds_per_forward=1.0)
+        bar.resize(budget.forwards(len(explained.indices)))
+        if card_images:
+            with clock("explain", f"{prep.name} cards"):
+                explained.members = cards(prep, explained, control, options, group)
+            bar.advance(budget.card_forwards)
+        results = evaluate(prep, explained, options, methods=methods, masks=masks, control=control, clock=clock)
+        bar.advance(budget.sanity_forwards)
+        return results
+    finally:
+        bar.close()
 
 
-def _probe_group(group: Group, data: ImageFolderData, *, out: Path, cache: Path, clock: StageClock,
-                 positive_controls: Collection[str]) -> tuple[list[BackboneResults], list[Prepared]]:
-    """One group: its control prepared first, then each probe explained against it, then the control itself
-    (prepared: the control first, then the probes)."""
-    options, first = group.options, group.probes[0][1]
+def _probe_arch(arch: ArchGroup, data: ImageFolderData, *, out: Path, cache: Path, clock: StageClock,
+                positive_controls: Collection[str], group: Group) -> tuple[list[BackboneResults], list[Prepared]]:
+    """One architecture's backbones: its control prepared first, then each probe explained against it, then
+    the control itself (prepared: the control first, then the probes)."""
+    options, first = arch.options, arch.probes[0][1]
     control = backbones.random_like(first, options.seed)
-    reference = prepare(group.control_name, "control", control, data, options,
-                        state_dir=backbone_dir(out, group.control_name), cache_dir=cache, clock=clock,
+    reference = prepare(arch.control_name, "control", control, data, options,
+                        state_dir=backbone_dir(out, arch.control_name), cache_dir=cache, clock=clock, group=group,
                         control_of=first, control_seed=options.seed)
     results, prepared = [], [reference]
-    for name, backbone in group.probes:
+    for name, backbone in arch.probes:
         role = "positive control" if name in positive_controls else "probe"
         prep = prepare(name, role, backbone, data, options, state_dir=backbone_dir(out, name), cache_dir=cache,
-                       clock=clock)
-        results.append(_explain_and_evaluate(prep, options, control=reference, clock=clock))
+                       clock=clock, group=group)
+        results.append(_explain_and_evaluate(prep, options, control=reference, clock=clock, group=group))
         prepared.append(prep)
-    results.append(_explain_and_evaluate(reference, options, control=None, clock=clock))
+    results.append(_explain_and_evaluate(reference, options, control=None, clock=clock, group=group))
     return results, prepared
 
 
 def probe_backbones(
-    groups: Sequence[Group],
+    archs: Sequence[ArchGroup],
     data: ImageFolderData,
     *,
     out: str | os.PathLike,
@@ -126,33 +162,36 @@ def probe_backbones(
     clock: StageClock | None = None,
     settings: dict[str, str | int | float] | None = None,
     positive_controls: Collection[str] = (),
+    group: Group | None = None,
 ) -> RunResults:
-    """Probe every group's backbones on ``data``, each group against its own random-init control
-    (``backbones.random_like(first backbone, seed)``, role "control"; how to rebuild it is recorded).
+    """Probe the backbones of every architecture group on ``data``, each group against its own random-init
+    control (``backbones.random_like(first backbone, seed)``, role "control"; how to rebuild it is recorded).
 
     Backbones named in ``positive_controls`` (known to be semantic, e.g. the demo's supervised one) take
     the role "positive control": judged like every probed backbone, labelled as what they are.
     With several probed backbones, the same few images are explained by each (``side_by_side``).
     Clusters and heads are saved under ``out/backbones/<name>/``. The report is not written (see
     :class:`~probe.pipeline.session.RunSession`); ``RunResults`` holds the verdicts and ``timings`` the
-    stages so far.
+    stages so far. Under torchrun (``group``) every rank takes its share of the work and gets the same
+    results; only rank 0 writes files.
     """
     clock = clock or StageClock()
+    group = group or Group()
     out = Path(out)
     cache = Path(cache_dir) if cache_dir is not None else out / CACHE_DIR
-    unknown = sorted(set(positive_controls) - {name for group in groups for name, _ in group.probes})
+    unknown = sorted(set(positive_controls) - {name for arch in archs for name, _ in arch.probes})
     if unknown:
         raise ProbeValueError(f"positive controls {unknown} are not among the probed backbones")
-    k = groups[0].options.k
+    k = archs[0].options.k
     if k > len(data):
         raise ParameterError("k", f"{k} is larger than the number of images ({len(data)}) in {data.root}")
     results, prepared, probes = [], [], []
-    for group in groups:
-        group_results, group_prepared = _probe_group(group, data, out=out, cache=cache, clock=clock,
-                                                       positive_controls=positive_controls)
-        results += group_results
-        prepared += group_prepared
-        probes += [(prep, group.options) for prep in group_prepared[1:]]
+    for arch in archs:
+        arch_results, arch_prepared = _probe_arch(arch, data, out=out, cache=cache, clock=clock,
+                                                  positive_controls=positive_controls, group=group)
+        results += arch_results
+        prepared += arch_prepared
+        probes += [(prep, arch.options) for prep in arch_prepared[1:]]
     run = RunResults(
         backbones=results, dataset=data.root.name, num_images=len(prepared[-1].features),
         skipped=_skipped(data, prepared), settings=dict(settings or {}), timings=clock.ordered(),

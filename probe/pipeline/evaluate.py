@@ -27,6 +27,7 @@ from probe.evaluation import (
     two_object_pairs,
 )
 from probe.evaluation.intervals import Estimate
+from probe.progress import inner_bars_off
 from probe.report import (
     BackboneResults,
     Curve,
@@ -67,14 +68,15 @@ def _pairs(prep: Prepared, options: ProbeOptions, masks: MaskReader | None) -> t
     return indices[pairs.indices], pairs
 
 
-def _specificity(prep: Prepared, options: ProbeOptions, found: tuple[np.ndarray, TwoObjectPairs] | None
+def _specificity(prep: Prepared, options: ProbeOptions, methods: tuple[str, ...],
+                 found: tuple[np.ndarray, TwoObjectPairs] | None
                  ) -> tuple[dict[str, SpecificitySummary], list[SpecificityExample]]:
     if found is None:
         return {}, []
     indices, pairs = found
     images = load_batch(prep.data, indices)
     results = {}
-    for m in options.methods:
+    for m in methods:
         with timed(f"{prep.name}: {m} specificity on {len(indices)} two-object images"):
             results[m] = class_specificity(prep.model, images, pairs.targets_a, pairs.targets_b, pairs.masks_a,
                                            pairs.masks_b, explain_fn=explainer(m, **options.options_of(m)),
@@ -151,17 +153,19 @@ def method_results(
     )
 
 
-def evaluate(prep: Prepared, explained: Explained, options: ProbeOptions, *, masks: MaskReader | None,
-             control: Prepared | None, clock: StageClock) -> BackboneResults:
-    """Every figure of ``prep`` (a probe, or a control when ``control`` is None) as ``BackboneResults``."""
-    with clock("evaluate", prep.name):
+def evaluate(prep: Prepared, explained: Explained, options: ProbeOptions, *, methods: tuple[str, ...],
+             masks: MaskReader | None, control: Prepared | None, clock: StageClock) -> BackboneResults:
+    """Every figure of ``prep`` (a probe, or a control when ``control`` is None) as ``BackboneResults``:
+    ``explained`` carries the maps and perturbation curves of ``methods``; localisation, the sanity test
+    (probes) and class specificity are measured here."""
+    with clock("evaluate", prep.name), inner_bars_off():
         evaluations = {}
-        for m in options.methods:
+        for m in methods:
             with timed(f"{prep.name}: {m} maps evaluated"):
                 evaluations[m] = evaluate_maps(prep.model, explained.images, explained.maps[m], explained.target,
                                                mean=prep.backbone.mean, std=prep.backbone.std, masks=explained.masks,
                                                batch_size=options.batch_size, device=options.device,
-                                               removal=FAITHFULNESS_REMOVAL)
+                                               removal=FAITHFULNESS_REMOVAL, perturbation=explained.faithfulness[m])
         sanity = None
         if prep.role != "control" and options.sanity_images > 0:
             n = options.sanity_images
@@ -171,17 +175,17 @@ def evaluate(prep: Prepared, explained: Explained, options: ProbeOptions, *, mas
             images = int(result.similarity.shape[0])
             sanity = sanity_curve(result, Resampling.stratified(images, seed=seed_sequence(options.seed, prep.name,
                                                                                              "sanity images")))
-        specificity, examples = _specificity(prep, options, _pairs(prep, options, masks))
+        specificity, examples = _specificity(prep, options, methods, _pairs(prep, options, masks))
     resampling = evaluated_images(prep.name, explained.target, options.seed)
-    methods = {m: method_results(evaluations[m], resampling, sanity=sanity if m == options.method else None,
-                                 specificity=specificity.get(m)) for m in options.methods}
+    results = {m: method_results(evaluations[m], resampling, sanity=sanity if m == options.method else None,
+                                 specificity=specificity.get(m)) for m in methods}
     overall = evaluations[options.method].estimates(resampling)
-    log.info("%s: evaluated %d images; %s", prep.name, len(explained.indices),
-             ", ".join(f"{m} gap {r.faithfulness_gap}" for m, r in methods.items()))
+    log.info("%s: evaluated %d images (primary gap known within ±%.3f); %s", prep.name, len(explained.indices),
+             explained.gap_halfwidth, ", ".join(f"{m} gap {r.faithfulness_gap}" for m, r in results.items()))
+    members = explained.members or [[] for _ in range(prep.pseudo.k)]
     return BackboneResults(
-        name=prep.name, role=prep.role, clustering=prep.clustering(), method=options.method, methods=methods,
-        pseudo_classes=_pseudo_classes(prep, evaluations[options.method], explained.target, explained.members,
-                                       resampling),
+        name=prep.name, role=prep.role, clustering=prep.clustering(), method=options.method, methods=results,
+        pseudo_classes=_pseudo_classes(prep, evaluations[options.method], explained.target, members, resampling),
         format=prep.backbone.format, arch=prep.backbone.arch, control=control.name if control is not None else None,
         centre_pointing_game=overall["centre_pointing_game"], mask_fraction=overall["mask_fraction"],
         specificity_examples=examples,

@@ -19,6 +19,10 @@ if TYPE_CHECKING:
 #: Evaluated images per pseudo-class (a seeded, stratified subset) and the cap over all classes.
 EVAL_PER_CLASS = 16
 EVAL_IMAGES = 256
+#: The evaluated images are explained and perturbed in rounds of this many (the first round too)...
+EVAL_ROUND = 32
+#: ...until the primary method's faithfulness gap is known within ± this (95% interval); 0: every image.
+EVAL_PRECISION = 0.1
 #: Most central members shown on each pseudo-class card.
 CARD_MEMBERS = 6
 #: Images for the cascading-randomisation sanity test, and at most this many two-object images.
@@ -47,9 +51,10 @@ class MethodDefaults:
 
 #: The methods of a run (and of ``probe explain``) that names none, by backbone: the first entry whose
 #: primary method can explain the backbone with a head (``probe.attribution.supports``, a structural
-#: check) gives the method and the baselines that were not given.
+#: check) gives the method and the baselines that were not given. Integrated gradients is opt-in on CNNs:
+#: at Captum's 50 steps one map costs about 100 forward passes, 20x Grad-CAM's cost (docs/BENCHMARKS.md).
 DEFAULT_METHODS: tuple[MethodDefaults, ...] = (
-    MethodDefaults("CNNs", "agf", ("gradcam", "integrated_gradients")),
+    MethodDefaults("CNNs", "agf", ("gradcam",)),
     MethodDefaults("ViTs", "transformer_attribution", ("attention_rollout", "raw_attention")),
     MethodDefaults("other models", "integrated_gradients", ("saliency",)),
 )
@@ -76,6 +81,9 @@ class ProbeOptions:
     method_defaults: tuple[MethodDefaults, ...] = DEFAULT_METHODS
     eval_images: int = EVAL_IMAGES
     eval_per_class: int = EVAL_PER_CLASS
+    #: half-width of the 95% interval of the primary method's faithfulness gap at which the evaluation
+    #: stops adding rounds of images; 0 evaluates the whole subset
+    eval_precision: float = EVAL_PRECISION
     card_members: int = CARD_MEMBERS
     sanity_images: int = SANITY_IMAGES
     specificity_images: int = SPECIFICITY_IMAGES
@@ -111,6 +119,9 @@ class ProbeOptions:
         for name in ("sanity_images", "specificity_images", "num_workers"):
             if getattr(self, name) < 0:
                 raise ParameterError(name, f"must be >= 0, got {getattr(self, name)}")
+        precision = self.eval_precision
+        if isinstance(precision, bool) or not isinstance(precision, (int, float)) or not 0 <= precision < 1:
+            raise ParameterError("eval_precision", f"must be a number in [0, 1) (0: every image), got {precision!r}")
         object.__setattr__(self, "device", resolve_device(self.device))
 
     @property
@@ -148,6 +159,11 @@ class ProbeOptions:
     @property
     def explain_batch(self) -> int:
         return max(1, min(self.batch_size, EXPLAIN_BATCH))
+
+    def methods_of(self, role: str) -> tuple[str, ...]:
+        """The methods a backbone of ``role`` is explained with: a control only needs the primary method,
+        the only one its figures are compared with (verdicts and report)."""
+        return self.methods if role != "control" else (self.method,)
 
 
 def check_methods(method: str | None, baselines: Sequence[str] = ()) -> None:

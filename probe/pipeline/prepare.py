@@ -13,12 +13,14 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
+import torch
 
 import backbones
 from probe.evaluation.agreement import AgreementDraws
 from probe.evaluation.intervals import Estimate, estimate
 from probe.report import Clustering
 from unsupervised import ClusterMetrics, Features, ImageFolderData, ProbeModel, PseudoClasses
+from unsupervised.distributed import Group
 
 from .cluster import agreement_replicates, cluster, label_agreement
 from .extract import extract
@@ -74,29 +76,35 @@ class Prepared:
 
 
 def prepare(name: str, role: str, backbone: backbones.Backbone, data: ImageFolderData, options: ProbeOptions, *,
-            state_dir: Path, cache_dir: Path | None, clock: StageClock,
+            state_dir: Path, cache_dir: Path | None, clock: StageClock, group: Group | None = None,
             control_of: backbones.Backbone | None = None, control_seed: int | None = None) -> Prepared:
     """Features of ``data`` under ``backbone``, its pseudo-classes (fitted or reused) and their head.
 
-    The state is saved as pending in ``state_dir`` (moved into place with the report).
+    The state is saved as pending in ``state_dir`` (moved into place with the report). Under torchrun
+    (``group``) every rank extracts its share; rank 0 clusters, trains the head, writes the state and
+    sends the pseudo-classes to the other ranks.
     """
+    group = group or Group()
     extracted = extract(name, backbone, data, options, cache_dir=cache_dir, clock=clock)
     features = extracted.features
-    state_dir.mkdir(parents=True, exist_ok=True)
-    discard_pending(state_dir)
-    state_path = state_dir / STATE_FILE
-    pseudo = reusable_pseudo_classes(state_path, features, backbone, options)
-    if pseudo is not None:
-        log.info("%s: pseudo-classes reused from %s", name, state_path)
-    else:
-        clusters = cluster(name, features, options, clock=clock)
-        pseudo = fit_head(name, features, clusters, backbone, options, clock=clock)
-        pseudo.save(pending(state_path))  # moved into place with the report
-    write_meta(state_dir, name=name, role=role, backbone=backbone, control_of=control_of,
-               control_seed=control_seed, k=options.k, seed=options.seed)
+    pseudo = None
+    if group.is_main:
+        state_dir.mkdir(parents=True, exist_ok=True)
+        discard_pending(state_dir)
+        state_path = state_dir / STATE_FILE
+        pseudo = reusable_pseudo_classes(state_path, features, backbone, options)
+        if pseudo is not None:
+            log.info("%s: pseudo-classes reused from %s", name, state_path)
+        else:
+            clusters = cluster(name, features, options, clock=clock)
+            pseudo = fit_head(name, features, clusters, backbone, options, clock=clock)
+            pseudo.save(pending(state_path))  # moved into place with the report
+        write_meta(state_dir, name=name, role=role, backbone=backbone, control_of=control_of,
+                   control_seed=control_seed, k=options.k, seed=options.seed)
+    pseudo = group.broadcast(pseudo)
     metrics = label_agreement(pseudo, features)
     agreement = agreement_replicates(name, pseudo, features, options) if metrics is not None else None
     log.info("%s: k=%d, head held-out accuracy %s, %s", name, pseudo.k, pseudo.head_report.get("heldout_accuracy"),
              "no labels" if metrics is None else f"NMI {metrics.nmi:.3f}, ARI {metrics.ari:.3f}")
-    model = pseudo.probe_model(backbone).to(options.device).eval()
+    model = pseudo.probe_model(backbone).to(options.device, memory_format=torch.channels_last).eval()
     return Prepared(name, role, backbone, extracted.data, features, extracted.rows, pseudo, model, metrics, agreement)

@@ -53,7 +53,7 @@ def run_probe(
     chosen = ProbeOptions(k=k, **options)
     if max_images is not None and max_images < 1:
         raise ParameterError("max_images", f"must be >= 1, got {max_images}")
-    with run_session(out) as session:
+    with run_session(out, chosen.device) as session:
         log.info("probe run: weights=%s data=%s masks=%s k=%d method=%s baselines=%s seed=%d device=%s",
                  weights, data, masks, k, chosen.method or "(the backbone's default)",
                  "(the backbone's default)" if chosen.baselines is None else ",".join(chosen.baselines),

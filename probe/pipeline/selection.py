@@ -5,7 +5,9 @@ explains the same images. Rules (docs/PIPELINE.md):
 
 - evaluation subset: pseudo-classes take turns (round robin over a seeded shuffle of each
   class's images) until each has ``per_class`` images or ``cap`` images are taken in all;
-  images with two or more labelled objects are left out (their mask would mix objects);
+  images with two or more labelled objects are left out (their mask would mix objects). The
+  rows come in the order they were drawn, so every prefix is stratified too: the evaluation
+  takes them in rounds from the front and stops once its figures are precise enough;
 - card members: the images nearest to their pseudo-class's centroid in the clustering space;
 - two-object pairing: each label goes to the pseudo-class holding most images of that label;
 - side by side (runs with several backbones): one single-object image per folder label, the first
@@ -25,11 +27,12 @@ SPECIFICITY_SCAN = 2000
 def evaluation_rows(
     clusters: np.ndarray, k: int, *, per_class: int, cap: int, seed: int, usable: Callable[[int], bool] | None = None
 ) -> np.ndarray:
-    """Feature rows of the seeded, pseudo-class-stratified evaluation subset (sorted)."""
+    """Feature rows of the seeded, pseudo-class-stratified evaluation subset, in the order drawn (classes in turn)."""
     rng = np.random.default_rng([seed, 0xE7A1])
     order = rng.permutation(len(clusters))
     queues = [order[clusters[order] == c].tolist() for c in range(k)]
     taken: list[list[int]] = [[] for _ in range(k)]
+    drawn: list[int] = []
     total = 0
     while total < cap:
         progressed = False
@@ -38,12 +41,13 @@ def evaluation_rows(
                 row = queues[c].pop(0)
                 if usable is None or usable(row):
                     taken[c].append(row)
+                    drawn.append(row)
                     total += 1
                     progressed = True
                     break
         if not progressed:
             break
-    return np.array(sorted(row for rows in taken for row in rows), dtype=np.int64)
+    return np.array(drawn, dtype=np.int64)
 
 
 def central_rows(features: np.ndarray, clusters: np.ndarray, centroids: np.ndarray, *, spherical: bool,

@@ -6,8 +6,8 @@ import contextlib
 import logging
 import sys
 import time
+from collections.abc import Iterator
 from pathlib import Path
-from typing import Iterator
 
 from probe.errors import ProbeError, environment_error
 from probe.progress import progress_enabled
@@ -42,9 +42,42 @@ class StageClock:
         if progress_enabled() and seconds >= 1.0:
             print(f"[{stage}] {what + ': ' if what else ''}{seconds:.1f} s", file=sys.stderr)
 
+    def add(self, stage: str, seconds: float) -> None:
+        """Book ``seconds`` to ``stage`` without a log line (stages whose work is interleaved)."""
+        self.timings[stage] = self.timings.get(stage, 0.0) + seconds
+
     def ordered(self) -> dict[str, float]:
         """Timings in stage order (stages that did not run are left out)."""
         return {stage: round(self.timings[stage], 3) for stage in STAGES if stage in self.timings}
+
+
+class WorkBar:
+    """One progress bar for a stage's work, counted in estimated forward passes: percentage and time left.
+
+    Shown on stderr by the main process when progress output is on; ``advance`` and ``resize`` do
+    nothing otherwise. ``resize`` sets the total once the work turns out smaller than planned.
+    """
+
+    def __init__(self, label: str, total: float, *, show: bool) -> None:
+        self._bar = None
+        if show and progress_enabled():
+            from tqdm.auto import tqdm
+
+            self._bar = tqdm(total=total, desc=label, leave=False, smoothing=0.05,
+                             bar_format="{desc}: {percentage:3.0f}%|{bar}| {elapsed}<{remaining}")
+
+    def advance(self, amount: float) -> None:
+        if self._bar is not None:
+            self._bar.update(amount)
+
+    def resize(self, total: float) -> None:
+        if self._bar is not None:
+            self._bar.total = max(total, self._bar.n)
+            self._bar.refresh()
+
+    def close(self) -> None:
+        if self._bar is not None:
+            self._bar.close()
 
 
 @contextlib.contextmanager

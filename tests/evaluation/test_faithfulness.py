@@ -157,3 +157,23 @@ def test_a_model_left_in_train_mode_is_evaluated_in_inference_mode():
     model.train()
     train_maps = explain_in_batches(input_x_gradient, model, images, target, batch_size=4, device="cpu")
     assert torch.allclose(train_maps, eval_maps) and model.training
+
+
+def test_known_clean_predictions_replace_the_clean_forward_pass():
+    region, maps = _region_setup(4)
+    images = torch.ones(4, 3, 10, 10)
+    images[3] = 0.2  # class 1 from the start
+    model = RegionModel(region, offset=0.5)
+    target = torch.tensor([0, 0, 0, 0])
+    batches = []
+    model.register_forward_hook(lambda module, args, out: batches.append(args[0].shape[0]))
+    computed = perturbation_hits(model, images, maps, target, mean=None, std=None, batch_size=2)
+    forwards = len(batches)
+    given = perturbation_hits(model, images, maps, target, mean=None, std=None, batch_size=2,
+                              clean=torch.tensor([True, True, True, False]))
+    assert len(batches) - forwards == forwards - 2  # one clean forward per batch of 2 saved
+    for mode in ("positive", "negative"):
+        assert torch.equal(given[mode].hits, computed[mode].hits)
+    assert computed["positive"].hits[:, 0].tolist() == [True, True, True, False]
+    with pytest.raises(ProbeValueError, match=r"one flag per image, \[4\]"):
+        perturbation_hits(model, images, maps, target, mean=None, std=None, clean=torch.ones(3, dtype=torch.bool))
