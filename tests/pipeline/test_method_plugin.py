@@ -8,7 +8,7 @@ import subprocess
 import sys
 
 import pytest
-from conftest import run_args
+from tests.support.shapes import run_args
 
 from tests.attribution.method_plugin import write_plugin_distribution
 

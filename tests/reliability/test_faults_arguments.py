@@ -47,7 +47,7 @@ def test_bad_run_arguments_are_one_line_exit_2(extra, message, micro_world, weig
 def test_unknown_pretraining_method_lists_the_known_ones(tmp_path, capsys):
     code, _, stderr = _probe(["pretrain", "--method", "dino", "--out", str(tmp_path / "x.pth")], capsys)
     assert code == 2 and stderr.count("\n") == 1
-    assert "unknown pretraining method 'dino'; known: " in stderr and "simclr" in stderr
+    assert "unknown pretraining recipe 'dino'; known: " in stderr and "simclr" in stderr
 
 
 def test_debug_shows_the_traceback_of_an_expected_error(micro_world, weights, tmp_path):
