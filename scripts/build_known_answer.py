@@ -149,12 +149,15 @@ def probe(kinds: list[str], out: Path) -> None:
         print(f"{name}: {len(checkpoints)} backbones probed in {time.perf_counter() - started:.0f} s", flush=True)
 
 
-TESTS = ("agreement", "localisation", "faithfulness")
+#: The verdict's tests as metrics.json records them, plus the object test as the verdict counts it (only with
+#: faithful maps) and the combined flag.
+TESTS = ("agreement", "localisation", "faithfulness", "localisation_counted", "semantic")
 
 
 def verdicts(out: Path) -> dict:
-    """Per kind and test: passes / fails / not judged, and the false-positive and false-negative counts."""
-    rows, counts = [], {t: {"fp": 0, "fn": 0, "negatives": 0, "positives": 0} for t in (*TESTS, "semantic")}
+    """Per backbone and test: True (passes), False (fails) or None (not judged); per test the false-positive
+    count (a negative passes) and the false-negative count (a positive does not pass)."""
+    rows, counts = [], {t: {"fp": 0, "fn": 0, "negatives": 0, "positives": 0} for t in TESTS}
     for name, kind in KINDS.items():
         path = out / "runs" / name / "metrics.json"
         if not path.exists():
@@ -162,7 +165,9 @@ def verdicts(out: Path) -> dict:
         for b in json.loads(path.read_text())["backbones"]:
             if b["role"] != "probe":
                 continue
-            outcome = {"semantic": b["semantic"], **b["evidence"]}
+            evidence = b["evidence"]
+            counted = evidence["localisation"] if evidence["faithfulness"] else None
+            outcome = {**evidence, "localisation_counted": counted, "semantic": b["semantic"]}
             rows.append({"backbone": b["name"], "kind": name, "positive": kind.positive, **outcome,
                          "nmi": b["clustering"]["nmi"]})
             for test, value in outcome.items():

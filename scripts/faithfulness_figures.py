@@ -3,8 +3,8 @@
     PYTHONPATH=. python scripts/faithfulness_figures.py --puzzle DIR/puzzle.json [--at224 DIR/faithfulness_224.json] --out docs/figures
 
 Reads what scripts/faithfulness_puzzle.py and scripts/faithfulness_224.py wrote and draws:
-``faithfulness_curves.png`` (positive and negative perturbation curves of AGF, AGF smoothed, Grad-CAM and a
-random map, black removal, per model) and ``faithfulness_gaps.png`` (the gap of each setting with its 95 %
+``faithfulness_curves.png`` (positive and negative perturbation curves of AGF, Grad-CAM and a random order,
+black and blur removal, per model) and ``faithfulness_gaps.png`` (the gap of each setting with its 95 %
 bootstrap interval, per model).
 """
 
@@ -20,8 +20,8 @@ matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 
 FRACTIONS = [i / 10 for i in range(10)]
-CURVES = (("agf", "signed", "black", "AGF", "C3"), ("agf", "smoothed", "black", "AGF, 5x5 smoothed", "C1"),
-          ("gradcam", "signed", "black", "Grad-CAM", "C0"), ("random", "signed", "black", "random map", "0.5"))
+CURVES = (("agf", "signed", "AGF", "C3"), ("gradcam", "signed", "Grad-CAM", "C0"), ("random", "signed", "random order", "0.5"))
+FILLS = ("black", "blur")
 GAPS = (("agf", "signed", "black", "AGF"), ("agf", "positive_random", "black", "AGF positive part"),
         ("agf", "smoothed", "black", "AGF smoothed"), ("agf_eps0", "signed", "black", "AGF eps 0"),
         ("gradcam", "signed", "black", "Grad-CAM"), ("mask", "positive_random", "black", "object mask"),
@@ -41,19 +41,22 @@ def models_of(puzzle: dict, at224: dict | None) -> dict[str, dict]:
 
 
 def curves(models: dict[str, dict], out: Path) -> None:
-    fig, axes = plt.subplots(1, len(models), figsize=(2.3 * len(models), 2.6), sharey=True, dpi=80)
-    for ax, (name, model) in zip(axes, models.items()):
-        for key, order, fill, label, colour in CURVES:
-            row = _row(model, key, order, fill)
-            if row is None:
-                continue
-            ax.plot(FRACTIONS, row["negative_curve"], color=colour, label=label)
-            ax.plot(FRACTIONS, row["positive_curve"], color=colour, linestyle="--")
-        ax.set_title(name, fontsize=8)
+    fig, axes = plt.subplots(len(FILLS), len(models), figsize=(1.9 * len(models), 4.0), sharex=True, sharey=True,
+                             dpi=80, squeeze=False)
+    for i, fill in enumerate(FILLS):
+        for ax, (name, model) in zip(axes[i], models.items()):
+            for key, order, label, colour in CURVES:
+                row = _row(model, key, order, fill)
+                if row is None:
+                    continue
+                ax.plot(FRACTIONS, row["negative_curve"], color=colour, label=label)
+                ax.plot(FRACTIONS, row["positive_curve"], color=colour, linestyle="--")
+            ax.set_title(f"{name}, {fill} fill", fontsize=7)
+            ax.tick_params(labelsize=6)
+        axes[i][0].set_ylabel("prediction kept", fontsize=7)
+    for ax in axes[-1]:
         ax.set_xlabel("fraction removed", fontsize=7)
-        ax.tick_params(labelsize=6)
-    axes[0].set_ylabel("prediction kept (solid: negative, dashed: positive)", fontsize=6)
-    axes[0].legend(fontsize=5, loc="lower left")
+    axes[0][0].legend(fontsize=5, loc="lower left", title="solid: negative\ndashed: positive", title_fontsize=5)
     fig.tight_layout()
     fig.savefig(out / "faithfulness_curves.png")
     plt.close(fig)

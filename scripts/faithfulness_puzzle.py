@@ -1,8 +1,12 @@
 """Why is AGF's perturbation gap below Grad-CAM's on the demo backbones? Experiments at 64 px.
 
-    PYTHONPATH=. python scripts/faithfulness_puzzle.py --demo DEMO_OUT --out DIR [--images 360] [--threads 1]
+    PYTHONPATH=. python scripts/faithfulness_puzzle.py --demo DEMO_OUT --out DIR [--images 300] [--threads 1]
+    PYTHONPATH=. python scripts/faithfulness_puzzle.py --demo RUN --backbones NAME ... --out DIR --verdict-only
 
-``DEMO_OUT`` is the folder ``probe demo`` wrote (its pseudo-class models are explained, as in the report).
+``DEMO_OUT`` is the folder ``probe demo`` wrote, or any probe run on the demo world (e.g. a
+``runs/<kind>`` of scripts/build_known_answer.py); its pseudo-class models are explained, as in the report.
+``--verdict-only`` measures AGF's gap under black and blur removal only, with the proposed three-outcome
+faithfulness result (passes / fails / inconclusive against a minimum effect of 0.05).
 On a seeded sample of the demo world's one-category images, each backbone's maps (AGF with
 ``residual_eps`` 0.01 and 0, Grad-CAM, a random map, the object mask) are put through positive and
 negative perturbation while varying one thing at a time:
@@ -31,7 +35,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))  # perturbation_variant
 
 import numpy as np  # noqa: E402
 import torch  # noqa: E402
-from perturbation_variants import BOOTSTRAP, filler, hits, measure_model, removal_order  # noqa: E402
+from perturbation_variants import BOOTSTRAP, CONFIGS, VERDICT_CONFIGS, filler, hits, measure_model, removal_order  # noqa: E402
 
 from probe import explain  # noqa: E402
 from probe.demo.measure import EVAL_SEED  # noqa: E402
@@ -44,11 +48,13 @@ from probe.pipeline.saved import backbone_dir  # noqa: E402
 BACKBONES = ("simclr", "moco", "byol", "supervised", CONTROL_NAME)
 
 
-def maps_of(model, x: torch.Tensor, target: torch.Tensor, masks: np.ndarray, batch: int = 16) -> dict[str, torch.Tensor]:
-    """AGF (residual_eps 0.01 and 0), Grad-CAM, a seeded random map, and the object mask as a map."""
+def maps_of(model, x: torch.Tensor, target: torch.Tensor, masks: np.ndarray, batch: int = 16,
+            only_agf: bool = False) -> dict[str, torch.Tensor]:
+    """AGF (residual_eps 0.01 and 0), Grad-CAM, a seeded random map, and the object mask as a map (or AGF only)."""
     maps = {}
-    for key, method, options in (("agf", "agf", {}), ("agf_eps0", "agf", {"residual_eps": 0.0}),
-                                 ("gradcam", "gradcam", {}), ("random", "random", {"seed": 0})):
+    methods = (("agf", "agf", {}), ("agf_eps0", "agf", {"residual_eps": 0.0}),
+               ("gradcam", "gradcam", {}), ("random", "random", {"seed": 0}))
+    for key, method, options in methods[:1] if only_agf else methods:
         maps[key] = torch.cat([explain(model, x[i : i + batch], target[i : i + batch], method=method, **options).cpu()
                                for i in range(0, len(x), batch)])
     maps["mask"] = torch.from_numpy(masks > 0).float()
@@ -57,12 +63,14 @@ def maps_of(model, x: torch.Tensor, target: torch.Tensor, masks: np.ndarray, bat
 
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    p.add_argument("--demo", required=True, help="output folder of `probe demo`")
+    p.add_argument("--demo", required=True, help="output folder of `probe demo` (or of a probe run on the demo world)")
     p.add_argument("--out", required=True)
-    p.add_argument("--images", type=int, default=360)
+    p.add_argument("--images", type=int, default=300)
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--threads", type=int, default=1)
     p.add_argument("--backbones", nargs="+", default=list(BACKBONES))
+    p.add_argument("--verdict-only", action="store_true",
+                   help="only AGF's gap under black and blur removal, with its three-outcome result (the verdict check)")
     args = p.parse_args()
     torch.set_num_threads(args.threads)
     out = Path(args.out)
@@ -87,13 +95,14 @@ def main() -> None:
         x = norm(raw)
         with torch.no_grad():
             target = torch.cat([model(x[i : i + 120]).argmax(1) for i in range(0, len(x), 120)])
-        maps = maps_of(model, x, target, masks)
+        maps = maps_of(model, x, target, masks, only_agf=args.verdict_only)
         # the library's protocol on the signed AGF map is what this script's "signed, black" measures
         lib = perturbation_hits(model, x[:40], maps["agf"][:40], target[:40], mean=mean, std=std)
         mine = hits(model, x[:40], norm(filler(raw[:40], "black", world_mean)), target[:40],
                     {m: removal_order(maps["agf"][:40], "signed", m) for m in ("positive", "negative")})
         assert all((lib[m].hits.numpy() == mine[m]).all() for m in mine), "does not reproduce the library"
-        found = measure_model(model, raw, norm, masks, maps, target, world_mean, seed=args.seed)
+        found = measure_model(model, raw, norm, masks, maps, target, world_mean, seed=args.seed,
+                              configs=VERDICT_CONFIGS if args.verdict_only else CONFIGS)
         results.setdefault("backbones", {})[name] = {**found, "seconds": round(time.perf_counter() - started, 1)}
         results_path.write_text(json.dumps(results, indent=1) + "\n")
         print(f"{name}: {time.perf_counter() - started:.0f} s", flush=True)

@@ -152,26 +152,41 @@ PAIRED = (
 )
 
 
-def measure_model(model, raw: torch.Tensor, norm, masks: np.ndarray, maps: dict[str, torch.Tensor],
-                  target: torch.Tensor, world_mean: torch.Tensor, seed: int = 0) -> dict:
-    """Every setting of :data:`CONFIGS` on one model: AUCs, gaps, curves, paired differences, edge shares.
+#: The verdict check: the primary method under the published removal and the proposed one, and its three outcomes.
+VERDICT_CONFIGS = [("agf", "signed", "black"), ("agf", "signed", "blur")]
+MINIMUM_EFFECT = 0.05
+
+
+def outcome(interval: list[float], minimum: float = MINIMUM_EFFECT) -> str:
+    """``passes`` when [mean, low, high] lies wholly above ``minimum``, ``fails`` when wholly below, else ``inconclusive``."""
+    _, lo, hi = interval
+    return "passes" if lo > minimum else "fails" if hi < minimum else "inconclusive"
+
+
+def measure_model(model, raw: torch.Tensor, norm, masks: np.ndarray | None, maps: dict[str, torch.Tensor],
+                  target: torch.Tensor, world_mean: torch.Tensor, seed: int = 0, configs=CONFIGS) -> dict:
+    """Every setting of ``configs`` on one model: AUCs, gaps with their outcome against :data:`MINIMUM_EFFECT`,
+    curves; with the full :data:`CONFIGS` also the paired differences and edge shares (``masks`` needed).
 
     ``raw`` are the images in [0, 1] (on the model's device), ``norm`` turns [0, 1] images into the model's
-    input, ``maps`` holds the maps named in :data:`CONFIGS` (``mask`` included), ``target`` the tracked classes.
+    input, ``maps`` holds the maps named in ``configs`` (``mask`` included), ``target`` the tracked classes.
     """
     x = norm(raw)
     model = model.to(memory_format=torch.channels_last)
-    fills = {kind: norm(filler(raw, kind, world_mean.to(raw.device))) for kind in ("black", "mean", "blur")}
+    fills = {kind: norm(filler(raw, kind, world_mean.to(raw.device))) for kind in {fill for _, _, fill in configs}}
     rows, per_image = [], {}
-    for key, order, fill in CONFIGS:
+    for key, order, fill in configs:
         ranks = {m: removal_order(maps[key].to(raw.device), order, m, seed=seed) for m in ("positive", "negative")}
         h = hits(model, x, fills[fill], target, ranks)
         pos, neg = auc_rows(h["positive"]), auc_rows(h["negative"])
         per_image[(key, order, fill)] = neg - pos
+        gap = bootstrap(neg - pos)
         rows.append({"map": key, "order": order, "removal": fill, "positive_auc": bootstrap(pos),
-                     "negative_auc": bootstrap(neg), "gap": bootstrap(neg - pos),
+                     "negative_auc": bootstrap(neg), "gap": gap, "outcome": outcome(gap),
                      "positive_curve": h["positive"].mean(0).round(4).tolist(),
                      "negative_curve": h["negative"].mean(0).round(4).tolist()})
+    if configs is not CONFIGS:
+        return {"rows": rows}
     bands = edge_bands(masks)
     return {
         "rows": rows,
