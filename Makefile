@@ -9,13 +9,15 @@ OUT    ?= demo-output
 
 setup: $(STAMP)
 
-# Reinstall only when pyproject.toml is newer than the last install.
+# Reinstall only when pyproject.toml is newer than the last install. --no-cache-dir: torch's CUDA build is
+# several GB, and a second copy in pip's cache has filled a CI machine's disk before.
+PIP := $(BIN)/pip install --quiet --no-cache-dir
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
-	$(BIN)/pip install --quiet --upgrade pip
+	$(PIP) --upgrade pip
 	# torch first: these exact versions come from the machine's local cache.
-	$(BIN)/pip install --quiet torch==2.14.1 torchvision==0.29.1
-	$(BIN)/pip install --quiet -e '.[test,interop]'
+	$(PIP) torch==2.14.1 torchvision==0.29.1
+	$(PIP) -e '.[test,interop]'
 	touch $(STAMP)
 
 demo: $(STAMP)

@@ -12,6 +12,7 @@ import torchvision
 from agf_models import resnet_with_head
 from probe import METHODS, explain
 from probe.attribution.baselines import gradcam_layer
+from probe.attribution.transformer import VIT_METHODS
 from probe.attribution.graph import trace
 
 
@@ -30,7 +31,7 @@ def images():
     return torch.randn(2, 3, 16, 16, generator=torch.Generator().manual_seed(4))
 
 
-@pytest.mark.parametrize("method", METHODS)
+@pytest.mark.parametrize("method", [m for m in METHODS if m not in VIT_METHODS])  # ViTs: test_vit_models.py
 def test_every_method_gives_float32_maps_of_the_image_size(method, images):
     maps = explain(resnet_with_head(), images, method=method, **({"n_steps": 4} if method == "integrated_gradients" else {}))
     assert maps.shape == (2, 16, 16) and maps.dtype == torch.float32 and maps.device == images.device
