@@ -3,12 +3,14 @@
 After each extracted batch it prints ``rows N`` (feature rows computed so far by this process). Once N
 reaches ``$FAULTS_PAUSE_AT_ROWS`` it waits, mid-extraction, for a line on stdin (or its end), so that a
 test can signal it there however slowly the test itself runs. At exit it prints ``total rows N``.
-Everything else is the real command.
+Everything else is the real command. SIGINT gets Python's usual handler even when the test runs in a
+background shell, which starts children with SIGINT ignored: the child stands for a run in a terminal.
 """
 
 from __future__ import annotations
 
 import os
+import signal
 import sys
 
 from unsupervised import cache
@@ -27,6 +29,7 @@ def _counting_write(self, rows, values) -> None:
 
 
 if __name__ == "__main__":
+    signal.signal(signal.SIGINT, signal.default_int_handler)
     cache.Partial.write = _counting_write
     from probe.cli import main
 

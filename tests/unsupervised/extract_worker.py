@@ -6,12 +6,16 @@
         the same, but rank 1 opens the work area only after rank 0 has flushed a finished batch into it
     python extract_worker.py slow IMAGES CACHE_DIR
         extract slowly, printing "forward N" after each batch, until killed (test_features.py)
+
+SIGINT gets Python's usual handler even when the test runs in a background shell, which starts children
+with SIGINT ignored: the child stands for an extraction run in a terminal.
 """
 
 from __future__ import annotations
 
 import json
 import os
+import signal
 import sys
 import time
 from pathlib import Path
@@ -76,4 +80,5 @@ def slow(images: str, cache_dir: str) -> None:
 
 
 if __name__ == "__main__":
+    signal.signal(signal.SIGINT, signal.default_int_handler)
     {"distributed": distributed, "late_rank": late_rank, "slow": slow}[sys.argv[1]](*sys.argv[2:])
