@@ -1,8 +1,8 @@
 """Train, measure and probe the known-answer backbones that check the semantic-evidence verdict.
 
-    PYTHONPATH=. python scripts/build_known_answer.py train  [--kinds K ...] [--seeds 1 2 3 4 5] [--out DIR]
-    PYTHONPATH=. python scripts/build_known_answer.py probe  [--kinds K ...] [--out DIR]
-    PYTHONPATH=. python scripts/build_known_answer.py verdicts [--out DIR]
+    PYTHONPATH=. python scripts/build_known_answer.py train   [--kinds K ...] [--seeds 1 2 3 4 5] [--out DIR]
+    PYTHONPATH=. python scripts/build_known_answer.py probe   [--kinds K ...] [--seeds ...] [--out DIR]
+    PYTHONPATH=. python scripts/build_known_answer.py collect [--out DIR] [--data tests/data/known_answer_verdicts.json]
 
 Four kinds of ``resnet_small`` backbones whose answer is known in advance, each with several training
 seeds, all trained by the project's own pretraining code on the built-in world (docs/EVALUATION.md,
@@ -16,10 +16,11 @@ seeds, all trained by the project's own pretraining code on the built-in world (
 ``train`` writes ``DIR/<kind>_seed<S>.pth`` and records each file (command, seed, steps, wall time,
 sha256, held-out NMI against the categories and against the background kind) in ``DIR/MANIFEST.json``;
 a file already recorded with the same sha256 is skipped, so an interrupted build resumes. ``probe``
-runs the demo's probe (its world, images, masks and settings) on each kind's seeds against the
-demo's random-init control and keeps ``DIR/runs/<kind>/metrics.json``. ``verdicts`` counts, per test
-of the verdict, how often today's rule passes a negative (false positive) or fails a positive
-(false negative).
+runs the demo's probe (its world, masks, seed and random-init control; settings in ``PROBE_OPTIONS``) on
+each backbone on its own into ``DIR/runs/<kind>_seed<S>/`` (resumable). ``collect`` keeps, per probed
+backbone, its kind, seed, expected answer and each test's comparisons in one small JSON file, which
+``tests/evaluation/test_known_answer.py`` judges again with the verdict rule, and prints the
+false-positive and false-negative counts as the Markdown table of docs/EVALUATION.md.
 """
 
 from __future__ import annotations
@@ -42,7 +43,7 @@ from probe.demo.checkpoints import sha256  # noqa: E402
 from probe.demo.measure import EVAL_SEED, EvalSet, cluster_nmi, evaluate, extract, probe_accuracy  # noqa: E402
 from probe.demo.pretrain import OBJECT_SCALE_VIEWS, Recipe, pretrain, recipe  # noqa: E402
 from probe.demo.world import BACKGROUNDS, WorldConfig, render_arrays  # noqa: E402
-from probe.fileio import atomic_path, atomic_write_json  # noqa: E402
+from probe.fileio import atomic_path, atomic_write_json, atomic_write_text  # noqa: E402
 
 SEEDS = (1, 2, 3, 4, 5)  # training seeds; the demo's checkpoints and its control use seed 0
 EVAL_IMAGES = 2000
@@ -136,58 +137,97 @@ def train(kinds: list[str], seeds: list[int], out: Path) -> None:
                   f"background NMI {m['metrics']['background_nmi']:.3f}", flush=True)
 
 
-def probe(kinds: list[str], out: Path) -> None:
-    from probe.demo.runner import DEMO_IMAGES, DEMO_OPTIONS, build_world, probe_world
+#: The documented probe settings of the check: the demo's (12 evaluated images per pseudo-class, seed 0, the
+#: demo's world and its random-init control), with Grad-CAM as the only baseline and no sanity or specificity
+#: test (the verdict uses neither).
+PROBE_OPTIONS = {"eval_per_class": 12, "baselines": ("gradcam",), "sanity_images": 0, "specificity_images": 0}
+#: The verdict's tests, as metrics.json records them per backbone.
+TESTS = ("agreement", "localisation", "faithfulness")
 
-    manifest = read_manifest(out)
+
+def probe(kinds: list[str], seeds: list[int], out: Path) -> None:
+    """Probe each chosen backbone on its own (with the control) into ``out/runs/<kind>_seed<S>/``; a backbone
+    whose ``metrics.json`` is already there is skipped, so an interrupted probe resumes."""
+    from probe.demo.runner import DEMO_IMAGES, build_world, probe_world
+
+    files = read_manifest(out)["files"]
     images, masks = build_world(out / "world", images=DEMO_IMAGES, seed=0)
-    for name in kinds:
-        files = sorted((e["seed"], f) for f, e in manifest["files"].items() if e["kind"] == name)
-        checkpoints = [(f"{name}_seed{seed}", out / f) for seed, f in files]
-        started = time.perf_counter()
-        probe_world(images, masks, checkpoints, out=out / "runs" / name, device="cpu", seed=0, **DEMO_OPTIONS)
-        print(f"{name}: {len(checkpoints)} backbones probed in {time.perf_counter() - started:.0f} s", flush=True)
-
-
-#: The verdict's tests as metrics.json records them, plus the object test as the verdict counts it (only with
-#: faithful maps) and the combined flag.
-TESTS = ("agreement", "localisation", "faithfulness", "localisation_counted", "semantic")
-
-
-def verdicts(out: Path) -> dict:
-    """Per backbone and test: True (passes), False (fails) or None (not judged); per test the false-positive
-    count (a negative passes) and the false-negative count (a positive does not pass)."""
-    rows, counts = [], {t: {"fp": 0, "fn": 0, "negatives": 0, "positives": 0} for t in TESTS}
-    for name, kind in KINDS.items():
-        path = out / "runs" / name / "metrics.json"
-        if not path.exists():
+    chosen = sorted((e["kind"], e["seed"], f) for f, e in files.items()
+                    if e["kind"] in kinds and e["seed"] in seeds and (out / f).is_file())
+    for name, seed, file in chosen:
+        run = out / "runs" / f"{name}_seed{seed}"
+        if (run / "metrics.json").is_file():
             continue
-        for b in json.loads(path.read_text())["backbones"]:
-            if b["role"] != "probe":
-                continue
-            evidence = b["evidence"]
-            counted = evidence["localisation"] if evidence["faithfulness"] else None
-            outcome = {**evidence, "localisation_counted": counted, "semantic": b["semantic"]}
-            rows.append({"backbone": b["name"], "kind": name, "positive": kind.positive, **outcome,
-                         "nmi": b["clustering"]["nmi"]})
-            for test, value in outcome.items():
-                c = counts[test]
-                c["positives" if kind.positive else "negatives"] += 1
-                if kind.positive and value is not True:
-                    c["fn"] += 1
-                if not kind.positive and value is True:
-                    c["fp"] += 1
-    summary = {"backbones": rows, "counts": counts}
-    atomic_write_json(out / "verdicts.json", summary)
-    return summary
+        started = time.perf_counter()
+        probe_world(images, masks, [(f"{name}_seed{seed}", out / file)], out=run, device="cpu", seed=0,
+                    **PROBE_OPTIONS)
+        print(f"{name}_seed{seed}: probed in {time.perf_counter() - started:.0f} s", flush=True)
+
+
+def _compact(test: dict | None) -> dict | None:
+    """A test as the verdict rule needs it again: its outcome and its comparisons."""
+    if test is None:
+        return None
+    keep = ("figure", "baseline", "value", "baseline_value", "difference", "margin")
+    return {"outcome": test["outcome"],
+            "comparisons": [{k: c[k] for k in keep} for c in test["comparisons"]],
+            "left_out": [{k: c[k] for k in keep} for c in test["left_out"]]}
+
+
+def collect(out: Path) -> dict:
+    """The verdict inputs of every known-answer backbone probed so far (kind, seed, expected answer, and
+    each test's comparisons), for ``tests/data/known_answer_verdicts.json``."""
+    files = read_manifest(out)["files"]
+    rows, schema, protocol = [], None, None
+    for file, entry in sorted(files.items(), key=lambda item: (list(KINDS).index(item[1]["kind"]), item[1]["seed"])):
+        name = f"{entry['kind']}_seed{entry['seed']}"
+        path = out / "runs" / name / "metrics.json"
+        if not path.is_file():
+            continue
+        metrics = json.loads(path.read_text())
+        schema, protocol = metrics["schema_version"], metrics["protocol"]
+        (b,) = [b for b in metrics["backbones"] if b["name"] == name]
+        rows.append({"backbone": name, "kind": entry["kind"], "seed": entry["seed"], "sha256": entry["sha256"],
+                     "expected": entry["expected"], "semantic": b["semantic"], "outcome": b["outcome"],
+                     "tests": {key: _compact(b["evidence"][key]) for key in TESTS}})
+    settings = {k: list(v) if isinstance(v, tuple) else v for k, v in PROBE_OPTIONS.items()}
+    return {"about": "inputs of the semantic-evidence verdict on the known-answer backbones "
+                     "(scripts/build_known_answer.py collect; docs/EVALUATION.md, 'Known-answer check')",
+            "schema_version": schema,
+            "settings": {"world": "the demo's (1,200 images, seed 0)", "seed": 0, **settings, "protocol": protocol},
+            "backbones": rows}
+
+
+def one_backbone_a_line(data: dict) -> str:
+    """``data`` as JSON with each backbone on one line: half the size of indented JSON, still diffable."""
+    head = {k: v for k, v in data.items() if k != "backbones"}
+    lines = [json.dumps(b, allow_nan=False) for b in data["backbones"]]
+    return (json.dumps(head, indent=1, allow_nan=False)[:-2] + ',\n "backbones": [\n  '
+            + ",\n  ".join(lines) + "\n ]\n}\n")
+
+
+def rates(data: dict) -> dict[str, dict[str, int]]:
+    """Per test and for the verdict: false positives among negatives, false negatives among positives."""
+    counts = {key: {"fp": 0, "fn": 0, "negatives": 0, "positives": 0} for key in (*TESTS, "verdict")}
+    for b in data["backbones"]:
+        positive = b["expected"] == "semantic"
+        outcomes = {key: (b["tests"][key] or {}).get("outcome") for key in TESTS}
+        outcomes["verdict"] = "passes" if b["semantic"] is True else "fails"
+        for key, outcome in outcomes.items():
+            c = counts[key]
+            c["positives" if positive else "negatives"] += 1
+            c["fn"] += positive and outcome != "passes"
+            c["fp"] += (not positive) and outcome == "passes"
+    return counts
 
 
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    p.add_argument("stage", choices=("train", "probe", "verdicts"))
+    p.add_argument("stage", choices=("train", "probe", "collect"))
     p.add_argument("--kinds", nargs="+", choices=sorted(KINDS), default=list(KINDS))
     p.add_argument("--seeds", nargs="+", type=int, default=list(SEEDS))
     p.add_argument("--out", default="/work/known", help="folder for checkpoints, MANIFEST.json and runs/")
+    p.add_argument("--data", default="tests/data/known_answer_verdicts.json", help="where collect writes")
     p.add_argument("--threads", type=int, default=1, help="torch threads (1: byte-identical files on one torch build)")
     args = p.parse_args()
     torch.set_num_threads(args.threads)
@@ -196,9 +236,14 @@ def main() -> None:
     if args.stage == "train":
         train(args.kinds, args.seeds, out)
     elif args.stage == "probe":
-        probe(args.kinds, out)
+        probe(args.kinds, args.seeds, out)
     else:
-        print(json.dumps(verdicts(out)["counts"], indent=1))
+        data = collect(out)
+        atomic_write_text(Path(args.data), one_backbone_a_line(data))
+        print("| test | false positives (negatives passing) | false negatives (positives not passing) |")
+        print("|---|---|---|")
+        for key, c in rates(data).items():
+            print(f"| {key} | {c['fp']} of {c['negatives']} | {c['fn']} of {c['positives']} |")
 
 
 if __name__ == "__main__":

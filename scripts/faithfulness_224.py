@@ -32,7 +32,7 @@ import torch.nn.functional as F  # noqa: E402
 import torchvision  # noqa: E402
 from perturbation_variants import BOOTSTRAP, measure_model  # noqa: E402
 
-from backbones.small_resnet import SmallResNet  # noqa: E402
+from backbones.archs.small_resnet import SmallResNet  # noqa: E402
 from probe import explain  # noqa: E402
 from probe.demo.augment import AugmentConfig, make_views  # noqa: E402
 from probe.demo.measure import EVAL_SEED  # noqa: E402

@@ -4,7 +4,7 @@
     PYTHONPATH=. python scripts/faithfulness_puzzle.py --demo RUN --backbones NAME ... --out DIR --verdict-only
 
 ``DEMO_OUT`` is the folder ``probe demo`` wrote, or any probe run on the demo world (e.g. a
-``runs/<kind>`` of scripts/build_known_answer.py); its pseudo-class models are explained, as in the report.
+``runs/<kind>_seed<S>`` of scripts/build_known_answer.py); its pseudo-class models are explained, as in the report.
 ``--verdict-only`` measures AGF's gap under black and blur removal only, with the proposed three-outcome
 faithfulness result (passes / fails / inconclusive against a minimum effect of 0.05).
 On a seeded sample of the demo world's one-category images, each backbone's maps (AGF with
