@@ -7,9 +7,9 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from agf_models import functional_net, resnet_with_head, tiny_vgg
 from probe import explain
 from probe.attribution import input_relevance
+from tests.support.agf_models import functional_net, resnet_with_head, tiny_vgg
 
 
 @pytest.fixture(scope="module")

@@ -17,9 +17,9 @@ from __future__ import annotations
 import numpy as np
 import pytest
 import torch
-from agf_models import reference_model
 
 from probe import explain
+from tests.support.agf_models import reference_model
 
 
 @pytest.fixture

@@ -7,11 +7,11 @@ import pytest
 import torch
 import torch.nn as nn
 
-from agf_models import assert_unchanged, resnet_with_head, snapshot, tiny_vgg
 from probe import METHODS, explain
 from probe.attribution import UnsupportedModelError
 from probe.attribution.transformer import VIT_METHODS
 from probe.errors import ProbeError
+from tests.support.agf_models import assert_unchanged, resnet_with_head, snapshot, tiny_vgg
 
 FAST_OPTIONS = {"integrated_gradients": {"n_steps": 4}}
 

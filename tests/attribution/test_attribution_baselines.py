@@ -9,11 +9,11 @@ import torch.nn as nn
 import torch.nn.functional as F
 import torchvision
 
-from agf_models import resnet_with_head
 from probe import METHODS, explain
 from probe.attribution.baselines import gradcam_layer
-from probe.attribution.transformer import VIT_METHODS
 from probe.attribution.graph import trace
+from probe.attribution.transformer import VIT_METHODS
+from tests.support.agf_models import resnet_with_head
 
 
 def tiny_cnn(bias: bool = True, relu: bool = True) -> nn.Module:

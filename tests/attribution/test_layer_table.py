@@ -6,12 +6,12 @@ from __future__ import annotations
 import pytest
 import torch
 import torch.nn as nn
-from agf_models import resnet_with_head
 
 from probe.attribution import UnsupportedModelError, explain, supports
 from probe.attribution.composite import AGF, LRP
 from probe.attribution.graph import trace
 from probe.attribution.layers import BY_KIND, LAYERS, StepKind
+from tests.support.agf_models import resnet_with_head
 
 
 def test_every_kind_has_one_row_with_a_rule_in_every_family():

@@ -10,12 +10,12 @@ import textwrap
 import pytest
 import torch
 import torch.nn as nn
-from agf_models import assert_unchanged, resnet_with_head, snapshot
-from method_plugin import PLUGIN_MODULE, write_plugin_distribution
 
 import probe
 from probe.attribution import METHODS, Method, MethodCall, Option, explain, register_method, registry
 from probe.errors import ProbeError
+from tests.support.agf_models import assert_unchanged, resnet_with_head, snapshot
+from tests.support.method_plugin import PLUGIN_MODULE, write_plugin_distribution
 
 
 def _plugin_namespace() -> dict:

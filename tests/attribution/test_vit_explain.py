@@ -8,13 +8,13 @@ import copy
 import pytest
 import torch
 import torch.nn as nn
-from agf_models import resnet_with_head
-from vit_models import as_backbone, recipe_vit
 
 import probe
 from probe.attribution import UnsupportedModelError, get_method, supports
 from probe.attribution.transformer import VIT_METHODS, vit_maps
 from probe.errors import ProbeTypeError, ProbeValueError
+from tests.support.agf_models import resnet_with_head
+from tests.support.vit_models import as_backbone, recipe_vit
 from unsupervised import ProbeModel
 
 TINY = {"depth": 3, "embed_dim": 48, "num_heads": 3, "patch_size": 16, "img_size": 64, "num_classes": 6}

@@ -12,13 +12,13 @@ import torch
 import torch.nn as nn
 from timm.layers import SwiGLUPacked
 from timm.models.vision_transformer import VisionTransformer
-from vit_literal import literal_map
-from vit_models import as_backbone, recipe_vit
 
 import backbones
 from probe.attribution import UnsupportedModelError
 from probe.attribution.transformer import VIT_METHODS, patch_maps, to_input_size, vit_maps
 from probe.errors import ProbeError, ProbeTypeError, ProbeValueError
+from tests.support.vit_literal import literal_map
+from tests.support.vit_models import as_backbone, recipe_vit
 from unsupervised import ProbeModel
 
 METHODS = list(VIT_METHODS)

@@ -11,11 +11,11 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
-from vit_literal import literal_map
-from vit_models import recipe_vit, weights_sha256
 
 from probe.attribution import normalize_map
 from probe.attribution.transformer import patch_maps, to_input_size
+from tests.support.vit_literal import literal_map
+from tests.support.vit_models import recipe_vit, weights_sha256
 
 # our method -> the fixture's name, start_layer
 METHODS = {

@@ -6,10 +6,10 @@ from __future__ import annotations
 import pytest
 import torch
 import torch.nn as nn
-from vit_models import recipe_vit
 
 from probe.attribution.transformer import VIT_METHODS, patch_maps
 from probe.errors import ProbeError
+from tests.support.vit_models import recipe_vit
 
 
 def snapshot(model: nn.Module) -> dict:

@@ -6,7 +6,7 @@ import pytest
 import torch.nn as nn
 
 from backbones.archs.small_resnet import SmallResNet
-from tests.backbones.layouts import seeded, torchvision_resnet, vit_small
+from tests.support.layouts import seeded, torchvision_resnet, vit_small
 
 
 @pytest.fixture(scope="module")

@@ -14,7 +14,7 @@ from backbones import ArchitectureError
 from backbones.archmatch import choose_arch, shapes_of
 from backbones.archs.resnets import ScaledResNet
 from backbones.archs.small_resnet import SmallResNet
-from tests.backbones.layouts import assert_same_features, save, state, torchvision_resnet
+from tests.support.layouts import assert_same_features, save, state, torchvision_resnet
 
 AUTO_ARCHS = [a.name for a in backbones.list_archs() if a.origin == "builtin" and a.detection.mode != "hint"]
 

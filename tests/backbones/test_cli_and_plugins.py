@@ -18,7 +18,7 @@ from backbones.archs.small_resnet import SmallResNet
 from backbones.formats import base as format_base
 from probe import cli
 from probe.errors import ProbeValueError
-from tests.backbones.layouts import assert_same_features, save, state
+from tests.support.layouts import assert_same_features, save, state
 
 REPO = Path(__file__).resolve().parents[2]
 

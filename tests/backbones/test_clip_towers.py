@@ -8,8 +8,8 @@ import torch.nn as nn
 from timm.models.vision_transformer import VisionTransformer
 
 import backbones
-from tests.backbones.layouts import randomize_norms, save
-from tests.backbones.vit_references import jitter
+from tests.support.layouts import randomize_norms, save
+from tests.support.vit_references import jitter
 
 open_clip = pytest.importorskip("open_clip")
 from open_clip.model import CLIP, CLIPTextCfg, CLIPVisionCfg  # noqa: E402

@@ -15,7 +15,7 @@ from safetensors.torch import save_file
 from torchvision import transforms
 
 import backbones
-from tests.backbones.layouts import (
+from tests.support.layouts import (
     IMAGENET,
     assert_same_features,
     mlp_head,

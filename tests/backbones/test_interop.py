@@ -326,7 +326,7 @@ def test_torchvision_state_dicts(name, arch, tmp_path):
 
 @pytest.mark.parametrize("method, cifar, arch", [("byol", True, "resnet18_cifar"), ("simclr", False, "resnet18")])
 def test_solo_learn_layout(method, cifar, arch, tmp_path):
-    from tests.backbones import solo_learn_layout
+    from tests.support import solo_learn_layout
 
     model = solo_learn_layout.write(tmp_path / f"{method}.ckpt", method, cifar=cifar)
     wrong = getattr(model, "momentum_backbone", None)

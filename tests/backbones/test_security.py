@@ -17,7 +17,7 @@ import torch
 import backbones
 from backbones import BackboneWarning, CheckpointError, UnsafeCheckpointError
 from backbones.archs.small_resnet import SmallResNet
-from tests.backbones.layouts import assert_same_features, mlp_head, save, state
+from tests.support.layouts import assert_same_features, mlp_head, save, state
 
 REPO = Path(__file__).resolve().parents[2]
 

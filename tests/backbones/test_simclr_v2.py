@@ -11,7 +11,7 @@ import torch.nn.functional as F
 import backbones
 from backbones.archmatch import signature
 from backbones.archs.simclr_v2 import SimCLRv2ResNet
-from tests.backbones.layouts import assert_same_features, save, torchvision_resnet
+from tests.support.layouts import assert_same_features, save, torchvision_resnet
 
 _TV_TO_CONVERTER = [
     (r"^conv1\.weight$", "net.0.0.weight"),

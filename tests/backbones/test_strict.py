@@ -11,7 +11,7 @@ from backbones import ArchitectureError
 from backbones.archmatch import compare, shapes_of, signature
 from backbones.archs.small_resnet import SmallResNet
 from probe.errors import ProbeValueError
-from tests.backbones.layouts import save, state
+from tests.support.layouts import save, state
 
 
 @pytest.fixture

@@ -13,8 +13,8 @@ from timm.models.vision_transformer import VisionTransformer
 import backbones
 import probe
 from probe.attribution import supports
-from tests.backbones.layouts import save
 from tests.backbones.test_vit_layouts import dinov2_layout, mae_finetuned, timm_vit
+from tests.support.layouts import save
 
 
 def dinov2_registers(tmp_path):

@@ -1,5 +1,5 @@
 """ViT checkpoint layouts (DINOv2, MAE, iBOT, MoCo v3, CLIP): a tiny model written in each exact layout loads
-to the features its family's own code computes (tests/backbones/vit_references.py; open_clip itself for CLIP)."""
+to the features its family's own code computes (tests/support/vit_references.py; open_clip itself for CLIP)."""
 
 from __future__ import annotations
 
@@ -11,8 +11,8 @@ from timm.layers import resample_abs_pos_embed
 from timm.models.vision_transformer import VisionTransformer
 
 import backbones
-from tests.backbones.layouts import IMAGENET, save, state, zeros_like_keys
-from tests.backbones.vit_references import dinov2_features, jitter, timm_vit_features
+from tests.support.layouts import IMAGENET, save, state, zeros_like_keys
+from tests.support.vit_references import dinov2_features, jitter, timm_vit_features
 
 DINOV2_STORED_GRID = 37  # DINOv2 releases are 518 px models: 37 x 37 patches of 14 px
 

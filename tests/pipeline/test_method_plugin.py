@@ -8,9 +8,9 @@ import subprocess
 import sys
 
 import pytest
-from tests.support.shapes import run_args
 
-from tests.attribution.method_plugin import write_plugin_distribution
+from tests.support.method_plugin import write_plugin_distribution
+from tests.support.shapes import run_args
 
 pytestmark = pytest.mark.slow
 

@@ -16,7 +16,7 @@ solo-learn's ``Checkpointer`` callback calls. What that layout is:
 - solo-learn never calls ``save_hyperparameters``, so there is no ``hyper_parameters`` entry.
 
 A resnet18 file with its momentum copy is about 90 MB, too large to commit, so the tests write one at test
-time with this module. By hand: ``python -m tests.backbones.solo_learn_layout OUT.ckpt --method byol --cifar``.
+time with this module. By hand: ``python -m tests.support.solo_learn_layout OUT.ckpt --method byol --cifar``.
 """
 
 from __future__ import annotations
