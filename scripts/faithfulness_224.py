@@ -33,13 +33,12 @@ import torchvision  # noqa: E402
 from perturbation_variants import BOOTSTRAP, measure_model  # noqa: E402
 
 from backbones.archs.small_resnet import SmallResNet  # noqa: E402
+from backbones.preprocessing import IMAGENET  # noqa: E402
 from probe import explain  # noqa: E402
 from probe.demo.augment import AugmentConfig, make_views  # noqa: E402
 from probe.demo.measure import EVAL_SEED  # noqa: E402
 from probe.demo.world import WorldConfig, render_arrays  # noqa: E402
 
-IMAGENET_MEAN = (0.485, 0.456, 0.406)
-IMAGENET_STD = (0.229, 0.224, 0.225)
 
 
 def _chunk(job: tuple[WorldConfig, int, int, int]) -> dict[str, np.ndarray]:
@@ -73,8 +72,8 @@ def build(arch: str, classes: int) -> torch.nn.Module:
 
 
 def normaliser(device: torch.device):
-    mean = torch.tensor(IMAGENET_MEAN, device=device).view(1, 3, 1, 1)
-    std = torch.tensor(IMAGENET_STD, device=device).view(1, 3, 1, 1)
+    mean = torch.tensor(IMAGENET.mean, device=device).view(1, 3, 1, 1)
+    std = torch.tensor(IMAGENET.std, device=device).view(1, 3, 1, 1)
     return lambda x: (x - mean) / std
 
 
