@@ -11,10 +11,17 @@ are paired image by image, and their seed choices stay independent (docs/EVALUAT
 Scores come from contingency tables ``[cluster, label]`` with resampled counts as weights; they
 equal scikit-learn's NMI (arithmetic normalisation) and ARI and ``unsupervised``'s Hungarian
 accuracy and purity on the unweighted table.
+
+A resample repeats some images and drops others, and repeated images look more clustered than
+they are: near zero, the replicates of NMI lie wholly above the run's own value (a random
+clustering of the demo's 1,200 images: 0.006 on all images, replicates around 0.014). The
+replicates are therefore shifted by that bias, their mean minus the figure of the run's
+clustering on all images, so each interval sits around the figure it qualifies.
 """
 
 from __future__ import annotations
 
+import warnings
 from collections.abc import Sequence
 from dataclasses import dataclass
 
@@ -100,6 +107,17 @@ def agreement_draws(
         chosen[b] = np.bincount(cells[picks[b]], weights=counts, minlength=size).reshape(k, labels)
         kept[b] = np.bincount(cells[0], weights=counts, minlength=size).reshape(k, labels)
     scores = table_scores(chosen)
+    whole = np.bincount(cells[0], minlength=size).reshape(1, k, labels).astype(np.float64)
+    scores = {name: unbiased(draws, float(table_scores(whole)[name][0])) for name, draws in scores.items()}
     with np.errstate(divide="ignore", invalid="ignore"):
-        class_purity = kept.max(axis=2) / kept.sum(axis=2)
+        class_purity = unbiased(kept.max(axis=2) / kept.sum(axis=2), whole.max(axis=2)[0] / whole.sum(axis=2)[0])
     return AgreementDraws(**scores, class_purity=class_purity)
+
+
+def unbiased(draws: np.ndarray, value: np.ndarray | float) -> np.ndarray:
+    """``draws`` (replicates along axis 0) shifted by the bootstrap's estimate of its own bias: their mean
+    (NaN left out) minus ``value``, the figure on all items. Where ``value`` is NaN they are left as they are."""
+    with np.errstate(invalid="ignore"), warnings.catch_warnings():
+        warnings.simplefilter("ignore", RuntimeWarning)  # a column of NaN (a class never drawn) has no mean
+        bias = np.nanmean(draws, axis=0) - value
+    return draws - np.where(np.isfinite(bias), bias, 0.0)

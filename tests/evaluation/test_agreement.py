@@ -7,7 +7,7 @@ import pytest
 from sklearn.metrics import adjusted_rand_score, normalized_mutual_info_score
 
 from probe.evaluation.agreement import agreement_draws, table_scores
-from probe.evaluation.intervals import estimate, seed_sequence
+from probe.evaluation.intervals import estimate, replicate_counts, seed_sequence
 from unsupervised import cluster_metrics
 
 
@@ -61,3 +61,20 @@ def test_two_backbones_on_the_same_images_are_paired():
     assert np.array_equal(c.ari, again.ari) and np.array_equal(c.class_purity, again.class_purity)
     # random clusterings: ARI near 0 with an interval that holds 0
     assert estimate(0.0, c.ari).low < 0 < estimate(0.0, c.ari).high
+
+
+def test_a_near_zero_nmi_lies_inside_its_interval_although_resamples_inflate_it():
+    rng = np.random.default_rng(5)
+    truth = rng.integers(0, 6, 1200)
+    noise = [rng.integers(0, 6, 1200) for _ in range(3)]
+    value = normalized_mutual_info_score(truth, noise[0])
+    draws = agreement_draws(noise, truth, k=6, labels=6, images_seed=seed_sequence(1, "images"),
+                            choice_seed=seed_sequence(1, "noise"), resamples=500)
+    tables = np.zeros((500, 6, 6))
+    for b, counts in enumerate(replicate_counts(1200, seed=seed_sequence(1, "images"), resamples=500)):
+        np.add.at(tables[b], (noise[0], truth), counts)
+    raw = table_scores(tables)["nmi"]
+    assert raw.mean() > value and np.quantile(raw, 0.025) > value  # duplicated images look clustered
+    e = estimate(value, draws.nmi)
+    assert e.low < value < e.high  # the shifted replicates sit around the run's own figure
+    assert draws.nmi.mean() == pytest.approx(value, abs=1e-12)
