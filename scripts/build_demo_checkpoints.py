@@ -22,8 +22,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 import torch  # noqa: E402
 
-from probe.demo import checkpoints  # noqa: E402
 import backbones  # noqa: E402
+from probe.demo import checkpoints  # noqa: E402
 from probe.demo.measure import EvalSet, evaluate  # noqa: E402
 from probe.demo.objectives import OBJECTIVES  # noqa: E402
 from probe.demo.pretrain import control_metrics, pretrain, recipe  # noqa: E402

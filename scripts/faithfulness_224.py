@@ -40,7 +40,6 @@ from probe.demo.measure import EVAL_SEED  # noqa: E402
 from probe.demo.world import WorldConfig, render_arrays  # noqa: E402
 
 
-
 def _chunk(job: tuple[WorldConfig, int, int, int]) -> dict[str, np.ndarray]:
     cfg, n, seed, start = job
     return render_arrays(cfg, n, seed, start)

@@ -30,7 +30,7 @@ class EvalSet:
     k: int
 
     @classmethod
-    def build(cls, cfg: WorldConfig, n: int = 2000, seed: int = EVAL_SEED, cache_dir: str | None = None) -> "EvalSet":
+    def build(cls, cfg: WorldConfig, n: int = 2000, seed: int = EVAL_SEED, cache_dir: str | None = None) -> EvalSet:
         arrays = render_arrays(cfg, n, seed, cache_dir=cache_dir)
         images = torch.from_numpy(arrays["images"]).permute(0, 3, 1, 2).contiguous()
         return cls(images, arrays["labels"], arrays["n_categories"] == 1, len(cfg.categories))

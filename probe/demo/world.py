@@ -15,9 +15,9 @@ import math
 import os
 import shutil
 import tempfile
+from collections.abc import Iterator
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Iterator
 
 import numpy as np
 from PIL import Image, ImageDraw
@@ -84,7 +84,7 @@ class WorldConfig:
         return asdict(self)
 
     @classmethod
-    def from_json(cls, data: dict) -> "WorldConfig":
+    def from_json(cls, data: dict) -> WorldConfig:
         data = {"second_instances": None, **data}  # world.json files written before the field existed
         return cls(**{k: tuple(v) if isinstance(v, list) else v for k, v in data.items()})
 
@@ -137,7 +137,7 @@ def _outline(name: str) -> list[np.ndarray]:
     raise ProbeValueError(f"unknown shape {name!r}; known: {', '.join(SHAPES)}")
 
 
-@functools.lru_cache(maxsize=None)
+@functools.cache
 def _unit_shape(name: str) -> tuple[tuple[np.ndarray, ...], float]:
     """Outline(s) of a shape scaled to the area of a unit disc (measured by drawing it), and its enclosing radius."""
     polys = _outline(name)
@@ -390,7 +390,7 @@ class WorldManifest:
         }
 
     @classmethod
-    def read(cls, root: str | os.PathLike) -> "WorldManifest":
+    def read(cls, root: str | os.PathLike) -> WorldManifest:
         root = Path(root)
         try:
             data = json.loads((root / "world.json").read_text())

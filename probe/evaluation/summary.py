@@ -12,7 +12,7 @@ import torch.nn as nn
 
 from probe.errors import ProbeValueError
 
-from ._tensors import check_mask_batch, check_maps, nanmean, per_class_mean
+from ._tensors import check_maps, check_mask_batch, nanmean, per_class_mean
 from .faithfulness import STEPS, FaithfulnessResult, faithfulness
 from .intervals import MIN_VALUES, Estimate, Resampling, estimate, with_value
 from .localization import (
