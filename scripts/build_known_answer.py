@@ -179,7 +179,7 @@ def collect(out: Path) -> dict:
     each test's comparisons), for ``tests/data/known_answer_verdicts.json``."""
     files = read_manifest(out)["files"]
     rows, schema, protocol = [], None, None
-    for file, entry in sorted(files.items(), key=lambda item: (list(KINDS).index(item[1]["kind"]), item[1]["seed"])):
+    for entry in sorted(files.values(), key=lambda e: (list(KINDS).index(e["kind"]), e["seed"])):
         name = f"{entry['kind']}_seed{entry['seed']}"
         path = out / "runs" / name / "metrics.json"
         if not path.is_file():
