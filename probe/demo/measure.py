@@ -42,7 +42,13 @@ def preprocess(x: torch.Tensor, normalize: bool) -> torch.Tensor:
 
 
 @torch.no_grad()
-def extract(backbone: nn.Module, images: torch.Tensor, normalize: bool, device: str | torch.device = "cpu", batch_size: int = 250) -> np.ndarray:
+def extract(
+    backbone: nn.Module,
+    images: torch.Tensor,
+    normalize: bool,
+    device: str | torch.device = "cpu",
+    batch_size: int = 250,
+) -> np.ndarray:
     """Pooled features [N, D] (float32) of uint8 NCHW images, in eval mode; the mode is restored after."""
     was_training = backbone.training
     backbone.eval()
@@ -79,7 +85,9 @@ def probe_accuracy(feats: np.ndarray, labels: np.ndarray, train_fraction: float 
     return float(clf.score(scaler.transform(feats[cut:]), labels[cut:]))
 
 
-def evaluate(backbone: nn.Module, normalize: bool, data: EvalSet, device: str | torch.device = "cpu", seed: int = 0) -> dict[str, float]:
+def evaluate(
+    backbone: nn.Module, normalize: bool, data: EvalSet, device: str | torch.device = "cpu", seed: int = 0
+) -> dict[str, float]:
     """NMI on all held-out images and on the single-category ones, and linear-probe accuracy."""
     feats = extract(backbone, data.images, normalize, device)
     return {

@@ -211,7 +211,11 @@ class MoCoV2(Objective):
 
     def checkpoint(self, steps):
         state = {}
-        for prefix, net, head in (("module.encoder_q.", self.backbone, self.head_q), ("module.encoder_k.", self.backbone_k, self.head_k)):
+        encoders = (
+            ("module.encoder_q.", self.backbone, self.head_q),
+            ("module.encoder_k.", self.backbone_k, self.head_k),
+        )
+        for prefix, net, head in encoders:
             state.update(_prefixed(prefix, net.state_dict()))
             state.update(_prefixed(prefix + "fc.", head.state_dict()))
         state["module.queue"] = self.queue.detach().clone()

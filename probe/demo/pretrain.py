@@ -173,7 +173,8 @@ def pretrain(
         views = []
         for _ in range(objective.views):
             source = swap_backgrounds(batch, batch_masks, fresh, r.augment.background_swap, gen) if swap else batch
-            views.append(preprocess(make_views(source, r.augment, gen), objective.normalize).contiguous(memory_format=torch.channels_last))
+            view = preprocess(make_views(source, r.augment, gen), objective.normalize)
+            views.append(view.contiguous(memory_format=torch.channels_last))
         loss, logs = objective.loss(views, labels[index].to(dev))
         optimizer.zero_grad(set_to_none=True)
         loss.backward()
@@ -198,7 +199,8 @@ def pretrain(
     with atomic_path(out) as tmp:
         torch.save(objective.checkpoint(step), tmp)
     partial.unlink(missing_ok=True)
-    return {"method": r.method, "seed": seed, "steps": step, "wall_s": round(wall, 1), "metrics": metrics, "history": history}
+    return {"method": r.method, "seed": seed, "steps": step, "wall_s": round(wall, 1), "metrics": metrics,
+            "history": history}
 
 
 def control_metrics(r: Recipe, seed: int = 0, device: str | torch.device = "cpu") -> dict:

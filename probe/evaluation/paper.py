@@ -136,7 +136,12 @@ class ValFolder(torch.utils.data.Dataset):
     """
 
     def __init__(
-        self, root: str | Path, class_index: dict[str, int] | None, num_classes: int | None, transform, limit: int | None
+        self,
+        root: str | Path,
+        class_index: dict[str, int] | None,
+        num_classes: int | None,
+        transform,
+        limit: int | None,
     ):
         self.root = Path(root)
         if not self.root.is_dir():
