@@ -7,6 +7,7 @@ accuracy of a linear probe, which says whether the category is decodable at all.
 
 from __future__ import annotations
 
+import os
 from dataclasses import dataclass
 
 import numpy as np
@@ -30,7 +31,9 @@ class EvalSet:
     k: int
 
     @classmethod
-    def build(cls, cfg: WorldConfig, n: int = 2000, seed: int = EVAL_SEED, cache_dir: str | None = None) -> EvalSet:
+    def build(
+        cls, cfg: WorldConfig, n: int = 2000, seed: int = EVAL_SEED, cache_dir: str | os.PathLike | None = None
+    ) -> EvalSet:
         arrays = render_arrays(cfg, n, seed, cache_dir=cache_dir)
         images = torch.from_numpy(arrays["images"]).permute(0, 3, 1, 2).contiguous()
         return cls(images, arrays["labels"], arrays["n_categories"] == 1, len(cfg.categories))

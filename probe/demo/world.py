@@ -18,6 +18,7 @@ import tempfile
 from collections.abc import Iterator
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 from PIL import Image, ImageDraw
@@ -95,7 +96,8 @@ class WorldConfig:
     @classmethod
     def from_json(cls, data: dict) -> WorldConfig:
         data = {"second_instances": None, **data}  # world.json files written before the field existed
-        return cls(**{k: tuple(v) if isinstance(v, list) else v for k, v in data.items()})
+        fields: dict[str, Any] = {k: tuple(v) if isinstance(v, list) else v for k, v in data.items()}
+        return cls(**fields)
 
 
 @dataclass
@@ -202,7 +204,7 @@ def _pattern(rng: np.random.Generator, cfg: WorldConfig, band_lo: float) -> tupl
     elif kind == "blobs":
         cells = int(rng.integers(3, 7))
         grid = Image.fromarray((rng.uniform(0, 1, (cells, cells)) * 255).astype(np.uint8))
-        w = np.asarray(grid.resize((size, size), Image.BICUBIC), dtype=np.float32) / 255.0
+        w = np.asarray(grid.resize((size, size), Image.Resampling.BICUBIC), dtype=np.float32) / 255.0
     elif kind == "stripes":
         period = rng.uniform(0.1, 0.3)
         w = 0.5 + 0.5 * np.sin(2 * np.pi * u / period + rng.uniform(0, 2 * np.pi))
@@ -351,7 +353,8 @@ def render_arrays(
         arrays = render_arrays(cfg, n, seed, start, progress)
         path.parent.mkdir(parents=True, exist_ok=True)
         with atomic_path(path, suffix=".npz") as tmp:
-            np.savez(tmp, **arrays)
+            # numpy's stub lets **kwds collide with savez's allow_pickle; the array names (ARRAYS) never do
+            np.savez(tmp, **arrays)  # type: ignore[arg-type]
         return arrays
 
     size = cfg.image_size
