@@ -59,7 +59,8 @@ class Kind:
 
 
 KINDS: dict[str, Kind] = {
-    "supervised": Kind(True, recipe("supervised", steps=400), "cross-entropy on the categories (the demo's recipe, 400 steps)"),
+    "supervised": Kind(True, recipe("supervised", steps=400),
+                       "cross-entropy on the categories (the demo's recipe, 400 steps)"),
     "random_init": Kind(False, None, "backbones.random_like(resnet_small, seed), untrained"),
     "byol_collapsed": Kind(False, recipe("byol", steps=300), "the demo's BYOL recipe, 300 steps: collapses"),
     "background_shortcut": Kind(False, Recipe("background", steps=400, batch_size=128, augment=OBJECT_SCALE_VIEWS),

@@ -79,7 +79,8 @@ def main() -> None:
     p.add_argument("--threads", type=int, default=1)
     p.add_argument("--backbones", nargs="+", default=list(BACKBONES))
     p.add_argument("--verdict-only", action="store_true",
-                   help="only AGF's gap under black and blur removal, with its three-outcome result (the verdict check)")
+                   help="only AGF's gap under black and blur removal, with its three-outcome result "
+                        "(the verdict check)")
     args = p.parse_args()
     torch.set_num_threads(args.threads)
     out = Path(args.out)
