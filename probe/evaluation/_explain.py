@@ -34,7 +34,7 @@ def explain_in_batches(
     target: torch.Tensor | int | Sequence[int],
     *,
     batch_size: int,
-    device: torch.device,
+    device: str | torch.device,
     desc: str | None = None,
 ) -> torch.Tensor:
     """Maps ``[N, H, W]`` (CPU, float32) from ``explain_fn`` run on chunks of ``batch_size`` images on ``device``;
