@@ -187,7 +187,8 @@ def choose_arch(
     if forced is not None:
         spec = get_arch(forced)
         return ArchChoice(spec, kwargs_for(spec, shapes) or {}, ("given with arch=",))
-    fits, near = [], []
+    fits: list[tuple[ArchSpec, dict, KeyDiff]] = []
+    near: list[tuple[ArchSpec, dict, KeyDiff]] = []
     for spec in _candidates(shapes):
         result = _diff(spec, shapes)
         if result is None:

@@ -23,7 +23,7 @@ class Source:
     container: str  # "torch-zip", "torch-legacy", "safetensors", or a description for random init
 
     def __str__(self) -> str:
-        if self.path is None:
+        if self.path is None or self.sha256 is None:  # random init: neither a file nor a hash
             return self.container
         return f"{self.path} (sha256 {self.sha256[:12]}..., {self.container})"
 

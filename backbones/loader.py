@@ -133,7 +133,7 @@ def _problems(plan: _Plan) -> list[str]:
     problems = []
     if plan.arch_error:
         problems.append(plan.arch_error)
-    elif plan.diff is not None and not plan.diff.ok:
+    elif plan.arch is not None and plan.diff is not None and not plan.diff.ok:  # a diff implies an arch
         problems.append(
             f"{plan.path}: the weights do not fit architecture {plan.arch.label} (format {plan.format.spec.name}, "
             f"after stripping and dropping heads): {plan.diff.describe()}"
@@ -158,7 +158,7 @@ def inspect(path: str | os.PathLike, *, format: str | None = None, arch: str | N
     preprocess = " -> ".join(repr(t) for t in prep.transform().transforms) if prep else ""
     diff = plan.diff or KeyDiff()
     match = plan.format.match
-    prof = profile(spec, plan.arch.kwargs) if spec is not None else None
+    prof = profile(plan.arch.spec, plan.arch.kwargs) if plan.arch is not None else None
     return CheckpointReport(
         path=str(plan.path),
         sha256=plan.sha256,
@@ -232,6 +232,8 @@ def _check_features(backbone: Backbone, path: Path) -> int:
         except Exception:  # fixed-size models (ViTs) reject the small probe; the full size follows
             if size == backbone.input_size:
                 raise
+    if features is None:  # the last size (the backbone's own) either ran or raised
+        raise RuntimeError(f"{path}: the probe batch was never run")
     if not bool(torch.isfinite(features).all()):
         raise CheckpointError(
             f"{path}: the loaded backbone produces NaN/inf features on a probe batch (broken BatchNorm statistics?)"
@@ -259,15 +261,17 @@ def load(
     if problems:
         error = ArchitectureError if (plan.arch_error or (plan.diff and not plan.diff.ok)) else CheckpointError
         raise error(" | ".join(problems))
-    choice = plan.arch
-    model = _instantiate(choice, plan.state_dict, plan.expected)
+    choice, expected, preprocessing = plan.arch, plan.expected, plan.preprocessing
+    if choice is None or expected is None or preprocessing is None:  # no problem reported means an arch was built
+        raise RuntimeError(f"{plan.path}: no architecture was chosen although no problem was reported")
+    model = _instantiate(choice, plan.state_dict, expected)
     backbone = Backbone(
         model,
         arch=choice.spec.name,
         format=plan.format.spec.name,
         source=Source(plan.path, plan.sha256, plan.raw.container),
         feature_dim=0,  # measured on the probe batch below
-        preprocessing=plan.preprocessing,
+        preprocessing=preprocessing,
         arch_kwargs=choice.kwargs,
     )
     backbone.feature_dim = _check_features(backbone, plan.path)

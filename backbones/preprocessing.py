@@ -67,6 +67,8 @@ class Normalization:
         def as_tensor(values: RGB) -> torch.Tensor:
             return torch.tensor(values, dtype=like.dtype, device=like.device).view(1, 3, 1, 1)
 
+        if self.mean is None or self.std is None:
+            raise RuntimeError("a raw [0, 1] normalisation has no mean and std (callers check is_raw first)")
         return as_tensor(self.mean), as_tensor(self.std)
 
 

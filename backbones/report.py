@@ -102,7 +102,7 @@ class CheckpointReport:
 def summarize_dropped(dropped: list[str], all_keys: tuple[str, ...]) -> list[str]:
     """Group dropped keys under the shortest dotted prefix no kept key shares, e.g. ``module.encoder_k.* (320)``."""
     dropped_set = set(dropped)
-    kept_prefixes = set()
+    kept_prefixes: set[str] = set()
     for key in all_keys:
         if key in dropped_set:
             continue
@@ -118,8 +118,9 @@ def summarize_dropped(dropped: list[str], all_keys: tuple[str, ...]) -> list[str
 
 
 def _size(n: int) -> str:
+    size = float(n)
     for unit in ("B", "KiB", "MiB", "GiB"):
-        if n < 1024 or unit == "GiB":
-            return f"{n:.0f} {unit}" if unit == "B" else f"{n:.1f} {unit}"
-        n /= 1024
-    return f"{n} B"
+        if size < 1024 or unit == "GiB":
+            return f"{size:.0f} {unit}" if unit == "B" else f"{size:.1f} {unit}"
+        size /= 1024
+    return f"{size} B"

@@ -15,7 +15,7 @@ import importlib
 import sys
 import traceback
 import warnings
-from typing import Sequence
+from collections.abc import Sequence
 
 from .errors import ParameterError, ProbeError, Terminated, environment_error, sigterm_unwinds
 

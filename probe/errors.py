@@ -12,7 +12,7 @@ import contextlib
 import errno
 import signal
 import threading
-from typing import Iterator
+from collections.abc import Iterator
 
 #: OSError codes that mean the environment refused an operation (full disk or quota, read-only
 #: filesystem, permissions, file-size limit): expected failures, never bugs.

@@ -59,7 +59,8 @@ class Kind:
 
 
 KINDS: dict[str, Kind] = {
-    "supervised": Kind(True, recipe("supervised", steps=400), "cross-entropy on the categories (the demo's recipe, 400 steps)"),
+    "supervised": Kind(True, recipe("supervised", steps=400),
+                       "cross-entropy on the categories (the demo's recipe, 400 steps)"),
     "random_init": Kind(False, None, "backbones.random_like(resnet_small, seed), untrained"),
     "byol_collapsed": Kind(False, recipe("byol", steps=300), "the demo's BYOL recipe, 300 steps: collapses"),
     "background_shortcut": Kind(False, Recipe("background", steps=400, batch_size=128, augment=OBJECT_SCALE_VIEWS),
@@ -179,7 +180,7 @@ def collect(out: Path) -> dict:
     each test's comparisons), for ``tests/data/known_answer_verdicts.json``."""
     files = read_manifest(out)["files"]
     rows, schema, protocol = [], None, None
-    for file, entry in sorted(files.items(), key=lambda item: (list(KINDS).index(item[1]["kind"]), item[1]["seed"])):
+    for entry in sorted(files.values(), key=lambda e: (list(KINDS).index(e["kind"]), e["seed"])):
         name = f"{entry['kind']}_seed{entry['seed']}"
         path = out / "runs" / name / "metrics.json"
         if not path.is_file():

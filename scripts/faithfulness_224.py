@@ -40,7 +40,6 @@ from probe.demo.measure import EVAL_SEED  # noqa: E402
 from probe.demo.world import WorldConfig, render_arrays  # noqa: E402
 
 
-
 def _chunk(job: tuple[WorldConfig, int, int, int]) -> dict[str, np.ndarray]:
     cfg, n, seed, start = job
     return render_arrays(cfg, n, seed, start)
@@ -59,7 +58,8 @@ def draw(cfg: WorldConfig, n: int, seed: int, workers: int) -> dict[str, np.ndar
 
 
 def build(arch: str, classes: int) -> torch.nn.Module:
-    """A classifier from scratch: torchvision's resnet18 or vgg16_bn, or the demo's small ResNet with an ImageNet stem."""
+    """A classifier from scratch: torchvision's resnet18 or vgg16_bn, or the demo's small ResNet with an
+    ImageNet stem."""
     if arch == "resnet18":
         return torchvision.models.resnet18(num_classes=classes)
     if arch == "vgg16_bn":
@@ -77,8 +77,11 @@ def normaliser(device: torch.device):
     return lambda x: (x - mean) / std
 
 
-def train(model: torch.nn.Module, images: torch.Tensor, labels: torch.Tensor, args, device: torch.device) -> list[float]:
-    """Cross-entropy on the categories over ``args.steps`` batches of object-scale crops; returns the loss every 50 steps."""
+def train(
+    model: torch.nn.Module, images: torch.Tensor, labels: torch.Tensor, args, device: torch.device
+) -> list[float]:
+    """Cross-entropy on the categories over ``args.steps`` batches of object-scale crops; returns the loss
+    every 50 steps."""
     views = AugmentConfig(size=args.image_size // 2, scale=(0.2, 0.5))
     norm = normaliser(device)
     gen = torch.Generator().manual_seed(args.seed)
@@ -178,7 +181,8 @@ def main() -> None:
         results["archs"][arch] = {"accuracy": acc, "losses": losses, "train_s": round(t_train, 1),
                                   "total_s": round(time.perf_counter() - t0, 1), **found}
         path.write_text(json.dumps(results, indent=1) + "\n")
-        print(f"{arch}: accuracy {acc}, trained in {t_train:.0f} s, all in {time.perf_counter() - t0:.0f} s", flush=True)
+        print(f"{arch}: accuracy {acc}, trained in {t_train:.0f} s, all in {time.perf_counter() - t0:.0f} s",
+              flush=True)
     print(f"done in {time.perf_counter() - started:.0f} s -> {path}", flush=True)
 
 

@@ -1,6 +1,7 @@
 """Figures of the faithfulness experiments for docs/EVALUATION.md (small PNGs).
 
-    PYTHONPATH=. python scripts/faithfulness_figures.py --puzzle DIR/puzzle.json [--at224 DIR/faithfulness_224.json] --out docs/figures
+    PYTHONPATH=. python scripts/faithfulness_figures.py --puzzle DIR/puzzle.json \
+        [--at224 DIR/faithfulness_224.json] --out docs/figures
 
 Reads what scripts/faithfulness_puzzle.py and scripts/faithfulness_224.py wrote and draws:
 ``faithfulness_curves.png`` (positive and negative perturbation curves of AGF, Grad-CAM and a random order,
@@ -20,7 +21,8 @@ matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 
 FRACTIONS = [i / 10 for i in range(10)]
-CURVES = (("agf", "signed", "AGF", "C3"), ("gradcam", "signed", "Grad-CAM", "C0"), ("random", "signed", "random order", "0.5"))
+CURVES = (("agf", "signed", "AGF", "C3"), ("gradcam", "signed", "Grad-CAM", "C0"),
+          ("random", "signed", "random order", "0.5"))
 FILLS = ("black", "blur")
 GAPS = (("agf", "signed", "black", "AGF"), ("agf", "positive_random", "black", "AGF positive part"),
         ("agf", "smoothed", "black", "AGF smoothed"), ("agf_eps0", "signed", "black", "AGF eps 0"),

@@ -28,6 +28,7 @@ import argparse
 import json
 import sys
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # the project, from a source checkout
@@ -61,6 +62,14 @@ def maps_of(model, x: torch.Tensor, target: torch.Tensor, masks: np.ndarray, bat
     return maps
 
 
+def _normalizer(mean, std) -> Callable[[torch.Tensor], torch.Tensor]:
+    """The model's input normalisation as a function of a [0, 1] batch (identity when it has none)."""
+    if mean is None:
+        return lambda t: t
+    mean_t, std_t = torch.tensor(mean).view(1, 3, 1, 1), torch.tensor(std).view(1, 3, 1, 1)
+    return lambda t: (t - mean_t) / std_t
+
+
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--demo", required=True, help="output folder of `probe demo` (or of a probe run on the demo world)")
@@ -70,7 +79,8 @@ def main() -> None:
     p.add_argument("--threads", type=int, default=1)
     p.add_argument("--backbones", nargs="+", default=list(BACKBONES))
     p.add_argument("--verdict-only", action="store_true",
-                   help="only AGF's gap under black and blur removal, with its three-outcome result (the verdict check)")
+                   help="only AGF's gap under black and blur removal, with its three-outcome result "
+                        "(the verdict check)")
     args = p.parse_args()
     torch.set_num_threads(args.threads)
     out = Path(args.out)
@@ -90,8 +100,7 @@ def main() -> None:
             continue
         started = time.perf_counter()
         model, mean, std, _ = load_probe_model(backbone_dir(Path(args.demo), name))
-        norm = (lambda t: t) if mean is None else (
-            lambda t: (t - torch.tensor(mean).view(1, 3, 1, 1)) / torch.tensor(std).view(1, 3, 1, 1))
+        norm = _normalizer(mean, std)
         x = norm(raw)
         with torch.no_grad():
             target = torch.cat([model(x[i : i + 120]).argmax(1) for i in range(0, len(x), 120)])

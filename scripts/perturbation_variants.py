@@ -158,7 +158,8 @@ MINIMUM_EFFECT = 0.05
 
 
 def outcome(interval: list[float], minimum: float = MINIMUM_EFFECT) -> str:
-    """``passes`` when [mean, low, high] lies wholly above ``minimum``, ``fails`` when wholly below, else ``inconclusive``."""
+    """``passes`` when [mean, low, high] lies wholly above ``minimum``, ``fails`` when wholly below,
+    else ``inconclusive``."""
     _, lo, hi = interval
     return "passes" if lo > minimum else "fails" if hi < minimum else "inconclusive"
 

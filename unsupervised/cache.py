@@ -21,7 +21,7 @@ import shutil
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import IO, Any
 
 import numpy as np
 import torch.nn as nn
@@ -268,7 +268,7 @@ class EntryLock:
 
     def __init__(self, entry: CacheEntry) -> None:
         self.path = entry.cache_dir / f"{entry.key}.lock"
-        self._handle = None
+        self._handle: IO[str] | None = None
 
     def __enter__(self) -> EntryLock:
         import fcntl
@@ -276,11 +276,11 @@ class EntryLock:
         from probe.errors import OutputError
 
         self.path.parent.mkdir(parents=True, exist_ok=True)
-        self._handle = open(self.path, "a+")
+        self._handle = handle = open(self.path, "a+")
         try:
-            fcntl.flock(self._handle.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)
+            fcntl.flock(handle.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)
         except BlockingIOError:
-            self._handle.close()
+            handle.close()
             raise OutputError(f"feature cache entry {self.path.with_suffix('')} is being written by another "
                               "process; wait for it to finish or use another --cache-dir") from None
         return self

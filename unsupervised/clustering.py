@@ -221,4 +221,6 @@ def kmeans(
         if best is None or objective < best.objective:
             best = KMeansResult(labels, np.ascontiguousarray(centroids, dtype=np.float32), objective,
                                 len(history), spherical, seed, history)
+    if best is None:  # nredo >= 1 was checked above
+        raise RuntimeError("k-means ran no restart")
     return best

@@ -42,6 +42,12 @@ class ImageRecord:
     width: int | None = None
     height: int | None = None
 
+    def upright_size(self) -> tuple[int, int]:
+        """(width, height) as read from the header (always read when masks are given)."""
+        if self.width is None or self.height is None:
+            raise RuntimeError(f"{self.rel_path}: the image's size was not read (headers are read with masks)")
+        return self.width, self.height
+
 
 def _visible_files(root: Path, skip: Path | None) -> list[tuple[str, os.DirEntry]]:
     """(POSIX path relative to ``root``, directory entry) of every non-hidden file, sorted; ``skip`` left out."""
@@ -148,22 +154,22 @@ class ImageFolderData(torch.utils.data.Dataset):
                 if self.skipped else ""
             raise DataError(f"no usable images in {self.root}{detail}")
         if self._mask_index is not None:
-            self._check_masks_match()
+            self._check_masks_match(self._mask_index)
             for record in self._records:
-                note = self._mask_index.check(record.rel_path, (record.width, record.height))
+                note = self._mask_index.check(record.rel_path, record.upright_size())
                 if note is not None:
                     self.mask_issues.append((str(self.root / record.rel_path), note))
             if self.mask_issues:
                 log.warning("%s: %d images have mask issues: %s", self.masks_root, len(self.mask_issues),
                             name_some([f"{Path(p).name} ({why})" for p, why in self.mask_issues]))
 
-    def _check_masks_match(self) -> None:
+    def _check_masks_match(self, mask_index: MaskIndex) -> None:
         """A masks folder with no mask for any image is a mistake (wrong folder or naming), not a skip."""
-        if any(self._mask_index.files_for(record.rel_path) for record in self._records):
+        if any(mask_index.files_for(record.rel_path) for record in self._records):
             return
         example = Path(self._records[0].rel_path).with_suffix(MASK_EXTENSION)
-        raise DataError(f"masks folder {self.masks_root} has no mask for any of the {len(self._records)} images in "
-                        f"{self.root}: masks mirror the image paths, e.g. {self.masks_root / example}")
+        raise DataError(f"masks folder {mask_index.root} has no mask for any of the {len(self._records)} images in "
+                        f"{self.root}: masks mirror the image paths, e.g. {mask_index.root / example}")
 
     # ----------------------------------------------------------------- views
     @property
@@ -230,7 +236,7 @@ class ImageFolderData(torch.utils.data.Dataset):
         if self._mask_index is None:
             return None
         record = self._records[index]
-        return self._mask_index.label_maps(record.rel_path, (record.width, record.height))
+        return self._mask_index.label_maps(record.rel_path, record.upright_size())
 
     def masks_by_label(self, index: int, transform: Callable | None = None) -> dict[MaskKey, torch.Tensor] | None:
         """Boolean masks ``[H, W]`` per category of image ``index``, or None when it has no mask.
@@ -250,8 +256,11 @@ class ImageFolderData(torch.utils.data.Dataset):
         maps = self._native_masks(index)
         if maps is None:
             return None
-        record = self._records[index]
-        union = np.logical_or.reduce(list(maps.values())) if maps else np.zeros((record.height, record.width), bool)
+        if maps:
+            union = np.logical_or.reduce(list(maps.values()))
+        else:
+            width, height = self._records[index].upright_size()
+            union = np.zeros((height, width), bool)
         return apply_geometry(union, geometry_of(transform if transform is not None else self.transform))
 
     def __repr__(self) -> str:

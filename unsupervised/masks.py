@@ -14,6 +14,7 @@ import os
 from collections import defaultdict
 from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import torch
@@ -137,14 +138,15 @@ def geometry_of(transform: Callable | None) -> list[Callable[[Image.Image], Imag
     """
     if transform is None:
         return []
-    name = type(transform).__name__
+    step: Any = transform  # matched by class name below; its attributes are read as that class has them
+    name = type(step).__name__
     if name == "Compose":
-        return [step for inner in transform.transforms for step in geometry_of(inner)]
+        return [inner_step for inner in step.transforms for inner_step in geometry_of(inner)]
     if name == "Resize":
-        size, max_size = transform.size, getattr(transform, "max_size", None)
+        size, max_size = step.size, getattr(step, "max_size", None)
         return [lambda img: TF.resize(img, size, interpolation=InterpolationMode.NEAREST, max_size=max_size)]
     if name == "CenterCrop":
-        crop = transform.size
+        crop = step.size
         return [lambda img: TF.center_crop(img, crop)]
     if name in _PHOTOMETRIC:
         return []

@@ -125,10 +125,11 @@ def _supervised(labels: np.ndarray, truth: np.ndarray, class_names: Sequence[str
     per_cluster = []
     for row, cluster in zip(table, clusters):
         majority = _python(classes[int(row.argmax())])
-        named = class_names is not None and isinstance(majority, int) and 0 <= majority < len(class_names)
+        majority_name = None
+        if class_names is not None and isinstance(majority, int) and 0 <= majority < len(class_names):
+            majority_name = class_names[majority]
         per_cluster.append(ClusterLabel(cluster=int(cluster), size=int(row.sum()), majority=majority,
-                                        purity=float(row.max() / row.sum()),
-                                        majority_name=class_names[majority] if named else None))
+                                        purity=float(row.max() / row.sum()), majority_name=majority_name))
     return {
         "nmi": float(normalized_mutual_info_score(truth, labels)),
         "ari": float(adjusted_rand_score(truth, labels)),

@@ -13,6 +13,7 @@ from __future__ import annotations
 from collections import OrderedDict
 from collections.abc import Callable, Mapping
 from functools import partial
+from typing import Literal
 
 import torch
 import torch.nn as nn
@@ -44,7 +45,7 @@ def _vit_builder(act: str) -> Callable[..., nn.Module]:
         from timm.layers import LayerNorm
         from timm.models.vision_transformer import VisionTransformer
 
-        init = "skip" if torch.get_default_device().type == "meta" else ""
+        init: Literal["skip", ""] = "skip" if torch.get_default_device().type == "meta" else ""
         return VisionTransformer(
             img_size=img_size,
             patch_size=patch_size,
@@ -156,6 +157,12 @@ class AttentionPool(nn.Module):
 
 class ModifiedResNet(nn.Module):
     """CLIP's ResNet: a three-convolution stem with average pooling, anti-aliased strides, attention pooling."""
+
+    # the stages, set by name in __init__
+    layer1: nn.Sequential
+    layer2: nn.Sequential
+    layer3: nn.Sequential
+    layer4: nn.Sequential
 
     def __init__(
         self, layers: tuple[int, ...] = (3, 4, 6, 3), width: int = 64, img_size: int = 224, output_dim: int = 1024

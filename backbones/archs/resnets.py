@@ -25,7 +25,15 @@ class ScaledResNet(nn.Module):
     solo-learn's CIFAR stem: a 3x3 stride-1 convolution with padding 2 and no max-pool.
     """
 
-    def __init__(self, block: type[nn.Module], layers: list[int], width: int = 1, stem: str = "imagenet") -> None:
+    # the stages, set by name in __init__
+    layer1: nn.Sequential
+    layer2: nn.Sequential
+    layer3: nn.Sequential
+    layer4: nn.Sequential
+
+    def __init__(
+        self, block: type[BasicBlock | Bottleneck], layers: list[int], width: int = 1, stem: str = "imagenet"
+    ) -> None:
         super().__init__()
         base = 64 * width
         if stem == "imagenet":
@@ -49,7 +57,7 @@ class ScaledResNet(nn.Module):
             if isinstance(m, nn.Conv2d):
                 nn.init.kaiming_normal_(m.weight, mode="fan_out", nonlinearity="relu")
 
-    def _stage(self, block: type[nn.Module], planes: int, count: int, stride: int) -> nn.Sequential:
+    def _stage(self, block: type[BasicBlock | Bottleneck], planes: int, count: int, stride: int) -> nn.Sequential:
         out = planes * block.expansion
         downsample = None
         if stride != 1 or self.inplanes != out:
@@ -106,7 +114,9 @@ for _name, (_layers, _summary) in _TORCHVISION.items():
     register(_name, detection=Detection(infer_kwargs=with_blocks(_layers)))(_torchvision(_name, _summary))
 
 
-def _scaled(block: type[nn.Module], layers: list[int], width: int, stem: str, doc: str) -> Callable[..., nn.Module]:
+def _scaled(
+    block: type[BasicBlock | Bottleneck], layers: list[int], width: int, stem: str, doc: str
+) -> Callable[..., nn.Module]:
     def build() -> ScaledResNet:
         return ScaledResNet(block, layers, width=width, stem=stem)
 

@@ -16,7 +16,10 @@ from ..preprocessing import Preprocessing
 from ..registry import Detection, register
 from .resnets import block_counts
 
-DEFAULTS = {"widths": (16, 32, 64, 128), "layers": (1, 1, 1, 1), "stem": "cifar"}
+DEFAULT_WIDTHS = (16, 32, 64, 128)
+DEFAULT_LAYERS = (1, 1, 1, 1)
+DEFAULT_STEM = "cifar"
+DEFAULTS: dict[str, object] = {"widths": DEFAULT_WIDTHS, "layers": DEFAULT_LAYERS, "stem": DEFAULT_STEM}
 
 
 class SmallResNet(nn.Module):
@@ -26,18 +29,24 @@ class SmallResNet(nn.Module):
     ``Identity`` so that state dicts carry no classifier, like an SSL backbone.
     """
 
+    # the stages, set by name in __init__
+    layer1: nn.Sequential
+    layer2: nn.Sequential
+    layer3: nn.Sequential
+    layer4: nn.Sequential
+
     def __init__(
         self,
-        widths: Sequence[int] = DEFAULTS["widths"],
-        layers: Sequence[int] = DEFAULTS["layers"],
-        stem: str = DEFAULTS["stem"],
+        widths: Sequence[int] = DEFAULT_WIDTHS,
+        layers: Sequence[int] = DEFAULT_LAYERS,
+        stem: str = DEFAULT_STEM,
     ) -> None:
         super().__init__()
         if len(widths) != 4 or len(layers) != 4:
             raise ValueError("SmallResNet needs 4 widths and 4 layer counts")
         if stem == "cifar":
             self.conv1 = nn.Conv2d(3, widths[0], kernel_size=3, stride=1, padding=1, bias=False)
-            self.maxpool = nn.Identity()
+            self.maxpool: nn.Module = nn.Identity()
         elif stem == "imagenet":
             self.conv1 = nn.Conv2d(3, widths[0], kernel_size=7, stride=2, padding=3, bias=False)
             self.maxpool = nn.MaxPool2d(kernel_size=3, stride=2, padding=1)
@@ -79,8 +88,9 @@ def small_resnet_kwargs(shapes: Mapping[str, tuple]) -> dict | None:
     conv1 = shapes.get("conv1.weight")
     if conv1 is None or len(conv1) != 4 or conv1[-1] not in (3, 7) or any(k.endswith(".conv3.weight") for k in shapes):
         return None
-    firsts = [shapes.get(f"layer{index}.0.conv1.weight") for index in range(1, 5)]
-    if any(first is None for first in firsts):
+    found_firsts = [shapes.get(f"layer{index}.0.conv1.weight") for index in range(1, 5)]
+    firsts = [first for first in found_firsts if first is not None]
+    if len(firsts) < len(found_firsts):
         return None
     widths = tuple(first[0] for first in firsts)
     found = {"widths": widths, "layers": block_counts(shapes), "stem": "cifar" if conv1[-1] == 3 else "imagenet"}

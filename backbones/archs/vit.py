@@ -14,6 +14,8 @@ import math
 import re
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
+from functools import partial
+from typing import Literal
 
 import torch.nn as nn
 
@@ -81,7 +83,7 @@ def _builder(size: VitSize) -> Callable[..., nn.Module]:
     def build(
         img_size: int = 224,
         depth: int = size.depth,
-        global_pool: str = "token",
+        global_pool: Literal["token", "avg"] = "token",
         layer_scale: bool = size.dinov2,
         reg_tokens: int = 0,
     ) -> nn.Module:
@@ -89,7 +91,7 @@ def _builder(size: VitSize) -> Callable[..., nn.Module]:
         from timm.models.vision_transformer import VisionTransformer  # timm is slow to import; only ViTs need it
 
         # On the meta device (shape signatures, loading with assign=True) random initialisation is wasted work.
-        init = "skip" if torch.get_default_device().type == "meta" else ""
+        init: Literal["skip", ""] = "skip" if torch.get_default_device().type == "meta" else ""
         return VisionTransformer(
             img_size=img_size,
             patch_size=size.patch,
@@ -132,6 +134,6 @@ for _name, (_size, _doc) in _VITS.items():
         _name,
         family="vit",
         preprocessing=Preprocessing(interpolation="bicubic") if _size.dinov2 else None,
-        detection=Detection("auto", lambda shapes, size=_size: vit_kwargs(size, shapes)),
+        detection=Detection("auto", partial(vit_kwargs, _size)),
         description=f"{_doc}; {_READ_DINOV2 if _size.dinov2 else _READ}",
     )(_builder(_size))

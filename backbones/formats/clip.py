@@ -115,7 +115,7 @@ def _quickgelu_evidence(obj: Any, sd: dict[str, torch.Tensor]) -> str | None:
 def extract(obj: Any) -> Extraction:
     found = _found(obj)
     tower = _tower(found[2]) if found else None
-    if tower is None:
+    if found is None or tower is None:
         raise CheckpointError("not a CLIP checkpoint: no visual.class_embedding / visual.attnpool keys")
     container, raw, sd = found
     prefix, kind = tower

@@ -7,7 +7,7 @@ character-set stripping or substring replacement.
 from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
-from typing import Any
+from typing import Any, TypeGuard
 
 import torch
 
@@ -16,7 +16,7 @@ from ..preprocessing import Normalization
 from .base import FormatMeta
 
 
-def is_state_dict(obj: Any) -> bool:
+def is_state_dict(obj: Any) -> TypeGuard[Mapping[str, torch.Tensor]]:
     """A non-empty dict of str -> tensor."""
     return (
         isinstance(obj, Mapping)
@@ -116,7 +116,8 @@ def layout_name(keys: Iterable[str]) -> str | None:
 
 def classifier_prefixes(keys: Iterable[str]) -> tuple[str, ...]:
     """The classifier a torchvision ResNet (``fc.``) or VGG (``classifier.6.``) or timm ViT (``head.``) may carry."""
-    return {"ResNet": ("fc.",), "ViT": ("head.",), "VGG": ("classifier.6.",)}.get(layout_name(keys), ())
+    prefixes: dict[str | None, tuple[str, ...]] = {"ResNet": ("fc.",), "ViT": ("head.",), "VGG": ("classifier.6.",)}
+    return prefixes.get(layout_name(keys), ())
 
 
 def describe_top(obj: Any) -> str:

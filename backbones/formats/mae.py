@@ -9,7 +9,10 @@ which the architecture reads from the keys (``global_pool='avg'``).
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from typing import Any
+
+import torch
 
 from ..preprocessing import IMAGENET
 from .base import STRONG, UNIQUE, Extraction, FormatSpec, Match
@@ -18,7 +21,7 @@ from .keys import has_prefix, is_state_dict, looks_like_vit, make_meta, require_
 _DECODER = ("decoder_", "mask_token")
 
 
-def _encoder_dict(obj: Any) -> dict | None:
+def _encoder_dict(obj: Any) -> Mapping[str, torch.Tensor] | None:
     sd = obj.get("model") if isinstance(obj, dict) else None
     return sd if is_state_dict(sd) and looks_like_vit(sd) else None
 

@@ -17,10 +17,12 @@ def _prefix(keys) -> str | None:
 
 def detect(obj: Any) -> Match | None:
     found = find_state_dict(obj, "state_dict")
-    if found is None or _prefix(found[1]) is None:
+    if found is None:
         return None
     sd = found[1]
     prefix = _prefix(sd)
+    if prefix is None:
+        return None
     reasons = [f"{count_prefix(sd, prefix)} key(s) start with {prefix!r}"]
     if count_prefix(sd, prefix.replace("encoder_q", "encoder_k")):
         reasons.append("momentum encoder_k present")

@@ -37,9 +37,9 @@ def _lincls(obj: Any) -> bool:
 
 def detect(obj: Any) -> Match | None:
     found = find_state_dict(obj, "state_dict")
-    if found is not None and _prefix(found[1]):
+    prefix = _prefix(found[1]) if found is not None else None
+    if found is not None and prefix:
         sd = found[1]
-        prefix = _prefix(sd)
         reasons = [f"{count_prefix(sd, prefix)} key(s) start with {prefix!r}"]
         for part in ("momentum_encoder.", "predictor."):
             if count_prefix(sd, prefix.replace("base_encoder.", part)):

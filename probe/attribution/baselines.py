@@ -39,12 +39,12 @@ def _in_eval_mode(attribute: Attribute) -> Callable[[MethodCall], torch.Tensor]:
 
 
 def _gradcam(call: MethodCall, x: torch.Tensor) -> torch.Tensor:
-    return gradcam(call.model, call.facts.structure, x, call.target, **call.options)
+    return gradcam(call.model, call.facts.structure, x, call.given_target(), **call.options)
 
 
 def _integrated_gradients(call: MethodCall, x: torch.Tensor) -> torch.Tensor:
     # our own view of the images: Captum differentiates with respect to it
-    return integrated_gradients(call.model, x.detach().requires_grad_(True), call.target, **call.options)
+    return integrated_gradients(call.model, x.detach().requires_grad_(True), call.given_target(), **call.options)
 
 
 def _saliency(call: MethodCall, x: torch.Tensor) -> torch.Tensor:

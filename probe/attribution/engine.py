@@ -60,6 +60,8 @@ class Engine:
                 for name in drop_after.get(step.index, ()):
                     values.pop(name, None)
             logits = values[graph.steps[self.start].output]
+        if not isinstance(logits, torch.Tensor):
+            raise RuntimeError(f"step {graph.steps[self.start].output!r} gave {type(logits).__name__}, not the logits")
         return logits
 
     def grad_needed(self) -> dict[str, bool]:

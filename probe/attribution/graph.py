@@ -26,7 +26,10 @@ from probe.errors import ProbeTypeError, ProbeValueError
 
 from .layers import BY_KIND, LAYERS, SUPPORTED_MODULES, StepKind, UnsupportedModelError, leaf_kind
 
-_FUNCTION_KINDS = {f: row.kind for row in LAYERS if row.kind != StepKind.META for f in row.functions}
+# keyed by the functions themselves; looked up with any traced call's target
+_FUNCTION_KINDS: dict[object, StepKind] = {
+    f: row.kind for row in LAYERS if row.kind != StepKind.META for f in row.functions
+}
 _METHOD_KINDS = {m: row.kind for row in LAYERS if row.kind != StepKind.META for m in row.methods}
 _META = BY_KIND[StepKind.META]
 
@@ -285,8 +288,8 @@ def _make_step(node: fx.Node, model: nn.Module, kinds: dict[str, str], index: in
         raise _unsupported_op(node)
     where = f"{_op_name(node)} in {_location(node)}"
     if BY_KIND[kind].inputs == 2:
-        args = list(node.args)
-        if len(args) != 2 or not all(isinstance(a, fx.Node) and kinds.get(a.name) == "tensor" for a in args):
+        args = [a for a in node.args if isinstance(a, fx.Node)]
+        if len(node.args) != 2 or len(args) != 2 or not all(kinds.get(a.name) == "tensor" for a in args):
             raise _unsupported_op(node, "only the sum of two tensors of the same shape has a rule")
         if node.kwargs:
             raise _unsupported_op(node, f"keyword arguments {sorted(node.kwargs)}")
@@ -322,13 +325,13 @@ def _is_meta(node: fx.Node, reads_tensors: bool) -> bool:
     if node.op != "call_function":
         return False
     if node.target is getattr:
-        return node.args[1] == "shape"
+        return bool(node.args[1] == "shape")
     return not reads_tensors and node.target in _META.functions
 
 
 def _is_inplace(node: fx.Node, model: nn.Module) -> bool:
     if node.op == "call_module":
-        return bool(getattr(model.get_submodule(node.target), "inplace", False))
+        return bool(getattr(model.get_submodule(str(node.target)), "inplace", False))
     if node.op == "call_method":
         return str(node.target).endswith("_")
     if node.op == "call_function":

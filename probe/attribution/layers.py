@@ -64,6 +64,8 @@ class LayerKind:
 
 
 def _check_conv(path: str, module: nn.Module) -> None:
+    if not isinstance(module, nn.Conv2d):  # the check is registered for Conv2d only
+        raise TypeError(f"_check_conv got {type(module).__name__} at {path!r}")
     if module.padding_mode != "zeros":
         raise UnsupportedModelError(
             f"Conv2d '{path}' uses padding_mode={module.padding_mode!r}; attribution supports zero padding only"

@@ -63,6 +63,12 @@ class MethodCall:
     options: Mapping[str, Any]
     facts: ModelFacts
 
+    def given_target(self) -> torch.Tensor:
+        """``target``, for a method that needs one and does not resolve the rank itself (``explain`` sets it then)."""
+        if self.target is None:
+            raise RuntimeError("this method needs class targets; explain() passes them when needs_target is set")
+        return self.target
+
 
 def no_inspection(model: nn.Module) -> ModelFacts:
     """The inspection of a method that runs the model as it is: no structural requirement."""

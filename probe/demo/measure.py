@@ -7,6 +7,7 @@ accuracy of a linear probe, which says whether the category is decodable at all.
 
 from __future__ import annotations
 
+import os
 from dataclasses import dataclass
 
 import numpy as np
@@ -30,7 +31,9 @@ class EvalSet:
     k: int
 
     @classmethod
-    def build(cls, cfg: WorldConfig, n: int = 2000, seed: int = EVAL_SEED, cache_dir: str | None = None) -> "EvalSet":
+    def build(
+        cls, cfg: WorldConfig, n: int = 2000, seed: int = EVAL_SEED, cache_dir: str | os.PathLike | None = None
+    ) -> EvalSet:
         arrays = render_arrays(cfg, n, seed, cache_dir=cache_dir)
         images = torch.from_numpy(arrays["images"]).permute(0, 3, 1, 2).contiguous()
         return cls(images, arrays["labels"], arrays["n_categories"] == 1, len(cfg.categories))
@@ -42,7 +45,13 @@ def preprocess(x: torch.Tensor, normalize: bool) -> torch.Tensor:
 
 
 @torch.no_grad()
-def extract(backbone: nn.Module, images: torch.Tensor, normalize: bool, device: str | torch.device = "cpu", batch_size: int = 250) -> np.ndarray:
+def extract(
+    backbone: nn.Module,
+    images: torch.Tensor,
+    normalize: bool,
+    device: str | torch.device = "cpu",
+    batch_size: int = 250,
+) -> np.ndarray:
     """Pooled features [N, D] (float32) of uint8 NCHW images, in eval mode; the mode is restored after."""
     was_training = backbone.training
     backbone.eval()
@@ -79,7 +88,9 @@ def probe_accuracy(feats: np.ndarray, labels: np.ndarray, train_fraction: float 
     return float(clf.score(scaler.transform(feats[cut:]), labels[cut:]))
 
 
-def evaluate(backbone: nn.Module, normalize: bool, data: EvalSet, device: str | torch.device = "cpu", seed: int = 0) -> dict[str, float]:
+def evaluate(
+    backbone: nn.Module, normalize: bool, data: EvalSet, device: str | torch.device = "cpu", seed: int = 0
+) -> dict[str, float]:
     """NMI on all held-out images and on the single-category ones, and linear-probe accuracy."""
     feats = extract(backbone, data.images, normalize, device)
     return {

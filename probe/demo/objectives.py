@@ -24,11 +24,13 @@ from __future__ import annotations
 
 import copy
 import math
-from typing import Callable
+from collections.abc import Callable
 
 import torch
 import torch.nn as nn
 import torch.nn.functional as F
+
+from probe.errors import ProbeTypeError
 
 from .world import BACKGROUNDS
 
@@ -56,15 +58,18 @@ def _frozen_copy(module: nn.Module) -> nn.Module:
 @torch.no_grad()
 def ema_update(online: list[nn.Module], target: list[nn.Module], momentum: float) -> None:
     """target <- momentum * target + (1 - momentum) * online, parameter by parameter."""
-    tgt = [p for m in target for p in m.parameters()]
-    src = [p for m in online for p in m.parameters()]
+    tgt: list[torch.Tensor] = [p for m in target for p in m.parameters()]
+    src: list[torch.Tensor] = [p for m in online for p in m.parameters()]
     torch._foreach_mul_(tgt, momentum)
     torch._foreach_add_(tgt, src, alpha=1 - momentum)
 
 
 def feature_dim(backbone: nn.Module) -> int:
     """Width of a backbone's pooled features: ``feature_dim`` on the project's CNNs, ``num_features`` on timm models."""
-    return int(getattr(backbone, "feature_dim", None) or backbone.num_features)
+    width = getattr(backbone, "feature_dim", None) or getattr(backbone, "num_features", None)
+    if width is None:
+        raise ProbeTypeError(f"{type(backbone).__name__} has neither feature_dim nor num_features")
+    return int(width)
 
 
 def _is_timm_vit(module: nn.Module) -> bool:
@@ -151,6 +156,8 @@ class MoCoV2(Objective):
     """
 
     name = "moco"
+    queue: torch.Tensor  # [dim, queue_size] buffer of negative keys
+    queue_ptr: torch.Tensor  # [1] buffer: where the next keys go
 
     def __init__(
         self,
@@ -211,7 +218,11 @@ class MoCoV2(Objective):
 
     def checkpoint(self, steps):
         state = {}
-        for prefix, net, head in (("module.encoder_q.", self.backbone, self.head_q), ("module.encoder_k.", self.backbone_k, self.head_k)):
+        encoders = (
+            ("module.encoder_q.", self.backbone, self.head_q),
+            ("module.encoder_k.", self.backbone_k, self.head_k),
+        )
+        for prefix, net, head in encoders:
             state.update(_prefixed(prefix, net.state_dict()))
             state.update(_prefixed(prefix + "fc.", head.state_dict()))
         state["module.queue"] = self.queue.detach().clone()

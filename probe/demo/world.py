@@ -15,9 +15,10 @@ import math
 import os
 import shutil
 import tempfile
+from collections.abc import Iterator
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Iterator
+from typing import Any
 
 import numpy as np
 from PIL import Image, ImageDraw
@@ -58,7 +59,9 @@ class WorldConfig:
     def __post_init__(self) -> None:
         unknown = [c for c in self.categories if c not in SHAPES]
         if unknown or len(set(self.categories)) != len(self.categories) or len(self.categories) < 2:
-            raise ProbeValueError(f"WorldConfig.categories must be >= 2 distinct names from {SHAPES}; got {self.categories}")
+            raise ProbeValueError(
+                f"WorldConfig.categories must be >= 2 distinct names from {SHAPES}; got {self.categories}"
+            )
         bad = [b for b in self.backgrounds if b not in BACKGROUNDS]
         if bad or not self.backgrounds:
             raise ProbeValueError(f"WorldConfig.backgrounds must be names from {BACKGROUNDS}; got {self.backgrounds}")
@@ -67,13 +70,20 @@ class WorldConfig:
         if not 1 <= self.instances[0] <= self.instances[1]:
             raise ProbeValueError(f"WorldConfig.instances must be (lo, hi) with 1 <= lo <= hi; got {self.instances}")
         if self.second_instances is not None and not 1 <= self.second_instances[0] <= self.second_instances[1]:
-            raise ProbeValueError(f"WorldConfig.second_instances must be (lo, hi) with 1 <= lo <= hi, or None; got {self.second_instances}")
+            raise ProbeValueError(
+                "WorldConfig.second_instances must be (lo, hi) with 1 <= lo <= hi, or None; "
+                f"got {self.second_instances}"
+            )
         if not 0 < self.radius[0] <= self.radius[1] < 0.5:
             raise ProbeValueError(f"WorldConfig.radius must be (lo, hi) with 0 < lo <= hi < 0.5; got {self.radius}")
         if not 1 <= self.background_regions[0] <= self.background_regions[1]:
-            raise ProbeValueError(f"WorldConfig.background_regions must be (lo, hi) with 1 <= lo <= hi; got {self.background_regions}")
+            raise ProbeValueError(
+                f"WorldConfig.background_regions must be (lo, hi) with 1 <= lo <= hi; got {self.background_regions}"
+            )
         if not 0.0 <= self.two_category_fraction <= 1.0:
-            raise ProbeValueError(f"WorldConfig.two_category_fraction must be in [0, 1]; got {self.two_category_fraction}")
+            raise ProbeValueError(
+                f"WorldConfig.two_category_fraction must be in [0, 1]; got {self.two_category_fraction}"
+            )
 
     @property
     def class_names(self) -> list[str]:
@@ -84,9 +94,10 @@ class WorldConfig:
         return asdict(self)
 
     @classmethod
-    def from_json(cls, data: dict) -> "WorldConfig":
+    def from_json(cls, data: dict) -> WorldConfig:
         data = {"second_instances": None, **data}  # world.json files written before the field existed
-        return cls(**{k: tuple(v) if isinstance(v, list) else v for k, v in data.items()})
+        fields: dict[str, Any] = {k: tuple(v) if isinstance(v, list) else v for k, v in data.items()}
+        return cls(**fields)
 
 
 @dataclass
@@ -128,7 +139,8 @@ def _outline(name: str) -> list[np.ndarray]:
         return [np.stack([np.cos(a), np.sin(a)], 1)]
     if name == "plus":
         w, L = 1 / 3, 1.0
-        pts = [(-w, -L), (w, -L), (w, -w), (L, -w), (L, w), (w, w), (w, L), (-w, L), (-w, w), (-L, w), (-L, -w), (-w, -w)]
+        pts = [(-w, -L), (w, -L), (w, -w), (L, -w), (L, w), (w, w),
+               (w, L), (-w, L), (-w, w), (-L, w), (-L, -w), (-w, -w)]
         return [np.array(pts)]
     if name == "star":
         a = t(10, -np.pi / 2)
@@ -137,7 +149,7 @@ def _outline(name: str) -> list[np.ndarray]:
     raise ProbeValueError(f"unknown shape {name!r}; known: {', '.join(SHAPES)}")
 
 
-@functools.lru_cache(maxsize=None)
+@functools.cache
 def _unit_shape(name: str) -> tuple[tuple[np.ndarray, ...], float]:
     """Outline(s) of a shape scaled to the area of a unit disc (measured by drawing it), and its enclosing radius."""
     polys = _outline(name)
@@ -171,7 +183,8 @@ def _coverage(name: str, r: float, angle: float, cx: float, cy: float, box: tupl
 
 
 def _pattern(rng: np.random.Generator, cfg: WorldConfig, band_lo: float) -> tuple[np.ndarray, str]:
-    """One background pattern [H, W, 3] of a random kind, between two colours whose luma lies in the band; and its kind."""
+    """One background pattern [H, W, 3] of a random kind, between two colours whose luma lies in the band;
+    and its kind."""
     size = cfg.image_size
 
     def colour() -> np.ndarray:
@@ -191,7 +204,7 @@ def _pattern(rng: np.random.Generator, cfg: WorldConfig, band_lo: float) -> tupl
     elif kind == "blobs":
         cells = int(rng.integers(3, 7))
         grid = Image.fromarray((rng.uniform(0, 1, (cells, cells)) * 255).astype(np.uint8))
-        w = np.asarray(grid.resize((size, size), Image.BICUBIC), dtype=np.float32) / 255.0
+        w = np.asarray(grid.resize((size, size), Image.Resampling.BICUBIC), dtype=np.float32) / 255.0
     elif kind == "stripes":
         period = rng.uniform(0.1, 0.3)
         w = 0.5 + 0.5 * np.sin(2 * np.pi * u / period + rng.uniform(0, 2 * np.pi))
@@ -314,14 +327,20 @@ def generate(cfg: WorldConfig, n: int, seed: int, start: int = 0) -> Iterator[Sa
 
 
 def render_arrays(
-    cfg: WorldConfig, n: int, seed: int, start: int = 0, progress: bool = False, cache_dir: str | os.PathLike | None = None
+    cfg: WorldConfig,
+    n: int,
+    seed: int,
+    start: int = 0,
+    progress: bool = False,
+    cache_dir: str | os.PathLike | None = None,
 ) -> dict[str, np.ndarray]:
     """Images, masks and primary labels of a slice of the world as stacked arrays.
 
     Returns ``images`` uint8 [N, H, W, 3], ``masks`` uint8 [N, H, W], ``labels`` int64 [N]
     (index into ``cfg.class_names``), ``n_categories`` int64 [N] and ``backgrounds`` int64 [N] (index of the
     background's pattern kind into :data:`BACKGROUNDS`, a label that says nothing about the categories). With
-    ``cache_dir`` the arrays are kept in an ``.npz`` named by a hash of (config, seed, start, n, array names) and reused.
+    ``cache_dir`` the arrays are kept in an ``.npz`` named by a hash of (config, seed, start, n, array names)
+    and reused.
     """
     from tqdm import tqdm
 
@@ -334,7 +353,8 @@ def render_arrays(
         arrays = render_arrays(cfg, n, seed, start, progress)
         path.parent.mkdir(parents=True, exist_ok=True)
         with atomic_path(path, suffix=".npz") as tmp:
-            np.savez(tmp, **arrays)
+            # numpy's stub lets **kwds collide with savez's allow_pickle; the array names (ARRAYS) never do
+            np.savez(tmp, **arrays)  # type: ignore[arg-type]
         return arrays
 
     size = cfg.image_size
@@ -390,17 +410,19 @@ class WorldManifest:
         }
 
     @classmethod
-    def read(cls, root: str | os.PathLike) -> "WorldManifest":
+    def read(cls, root: str | os.PathLike) -> WorldManifest:
         root = Path(root)
         try:
             data = json.loads((root / "world.json").read_text())
-            return cls(root, WorldConfig.from_json(data["config"]), int(data["seed"]), int(data["n"]), list(data["class_names"]),
-                       list(data["images"]), int(data.get("renderer", 1)))
+            return cls(root, WorldConfig.from_json(data["config"]), int(data["seed"]), int(data["n"]),
+                       list(data["class_names"]), list(data["images"]), int(data.get("renderer", 1)))
         except (OSError, ValueError, KeyError, TypeError) as exc:
             raise ProbeValueError(f"{root / 'world.json'} is not a readable world manifest: {exc}") from exc
 
 
-def write_image_folder(root: str | os.PathLike, n: int, seed: int, cfg: WorldConfig | None = None, progress: bool = True) -> WorldManifest:
+def write_image_folder(
+    root: str | os.PathLike, n: int, seed: int, cfg: WorldConfig | None = None, progress: bool = True
+) -> WorldManifest:
     """Write ``n`` world images as ``images/<category>/<name>.png`` plus ``masks/`` and ``world.json``.
 
     The folder is the image's primary category (larger object area). The directory is built
@@ -415,8 +437,10 @@ def write_image_folder(root: str | os.PathLike, n: int, seed: int, cfg: WorldCon
         existing = WorldManifest.read(root)
         if existing.config == cfg and existing.seed == seed and existing.n == n and existing.renderer == RENDERER:
             return existing
-        raise ProbeValueError(f"{root} already holds a different world (seed {existing.seed}, n {existing.n}, config or "
-                              f"renderer {existing.renderer} vs {RENDERER}); delete it or choose another directory")
+        raise ProbeValueError(
+            f"{root} already holds a different world (seed {existing.seed}, n {existing.n}, config or "
+            f"renderer {existing.renderer} vs {RENDERER}); delete it or choose another directory"
+        )
     if root.exists() and any(root.iterdir()):
         raise ProbeValueError(f"{root} exists and is not empty; choose an empty or new directory for the world")
     root.parent.mkdir(parents=True, exist_ok=True)
@@ -434,7 +458,8 @@ def write_image_folder(root: str | os.PathLike, n: int, seed: int, cfg: WorldCon
             rel = f"{sample.category}/{stem}.png"
             Image.fromarray(sample.image).save(tmp / "images" / rel, compress_level=1)
             Image.fromarray(sample.mask).save(tmp / "masks" / rel, compress_level=1)
-            records.append({"image": f"images/{rel}", "mask": f"masks/{rel}", "categories": list(sample.categories), "areas": sample.areas, "instances": sample.instances})
+            records.append({"image": f"images/{rel}", "mask": f"masks/{rel}", "categories": list(sample.categories),
+                            "areas": sample.areas, "instances": sample.instances})
         manifest = WorldManifest(root, cfg, int(seed), int(n), names, records)
         (tmp / "world.json").write_text(json.dumps(manifest.to_json(), indent=1) + "\n")
         if root.exists():

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 
 import torch
 import torch.nn as nn
@@ -31,10 +31,10 @@ def explain_in_batches(
     explain_fn: ExplainFn,
     model: nn.Module,
     images: torch.Tensor,
-    target: torch.Tensor | int | list,
+    target: torch.Tensor | int | Sequence[int],
     *,
     batch_size: int,
-    device: torch.device,
+    device: str | torch.device,
     desc: str | None = None,
 ) -> torch.Tensor:
     """Maps ``[N, H, W]`` (CPU, float32) from ``explain_fn`` run on chunks of ``batch_size`` images on ``device``;

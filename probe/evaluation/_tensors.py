@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from typing import TypeVar
 
 import torch
@@ -55,7 +55,7 @@ def check_masks(masks: torch.Tensor, maps: torch.Tensor, name: str = "masks") ->
     return masks.to(maps.device)
 
 
-def check_targets(target: torch.Tensor | int | list, n: int, name: str = "target") -> torch.Tensor:
+def check_targets(target: torch.Tensor | int | Sequence[int], n: int, name: str = "target") -> torch.Tensor:
     """Return ``target`` as a long tensor ``[n]`` on the CPU (an int is broadcast)."""
     t = torch.as_tensor(target, dtype=torch.long).detach().cpu().reshape(-1)
     if t.numel() == 1 and n != 1:

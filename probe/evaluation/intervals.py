@@ -50,6 +50,13 @@ class Estimate:
     def has_interval(self) -> bool:
         return self.low is not None and self.high is not None
 
+    @property
+    def interval(self) -> tuple[float, float] | None:
+        """(low, high), or None without an interval."""
+        if self.low is None or self.high is None:
+            return None
+        return self.low, self.high
+
     def format(self, digits: int = 2) -> str:
         """``"0.54 [0.49, 0.59]"`` (``"0.54 [–]"`` without an interval)."""
         if not self.has_interval:

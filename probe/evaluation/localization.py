@@ -99,8 +99,8 @@ class SegmentationCounts:
         return SegmentationCounts(
             correct=self.correct + other.correct,
             pixels=self.pixels + other.pixels,
-            intersection=tuple(a + b for a, b in zip(self.intersection, other.intersection)),
-            union=tuple(a + b for a, b in zip(self.union, other.union)),
+            intersection=(self.intersection[0] + other.intersection[0], self.intersection[1] + other.intersection[1]),
+            union=(self.union[0] + other.union[0], self.union[1] + other.union[1]),
             ap_sum=self.ap_sum + other.ap_sum,
             ap_images=self.ap_images + other.ap_images,
             binary_map_sum=self.binary_map_sum + other.binary_map_sum,
@@ -154,8 +154,8 @@ class SegmentationRows:
         return SegmentationCounts(
             correct=int(self.correct.sum()),
             pixels=self.pixels * self.correct.numel(),
-            intersection=tuple(int(t.sum()) for t in self.intersection),
-            union=tuple(int(t.sum()) for t in self.union),
+            intersection=(int(self.intersection[0].sum()), int(self.intersection[1].sum())),
+            union=(int(self.union[0].sum()), int(self.union[1].sum())),
             ap_sum=float(self.ap[valid].sum()),
             ap_images=int(valid.sum()),
             binary_map_sum=float(self.binary_map.sum()),

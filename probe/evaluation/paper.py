@@ -19,6 +19,7 @@ from __future__ import annotations
 import json
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import torch
@@ -136,7 +137,12 @@ class ValFolder(torch.utils.data.Dataset):
     """
 
     def __init__(
-        self, root: str | Path, class_index: dict[str, int] | None, num_classes: int | None, transform, limit: int | None
+        self,
+        root: str | Path,
+        class_index: dict[str, int] | None,
+        num_classes: int | None,
+        transform,
+        limit: int | None,
     ):
         self.root = Path(root)
         if not self.root.is_dir():
@@ -209,7 +215,7 @@ def run_perturbation(
     num_classes = clf.num_classes if clf.labelled else None
     data = ValFolder(folder, class_index, num_classes, _transform(image_size, clf.mean, clf.std), limit)
     loader = torch.utils.data.DataLoader(data, batch_size=batch_size, shuffle=False, collate_fn=_collate)
-    hits = {"positive": [], "negative": []}
+    hits: dict[str, list[torch.Tensor]] = {"positive": [], "negative": []}
     skipped: list[str] = []
     for x, labels, bad in progress(loader, desc="perturbation", total=len(loader), unit="batch"):
         skipped += bad
@@ -230,7 +236,7 @@ def run_perturbation(
             hits[mode].append(curves[mode].hits)
     if not hits["positive"]:
         raise ParameterError("imagenet_val", f"{folder}: no readable image")
-    out = {"images": int(sum(h.shape[0] for h in hits["positive"])), "explained_class": explain_class,
+    out: dict[str, Any] = {"images": int(sum(h.shape[0] for h in hits["positive"])), "explained_class": explain_class,
            "hits_against": "label" if clf.labelled else "prediction", "fractions": list(STEPS), "skipped": skipped}
     for mode, chunks in hits.items():
         survival = torch.cat(chunks).double().mean(dim=0)
@@ -373,8 +379,8 @@ def benchmark(
     if threshold not in THRESHOLD_RULES:  # checked here too: the perturbation benchmark may run for hours first
         valid = ", ".join(THRESHOLD_RULES)
         raise ParameterError("threshold", f": unknown threshold rule {threshold!r}; valid: {valid}")
-    common = dict(explain_fn=explain_fn or explainer(method), image_size=image_size, limit=limit,
-                  batch_size=batch_size, device=torch.device(device))
+    common: dict[str, Any] = dict(explain_fn=explain_fn or explainer(method), image_size=image_size, limit=limit,
+                                  batch_size=batch_size, device=torch.device(device))
     results: dict = {"model": clf.name, "method": method, "image_size": image_size}
     if imagenet_val:
         results["perturbation"] = run_perturbation(clf, imagenet_val, class_index=class_index,

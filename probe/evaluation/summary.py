@@ -12,7 +12,7 @@ import torch.nn as nn
 
 from probe.errors import ProbeValueError
 
-from ._tensors import check_mask_batch, check_maps, nanmean, per_class_mean
+from ._tensors import check_maps, check_mask_batch, nanmean, per_class_mean
 from .faithfulness import STEPS, FaithfulnessResult, faithfulness
 from .intervals import MIN_VALUES, Estimate, Resampling, estimate, with_value
 from .localization import (
@@ -90,10 +90,10 @@ class MapEvaluation:
         return out
 
     def _segmentation_estimates(self, resampling: Resampling) -> dict[str, Estimate | None]:
-        rows = self.segmentation_rows
-        if rows is None:
+        rows, has_object = self.segmentation_rows, self.has_object
+        if rows is None or has_object is None:  # both are set when masks were given
             return {"miou": None, "pixel_accuracy": None, "average_precision": None}
-        sub = resampling.subset(self.has_object)
+        sub = resampling.subset(has_object)
         scores = rows.counts().scores()
         with np.errstate(invalid="ignore", divide="ignore"):
             ious = [sub.sums(i) / sub.sums(u) for i, u in zip(rows.intersection, rows.union) if int(u.sum()) > 0]
@@ -127,7 +127,7 @@ class MapEvaluation:
 
     def undefined(self) -> dict[str, int]:
         """Images with a mask whose pointing game (constant map) or mask energy (no positive relevance) is undefined."""
-        if self.has_object is None:
+        if self.has_object is None or self.pointing is None or self.energy is None:  # all set when masks were given
             return {}
         return {key: int((self.has_object & torch.isnan(v)).sum())
                 for key, v in (("pointing_game", self.pointing), ("mask_energy", self.energy))}
@@ -190,8 +190,8 @@ def _joined_rows(parts: list[SegmentationRows]) -> SegmentationRows | None:
     return SegmentationRows(
         correct=torch.cat([p.correct for p in parts]),
         pixels=parts[0].pixels,
-        intersection=tuple(torch.cat([p.intersection[i] for p in parts]) for i in range(2)),
-        union=tuple(torch.cat([p.union[i] for p in parts]) for i in range(2)),
+        intersection=(torch.cat([p.intersection[0] for p in parts]), torch.cat([p.intersection[1] for p in parts])),
+        union=(torch.cat([p.union[0] for p in parts]), torch.cat([p.union[1] for p in parts])),
         ap=torch.cat([p.ap for p in parts]),
         binary_map=torch.cat([p.binary_map for p in parts]),
     )

@@ -60,12 +60,13 @@ class Comparison:
 
     @property
     def outcome(self) -> str:
-        d = self.difference
-        if d is None or not d.has_interval:
+        interval = self.difference.interval if self.difference is not None else None
+        if interval is None:
             return INCONCLUSIVE
-        if d.low >= self.margin - _TOLERANCE:
+        low, high = interval
+        if low >= self.margin - _TOLERANCE:
             return PASSES
-        if d.high < self.margin - _TOLERANCE:
+        if high < self.margin - _TOLERANCE:
             return FAILS
         return INCONCLUSIVE
 
@@ -147,12 +148,8 @@ class Verdict:
         return c.outcome if c else None
 
 
-def _missing(*values: Estimate | None) -> bool:
-    return any(v is None for v in values)
-
-
 def _agreement(e: Evidence) -> Check:
-    if _missing(e.agreement, e.agreement_control):
+    if e.agreement is None or e.agreement_control is None:
         return Check("agreement")
     return Check("agreement", (compare(e.agreement_name, e.agreement, "random-init control", e.agreement_control,
                                        AGREEMENT_MARGIN),))
@@ -164,15 +161,18 @@ def _no_room(baseline: Estimate, margin: float) -> bool:
 
 
 def _localisation(e: Evidence) -> Check:
-    needed = (e.pointing, e.pointing_control, e.pointing_centre, e.energy, e.energy_control, e.energy_uniform)
-    if _missing(*needed):
+    hits, hits_control, hits_centre = e.pointing, e.pointing_control, e.pointing_centre
+    mass_in, mass_control, mass_uniform = e.energy, e.energy_control, e.energy_uniform
+    if hits is None or hits_control is None or hits_centre is None:
+        return Check("localisation")
+    if mass_in is None or mass_control is None or mass_uniform is None:
         return Check("localisation")
     name = e.method.upper() if e.method == "agf" else e.method
     point, mass = f"{name} pointing game", f"{name} mask energy"
-    pointing = (compare(point, e.pointing, "random-init control", e.pointing_control, POINTING_MARGIN),
-                compare(point, e.pointing, "centre point", e.pointing_centre, POINTING_MARGIN))
-    energy = (compare(mass, e.energy, "random-init control", e.energy_control, ENERGY_MARGIN),
-              compare(mass, e.energy, "mask area", e.energy_uniform, ENERGY_MARGIN))
+    pointing = (compare(point, hits, "random-init control", hits_control, POINTING_MARGIN),
+                compare(point, hits, "centre point", hits_centre, POINTING_MARGIN))
+    energy = (compare(mass, mass_in, "random-init control", mass_control, ENERGY_MARGIN),
+              compare(mass, mass_in, "mask area", mass_uniform, ENERGY_MARGIN))
     if any(_no_room(c.baseline_value, POINTING_MARGIN) for c in pointing):
         return Check("localisation", energy, pointing,
                      "the pointing game is left out: its baseline leaves no room to beat it")

@@ -61,7 +61,8 @@ def _resize_map(relevance: np.ndarray, size: tuple[int, int]) -> np.ndarray:
         raise ProbeValueError(f"a relevance map must be [H, W], got shape {rel.shape}")
     if rel.shape == size:
         return rel
-    return np.asarray(Image.fromarray(rel, mode="F").resize((size[1], size[0]), Image.BILINEAR), dtype=np.float32)
+    resized = Image.fromarray(rel, mode="F").resize((size[1], size[0]), Image.Resampling.BILINEAR)
+    return np.asarray(resized, dtype=np.float32)
 
 
 def overlay(image: np.ndarray, relevance: np.ndarray, alpha: float = OVERLAY_ALPHA) -> np.ndarray:
@@ -81,7 +82,7 @@ def _fit(tile: np.ndarray, min_side: int = TILE, max_side: int = TILE_MAX) -> np
     if longest > max_side:
         scale = max_side / longest
         size = (max(1, round(tile.shape[1] * scale)), max(1, round(tile.shape[0] * scale)))
-        return np.asarray(Image.fromarray(tile).resize(size, Image.LANCZOS))
+        return np.asarray(Image.fromarray(tile).resize(size, Image.Resampling.LANCZOS))
     factor = max(1, min(-(-min_side // min(tile.shape[:2])), max_side // longest))
     return tile.repeat(factor, axis=0).repeat(factor, axis=1) if factor > 1 else tile
 
@@ -112,7 +113,7 @@ def _save_png(path: Path, array: np.ndarray) -> Path:
 
 def member_strip(members: Sequence[Member], path: Path) -> Path:
     """PNG of a pseudo-class's members: images on top, primary-method overlays below, control overlays last."""
-    rows = [
+    rows: list[list[np.ndarray | None]] = [
         [np.round(as_rgb(m.image) * 255).astype(np.uint8) for m in members],
         [overlay(m.image, m.map) for m in members],
     ]
@@ -155,9 +156,15 @@ def _values(estimates: Sequence[Estimate | None]) -> tuple[np.ndarray, np.ndarra
 
 def _error_bars(value: float, e: Estimate) -> tuple[float, float]:
     """Distances from ``value`` down to the interval's low and up to its high (0 without an interval)."""
-    if not e.has_interval:
+    if e.interval is None:
         return 0.0, 0.0
-    return max(0.0, value - e.low), max(0.0, e.high - value)
+    low, high = e.interval
+    return max(0.0, value - low), max(0.0, high - value)
+
+
+def _low_end(e: Estimate) -> float:
+    """The low end of the interval, or the value itself without an interval."""
+    return e.interval[0] if e.interval is not None else e.value
 
 
 def perturbation_figure(
@@ -281,10 +288,10 @@ def overview_figure(backbone: BackboneResults, control: BackboneResults | None, 
             ax.errorbar(e.value, at, xerr=[[low], [high]], fmt=marker, color=point_colour, capsize=3, markersize=5,
                         label=legend if legend not in labelled else None)
             labelled.add(legend)
-            if e is base:
+            if e is base and base_name is not None:
                 ax.annotate(base_name, (e.value, at), xytext=(6, -3), textcoords="offset points", fontsize=7)
     ax.set_yticks(range(len(rows)), [r[0] for r in reversed(rows)], fontsize=9)
-    lows = [e.low if e.has_interval else e.value for r in rows for e in (r[1], r[2], r[4]) if e is not None]
+    lows = [_low_end(e) for r in rows for e in (r[1], r[2], r[4]) if e is not None]
     ax.set_xlim(min(-0.05, min(lows) - 0.05), 1.02)
     ax.axvline(0, color="black", linewidth=0.5)
     ax.grid(axis="x", alpha=0.3)

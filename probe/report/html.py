@@ -130,7 +130,8 @@ def _header(results: RunResults) -> str:
         '<nav><a href="#summary">Summary</a><a href="#figures">Figures</a>'
         f"{SIDE_BY_SIDE_LINK if results.side_by_side else ''}"
         '<a href="#classes">Pseudo-classes</a>'
-        '<a href="#specificity">Class specificity</a><a href="#skipped">Skipped images</a><a href="#definitions">Definitions</a></nav>'
+        '<a href="#specificity">Class specificity</a><a href="#skipped">Skipped images</a>'
+        '<a href="#definitions">Definitions</a></nav>'
         f"{settings_table}</header>"
     )
 

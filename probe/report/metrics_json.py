@@ -20,7 +20,7 @@ from probe.evaluation.intervals import LEVEL, RESAMPLES, Estimate
 from probe.evaluation.localization import POINTING_TOLERANCE
 from probe.evaluation.verdict import FAITHFULNESS_REMOVAL, Check, Comparison, Verdict
 
-from .results import BackboneResults, BackboneVerdicts, Curve, MethodResults, PseudoClass, RunResults
+from .results import BackboneResults, BackboneVerdicts, MethodResults, PseudoClass, RunResults
 
 #: 2: ``timings`` moved out to timings.json, so that a run's metrics.json depends only on its inputs and seed.
 #: 3: every figure is an estimate ``{"value", "low", "high"}`` (95 % bootstrap interval); verdict tests have
@@ -128,9 +128,9 @@ def _figure(e: Estimate | None) -> dict | None:
 
 
 def _curves(m: MethodResults) -> dict | None:
-    if m.positive_curve is None and m.negative_curve is None:
+    base = m.positive_curve or m.negative_curve
+    if base is None:
         return None
-    base: Curve = m.positive_curve or m.negative_curve
     return {
         "fractions": [float(x) for x in base.x],
         "positive": [_figure(y) for y in m.positive_curve.y] if m.positive_curve else [None] * len(base.x),

@@ -73,7 +73,8 @@ def literal_conv(conv, x, r, g, mode):
         leaves = [t.detach().requires_grad_() for t in (x, lo, hi)]
         za = f(leaves[0], w) - f(leaves[1], wp) - f(leaves[2], wn)
         s = sdiv(r, za)
-        return leaves[0] * grad(za, leaves[0], s) + leaves[1] * grad(za, leaves[1], s) + leaves[2] * grad(za, leaves[2], s), None
+        r_x, r_lo, r_hi = (leaf * grad(za, leaf, s) for leaf in leaves)
+        return r_x + r_lo + r_hi, None
     y = f(x, w)
     g_in = grad(y, x, g)
     xabs = x.abs().detach().requires_grad_()

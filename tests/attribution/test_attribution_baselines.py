@@ -33,7 +33,8 @@ def images():
 
 @pytest.mark.parametrize("method", [m for m in METHODS if m not in VIT_METHODS])  # ViTs: test_vit_models.py
 def test_every_method_gives_float32_maps_of_the_image_size(method, images):
-    maps = explain(resnet_with_head(), images, method=method, **({"n_steps": 4} if method == "integrated_gradients" else {}))
+    options = {"n_steps": 4} if method == "integrated_gradients" else {}
+    maps = explain(resnet_with_head(), images, method=method, **options)
     assert maps.shape == (2, 16, 16) and maps.dtype == torch.float32 and maps.device == images.device
     assert torch.isfinite(maps).all() and not maps.requires_grad
 
@@ -66,7 +67,9 @@ def test_saliency_and_input_x_gradient_match_hand_computations(images):
     x = images.clone().requires_grad_()
     grad = _logit_gradient(model, x, targets, x)
     torch.testing.assert_close(explain(model, images, target=targets, method="saliency"), grad.abs().amax(1))
-    torch.testing.assert_close(explain(model, images, target=targets, method="input_x_gradient"), (images * grad).sum(1))
+    torch.testing.assert_close(
+        explain(model, images, target=targets, method="input_x_gradient"), (images * grad).sum(1)
+    )
 
 
 def test_integrated_gradients_of_a_linear_model_is_input_times_gradient(images):

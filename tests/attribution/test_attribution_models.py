@@ -15,7 +15,9 @@ from probe import explain
 from probe.attribution import conv_rules
 from tests.support.agf_models import quick_init, resnet_with_head
 
-TORCHVISION_RESNETS = ["resnet18", "resnet34", "resnet50", "resnet101", "resnet152", "wide_resnet50_2", "resnext50_32x4d"]
+TORCHVISION_RESNETS = [
+    "resnet18", "resnet34", "resnet50", "resnet101", "resnet152", "wide_resnet50_2", "resnext50_32x4d"
+]
 VGGS = [f"vgg{d}{bn}" for d in (11, 13, 16, 19) for bn in ("", "_bn")]
 TIMM = ["resnet18", "resnet50"]
 
@@ -47,7 +49,9 @@ def expected_resnet_rules(model: nn.Module, prefix: str = "") -> dict[str, str]:
     return rules
 
 
-@pytest.mark.parametrize("source, name", [("torchvision", n) for n in TORCHVISION_RESNETS] + [("timm", n) for n in TIMM])
+@pytest.mark.parametrize(
+    "source, name", [("torchvision", n) for n in TORCHVISION_RESNETS] + [("timm", n) for n in TIMM]
+)
 def test_resnet_rule_assignment(source, name):
     model = _on_meta(source, name)
     got = conv_rules(model)

@@ -20,7 +20,9 @@ TINY_ARCHS = {"supervised_vit": ("vit_mini_patch8", {"img_size": 16, "depth": 1}
 
 
 @backbones.register(
-    "resnet_small_demo_test", preprocessing=backbones.Preprocessing(input_size=32), description="tiny SmallResNet for tests"
+    "resnet_small_demo_test",
+    preprocessing=backbones.Preprocessing(input_size=32),
+    description="tiny SmallResNet for tests",
 )
 def _tiny(**kwargs) -> SmallResNet:
     return SmallResNet(**{**TINY_ARCH, **kwargs})
@@ -40,7 +42,8 @@ def test_written_checkpoint_loads_as_its_format_with_the_same_features(method, t
     saved = torch.load(path, weights_only=True)
     state = {
         "simclr": lambda: saved["state_dict"],
-        "moco": lambda: {k.removeprefix("module.encoder_q."): v for k, v in saved["state_dict"].items() if k.startswith("module.encoder_q.")},
+        "moco": lambda: {k.removeprefix("module.encoder_q."): v for k, v in saved["state_dict"].items()
+                         if k.startswith("module.encoder_q.")},
         "supervised_vit": lambda: saved["model"],  # DeiT's layout, the classifier as timm's head
     }.get(method, lambda: saved)()
     vit = method in TINY_ARCHS

@@ -136,7 +136,8 @@ def test_class_index_files(tmp_path):
     _folder(tmp_path / "val", {"n02": 1, "n09": 1})
     clf = _clf(RegionModel(torch.ones(10, 10)))
     with pytest.raises(ProbeValueError, match=r"no entry for folder\(s\) \['n09'\]"):
-        run_perturbation(clf, tmp_path / "val", explain_fn=brightness, class_index=read_class_index(text), image_size=10)
+        run_perturbation(clf, tmp_path / "val", explain_fn=brightness, class_index=read_class_index(text),
+                         image_size=10)
     clf.num_classes = 1000
     with pytest.raises(ProbeValueError, match="2 class folders but the model has 1000 outputs"):
         run_perturbation(clf, tmp_path / "val", explain_fn=brightness, image_size=10)

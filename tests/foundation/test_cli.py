@@ -36,7 +36,10 @@ def _parser_with_failing_command(exc: BaseException) -> argparse.ArgumentParser:
 
 @pytest.mark.parametrize("debug", [False, True])
 def test_expected_error_is_one_line_and_exit_2(monkeypatch, capsys, debug):
-    monkeypatch.setattr(cli, "build_parser", lambda: _parser_with_failing_command(ProbeValueError("k must be >= 2, got 1")))
+    def failing_parser():
+        return _parser_with_failing_command(ProbeValueError("k must be >= 2, got 1"))
+
+    monkeypatch.setattr(cli, "build_parser", failing_parser)
     code = cli.main((["--debug"] if debug else []) + ["boom"])
     err = capsys.readouterr().err
     assert code == 2

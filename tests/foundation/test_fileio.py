@@ -25,7 +25,7 @@ def test_failed_write_leaves_old_content_and_no_temp_file(tmp_path):
     with pytest.raises(ZeroDivisionError):
         with atomic_path(target) as tmp:
             tmp.write_text("half")
-            1 / 0
+            raise ZeroDivisionError("interrupted mid-write")
     assert target.read_text() == "old"
     assert [p.name for p in tmp_path.iterdir()] == ["a.txt"]
 

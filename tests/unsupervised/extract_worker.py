@@ -21,9 +21,9 @@ import time
 from pathlib import Path
 
 import numpy as np
-from unsup_helpers import StandInBackbone
 
 import unsupervised.cache as feature_cache
+from unsup_helpers import StandInBackbone
 from unsupervised import ImageFolderData, extract_features
 
 LATE_RANK_PATIENCE_S = 120.0

@@ -12,8 +12,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 from PIL import Image
-from unsup_helpers import StandInBackbone, worker_command
 
+from unsup_helpers import StandInBackbone, worker_command
 from unsupervised import ImageFolderData, extract_features
 
 

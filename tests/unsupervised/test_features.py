@@ -16,7 +16,6 @@ from unsup_helpers import StandInBackbone, make_folder, worker_command
 from unsupervised import DataError, ImageFolderData, extract_features
 
 
-
 def _direct(backbone, data):
     batch = torch.stack([backbone.preprocess(data.load_image(i)) for i in range(len(data))])
     with torch.no_grad():

@@ -94,7 +94,7 @@ class ReshapeRule(Rule):
         x = self.inputs(values)[0]
         self.ctx["shape"] = x.shape
         module = self.step.module
-        if module is not None:  # nn.Flatten
+        if isinstance(module, nn.Flatten):  # the only module kind with this rule
             return x.flatten(module.start_dim, module.end_dim)
         return self.step.evaluate(values)
 

@@ -101,9 +101,12 @@ def conv_by_place(step: Step, context: RuleContext) -> Rule:
     return ZPlusConvRule.build(step, context)
 
 
-def folded_batchnorm(graph: Graph, step: Step) -> nn.Module | None:
+def folded_batchnorm(graph: Graph, step: Step) -> nn.BatchNorm2d | None:
     """The BatchNorm2d that alone reads this conv's output (folded into the conv for LRP), if any."""
     readers = graph.consumers.get(step.output, [])
     if len(readers) == 1 and graph.steps[readers[0]].kind == "batchnorm":
-        return graph.steps[readers[0]].module
+        module = graph.steps[readers[0]].module
+        if not isinstance(module, nn.BatchNorm2d):
+            raise RuntimeError(f"batchnorm step {graph.steps[readers[0]].output!r} holds {type(module).__name__}")
+        return module
     return None

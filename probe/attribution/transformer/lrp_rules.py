@@ -35,13 +35,13 @@ def block_rules() -> dict[str, dict[type, str]]:
     from timm.layers.attention import Attention
     from timm.models.vision_transformer import Block
 
-    identity = {nn.Identity: IDENTITY}
-    dropout = {nn.Dropout: IDENTITY, nn.Identity: IDENTITY}
-    drop_path = {DropPath: IDENTITY, nn.Identity: IDENTITY}
-    norm = {nn.LayerNorm: IDENTITY, TimmLayerNorm: IDENTITY}
-    activation = {nn.GELU: IDENTITY, GELU: IDENTITY, GELUTanh: IDENTITY, QuickGELU: IDENTITY}
-    scale = {nn.Identity: IDENTITY, LayerScale: FOLD}
-    linear = {nn.Linear: Z_PLUS}
+    identity: dict[type, str] = {nn.Identity: IDENTITY}
+    dropout: dict[type, str] = {nn.Dropout: IDENTITY, nn.Identity: IDENTITY}
+    drop_path: dict[type, str] = {DropPath: IDENTITY, nn.Identity: IDENTITY}
+    norm: dict[type, str] = {nn.LayerNorm: IDENTITY, TimmLayerNorm: IDENTITY}
+    activation: dict[type, str] = {nn.GELU: IDENTITY, GELU: IDENTITY, GELUTanh: IDENTITY, QuickGELU: IDENTITY}
+    scale: dict[type, str] = {nn.Identity: IDENTITY, LayerScale: FOLD}
+    linear: dict[type, str] = {nn.Linear: Z_PLUS}
     return {
         "": {Block: PARTS},
         "norm1": norm,

@@ -40,7 +40,7 @@ def vit_maps(
     """Maps [N, H, W] at the input size (float32, on ``images``' device) of ``method`` for class
     ``targets`` [N] (None: each image's ``rank``-th highest class), raw (not normalised)."""
     grid = patch_maps(model, images, targets, method, rank=rank, **options)
-    return to_input_size(grid, tuple(images.shape[-2:])).to(device=images.device, dtype=torch.float32)
+    return to_input_size(grid, (images.shape[-2], images.shape[-1])).to(device=images.device, dtype=torch.float32)
 
 
 def to_input_size(grid: torch.Tensor, size: tuple[int, int]) -> torch.Tensor:
@@ -194,7 +194,7 @@ def _runner(method: str) -> Callable[[MethodCall], torch.Tensor]:
     def run(call: MethodCall) -> torch.Tensor:
         grid = _grid_maps(call.model, call.facts.structure, call.images, call.target, method, call.rank,
                           call.options.get("start_layer", 0))
-        return to_input_size(grid, tuple(call.images.shape[-2:]))
+        return to_input_size(grid, (call.images.shape[-2], call.images.shape[-1]))
 
     return run
 

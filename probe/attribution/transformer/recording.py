@@ -31,21 +31,34 @@ _BLOCK_SLOTS = {
 }
 
 
-@dataclass
+@dataclass(frozen=True)
+class BlockValues:
+    """One block's forward values [B, N, ·] that the relevance pass reads (full recordings only)."""
+
+    x: torch.Tensor  # block input
+    out: torch.Tensor  # block output
+    qkv_in: torch.Tensor
+    qkv: torch.Tensor
+    proj_in: torch.Tensor  # A·V with the heads merged
+    attn_branch: torch.Tensor  # what the first residual adds
+    fc1_in: torch.Tensor
+    fc1_out: torch.Tensor
+    fc2_in: torch.Tensor
+    mlp_branch: torch.Tensor  # what the second residual adds
+
+
+@dataclass(frozen=True)
 class BlockTape:
-    """One block's forward values, [B, N, ·] except ``attn`` [B, H, N, N]; None unless recorded in full."""
+    """One block's attention probabilities ``attn`` [B, H, N, N], and its other values when recorded in full."""
 
     attn: torch.Tensor
-    x: torch.Tensor | None = None  # block input
-    out: torch.Tensor | None = None  # block output
-    qkv_in: torch.Tensor | None = None
-    qkv: torch.Tensor | None = None
-    proj_in: torch.Tensor | None = None  # A·V with the heads merged
-    attn_branch: torch.Tensor | None = None  # what the first residual adds
-    fc1_in: torch.Tensor | None = None
-    fc1_out: torch.Tensor | None = None
-    fc2_in: torch.Tensor | None = None
-    mlp_branch: torch.Tensor | None = None  # what the second residual adds
+    values: BlockValues | None = None
+
+    def full(self) -> BlockValues:
+        """The block's other forward values; an error if the recording was not a full one (a bug)."""
+        if self.values is None:
+            raise RuntimeError("the relevance pass needs a full recording (recording(..., full=True))")
+        return self.values
 
 
 @dataclass
@@ -56,6 +69,12 @@ class Tape:
     logits: torch.Tensor  # [B, classes], the classifier's output
     linears: list[tuple[torch.Tensor, torch.Tensor]]  # (input, output) of each Linear from pooled feature to logits
     tokens: torch.Tensor | None  # [B, N, D] after the ViT's final norm (full recordings only)
+
+    def final_tokens(self) -> torch.Tensor:
+        """``tokens``; an error if the recording was not a full one (a bug)."""
+        if self.tokens is None:
+            raise RuntimeError("the relevance pass needs a full recording (recording(..., full=True))")
+        return self.tokens
 
 
 class Recorder:
@@ -100,8 +119,9 @@ class Recorder:
                     f"module {self._where(index, slot)!r} ran {len(seen)} times in one forward; expected once"
                 )
         value = {key: seen[0] for key, seen in self.values.items()}
-        linears = [value.get((-2 - index, "linear")) for index in range(len(s.linears))]
-        if None in linears:
+        found = [value.get((-2 - index, "linear")) for index in range(len(s.linears))]
+        linears = [pair for pair in found if pair is not None]
+        if len(linears) < len(found):
             raise UnsupportedModelError(f"the classifier {s.head_path!r} did not run in the model's forward")
         head_in, logits = linears[-1]
         if not _same(output, logits):
@@ -114,16 +134,15 @@ class Recorder:
         for index in range(len(s.blocks)):
             if (index, "attn") not in value:
                 raise UnsupportedModelError(f"block {s.where(f'blocks.{index}')!r} did not run in the forward")
-            tape = BlockTape(attn=value[(index, "attn")])
+            values = None
             if self.full:
-                tape.x, tape.out = value[(index, "block")]
-                tape.qkv_in, tape.qkv = value[(index, "qkv")]
-                tape.fc1_in, tape.fc1_out = value[(index, "fc1")]
-                tape.proj_in = value[(index, "proj_in")]
-                tape.attn_branch = value[(index, "attn_branch")]
-                tape.fc2_in = value[(index, "fc2_in")]
-                tape.mlp_branch = value[(index, "mlp_branch")]
-            blocks.append(tape)
+                (x, out), (qkv_in, qkv), (fc1_in, fc1_out) = (value[(index, slot)] for slot in ("block", "qkv", "fc1"))
+                values = BlockValues(
+                    x=x, out=out, qkv_in=qkv_in, qkv=qkv, proj_in=value[(index, "proj_in")],
+                    attn_branch=value[(index, "attn_branch")], fc1_in=fc1_in, fc1_out=fc1_out,
+                    fc2_in=value[(index, "fc2_in")], mlp_branch=value[(index, "mlp_branch")],
+                )
+            blocks.append(BlockTape(attn=value[(index, "attn")], values=values))
         return Tape(blocks=blocks, logits=logits, linears=linears, tokens=value.get((-1, "tokens")))
 
     def _where(self, index: int, slot: str) -> str:

@@ -10,14 +10,19 @@ the fork before it; the norms pass relevance unchanged.
 from __future__ import annotations
 
 from collections.abc import Iterator
+from typing import TYPE_CHECKING, cast
 
 import torch
 import torch.nn as nn
 
+from ..graph import UnsupportedModelError
 from ..numerics import sdiv
 from .lrp_rules import Workspace, fork_merge, residual_split, safe_divide, z_plus
 from .recording import BlockTape, Tape
 from .structure import VitStructure
+
+if TYPE_CHECKING:
+    from timm.layers.attention import Attention
 
 ALL = slice(None)
 
@@ -32,7 +37,7 @@ def attention_relevance(
     relevance = torch.zeros_like(tape.logits).scatter_(1, targets[:, None], 1)
     for (_, linear), (x, out) in reversed(list(zip(structure.linears, tape.linears))):
         relevance = z_plus(relevance, x, linear.weight, out, linear.bias, work, "head").clone()
-    relevance = _pool_rule(structure, tape.tokens, relevance)
+    relevance = _pool_rule(structure, tape.final_tokens(), relevance)
     # class-token pooling: at the last block's output only the class token's row holds relevance
     rows = slice(0, 1) if structure.pool == "token" else ALL
     for index in range(len(tape.blocks) - 1, start_layer - 1, -1):
@@ -71,28 +76,31 @@ def _block_rule(block: nn.Module, tape: BlockTape, relevance, below: bool, work:
     needed; halved relevance of the block's attention probabilities). ``rows``: the tokens whose relevance
     at the block's output may be nonzero; the rules down to the attention probabilities' queries run on
     those rows only (the MLP, proj and residual rules act token by token)."""
-    attn, mlp = block.attn, block.mlp
-    x, branch1, branch2 = tape.x[:, rows], tape.attn_branch[:, rows], tape.mlp_branch[:, rows]
+    values = tape.full()
+    # locate() checked that every block's attention is timm's Attention
+    attn = cast("Attention", block.get_submodule("attn"))
+    fc1, fc2 = _mlp_linear(block, "fc1"), _mlp_linear(block, "fc2")
+    x, branch1, branch2 = values.x[:, rows], values.attn_branch[:, rows], values.mlp_branch[:, rows]
     middle = torch.add(x, branch1, out=work("middle", x.shape, x))
-    r_skip, r_mlp = residual_split(relevance[:, rows], middle, branch2, tape.out[:, rows], work)
-    weight, bias = _folded(mlp.fc2, block.ls2, work, "fc2")
-    r_mlp = z_plus(r_mlp, tape.fc2_in[:, rows], weight, branch2, bias, work, "fc2")
-    r_mlp = z_plus(r_mlp, tape.fc1_in[:, rows], mlp.fc1.weight, tape.fc1_out[:, rows], mlp.fc1.bias, work, "fc1")
+    r_skip, r_mlp = residual_split(relevance[:, rows], middle, branch2, values.out[:, rows], work)
+    weight, bias = _folded(fc2, block.get_submodule("ls2"), work, "fc2")
+    r_mlp = z_plus(r_mlp, values.fc2_in[:, rows], weight, branch2, bias, work, "fc2")
+    r_mlp = z_plus(r_mlp, values.fc1_in[:, rows], fc1.weight, values.fc1_out[:, rows], fc1.bias, work, "fc1")
     relevance = fork_merge(middle, r_skip, r_mlp, work)
     r_skip, r_attn = residual_split(relevance, x, branch1, middle, work)
-    weight, bias = _folded(attn.proj, block.ls1, work, "proj")
-    r_attn = z_plus(r_attn, tape.proj_in[:, rows], weight, branch1, bias, work, "proj")
+    weight, bias = _folded(attn.proj, block.get_submodule("ls1"), work, "proj")
+    r_attn = z_plus(r_attn, values.proj_in[:, rows], weight, branch1, bias, work, "proj")
 
-    b, n, _ = tape.qkv.shape
+    b, n, _ = values.qkv.shape
     heads, dim = attn.num_heads, attn.head_dim
     shape = (b, heads, n, dim)
     q, k, v = (
-        work(name, shape, tape.qkv).copy_(part)
-        for name, part in zip(("q", "k", "v"), tape.qkv.view(b, n, 3, heads, dim).permute(2, 0, 3, 1, 4))
+        work(name, shape, values.qkv).copy_(part)
+        for name, part in zip(("q", "k", "v"), values.qkv.view(b, n, 3, heads, dim).permute(2, 0, 3, 1, 4))
     )
     probs, q_rows = tape.attn, q[:, :, rows]
     # A·V: LRP-0 on both factors (Z = A·V, the proj input), each halved (by halving S); A's half is the cam
-    s = safe_divide(_heads(r_attn, heads), _heads(tape.proj_in[:, rows], heads), work, "av.s").mul_(0.5)
+    s = safe_divide(_heads(r_attn, heads), _heads(values.proj_in[:, rows], heads), work, "av.s").mul_(0.5)
     cam = work("cam", probs.shape, probs)
     if rows == ALL:
         torch.matmul(s, v.transpose(-1, -2), out=cam).mul_(probs)
@@ -112,9 +120,19 @@ def _block_rule(block: nn.Module, tape: BlockTape, relevance, below: bool, work:
     if rows != ALL:
         packed[:, :, 0].zero_()
     packed[:, rows, 0] = (s @ k).mul_(q_rows).transpose(1, 2)
-    r_qkv = z_plus(packed.view(b, n, 3 * heads * dim), tape.qkv_in, attn.qkv.weight, tape.qkv, attn.qkv.bias,
+    r_qkv = z_plus(packed.view(b, n, 3 * heads * dim), values.qkv_in, attn.qkv.weight, values.qkv, attn.qkv.bias,
                    work, "qkv")
-    return fork_merge(tape.x, r_skip, r_qkv, work, rows), cam
+    return fork_merge(values.x, r_skip, r_qkv, work, rows), cam
+
+
+def _mlp_linear(block: nn.Module, name: str) -> nn.Linear:
+    """The block's MLP layer ``name`` (fc1 or fc2), which the rules read as a Linear."""
+    layer = block.get_submodule(f"mlp.{name}")
+    if not isinstance(layer, nn.Linear):
+        raise UnsupportedModelError(
+            f"transformer attribution reads the block's MLP as Linear layers; mlp.{name} is {type(layer).__name__}"
+        )
+    return layer
 
 
 def _heads(t: torch.Tensor, heads: int) -> torch.Tensor:

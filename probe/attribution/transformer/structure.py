@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import sys
 from dataclasses import dataclass
+from typing import TYPE_CHECKING, TypeGuard
 
 import torch
 import torch.nn as nn
@@ -19,6 +20,9 @@ import torch.nn as nn
 from probe.errors import ProbeTypeError, ProbeValueError
 
 from ..graph import UnsupportedModelError
+
+if TYPE_CHECKING:
+    from timm.models.vision_transformer import VisionTransformer
 
 POOLS = ("token", "avg")
 # VisionTransformer methods whose behaviour the methods rely on; a subclass must keep them.
@@ -29,7 +33,7 @@ _VIT_METHODS = ("forward", "forward_features", "forward_head", "pool", "_pos_emb
 class VitStructure:
     """Where the ViT and its classifier sit in the user's model, and how the classifier reads the tokens."""
 
-    vit: nn.Module
+    vit: VisionTransformer
     vit_path: str  # "" when the model is the ViT
     linears: tuple[tuple[str, nn.Linear], ...]  # (path, Linear) from the pooled feature to the class scores
     pool: str  # "token": the class token; "avg": the mean of the pooled tokens
@@ -86,8 +90,10 @@ class VitStructure:
         """Rows and columns of the patch grid for an input of ``height`` x ``width`` pixels."""
         embed = self.vit.patch_embed
         if getattr(self.vit, "dynamic_img_size", False):
-            return tuple(int(g) for g in embed.dynamic_feat_size((height, width)))
-        return tuple(int(g) for g in embed.grid_size)
+            rows, cols = embed.dynamic_feat_size((height, width))
+        else:
+            rows, cols = embed.grid_size
+        return int(rows), int(cols)
 
 
 def vit_paths(model: nn.Module) -> list[str]:
@@ -147,7 +153,7 @@ def locate(model: nn.Module, method: str = "transformer_attribution") -> VitStru
     )
 
 
-def _linears(model: nn.Module, vit: nn.Module, vit_path: str) -> tuple[tuple[str, nn.Linear], ...]:
+def _linears(model: nn.Module, vit: VisionTransformer, vit_path: str) -> tuple[tuple[str, nn.Linear], ...]:
     """The ViT's own Linear head, the one Linear outside the ViT that reads the ViT's output, or both."""
     own = ".".join(p for p in (vit_path, "head") if p)
     if not (_is_linear(vit.head) or isinstance(vit.head, nn.Identity)):
@@ -155,8 +161,9 @@ def _linears(model: nn.Module, vit: nn.Module, vit_path: str) -> tuple[tuple[str
             f"the ViT's head {own!r} ({_type_name(vit.head)}) is not a Linear; transformer attribution "
             "needs the class scores to come from Linear layers on the ViT's features"
         )
-    chain = ((own, vit.head),) if _is_linear(vit.head) else ()
-    width = vit.head.out_features if chain else vit.num_features
+    head = vit.head
+    chain: tuple[tuple[str, nn.Linear], ...] = ((own, head),) if _is_linear(head) else ()
+    width = chain[0][1].out_features if chain else vit.num_features
     inside = {id(m) for m in vit.modules()}
     outer = [
         (path, m) for path, m in model.named_modules()
@@ -171,7 +178,7 @@ def _linears(model: nn.Module, vit: nn.Module, vit_path: str) -> tuple[tuple[str
     return chain + tuple(outer)
 
 
-def _is_linear(module: nn.Module) -> bool:
+def _is_linear(module: nn.Module) -> TypeGuard[nn.Linear]:
     return isinstance(module, nn.Linear) and type(module).forward is nn.Linear.forward
 
 
