@@ -22,13 +22,14 @@ from unsupervised.distributed import Group
 
 from .evaluate import evaluate
 from .explain import cards
-from .images import MaskReader
+from .images import MaskReader, load_batch
 from .measure import measure, round_size, subset
 from .methods import settle_methods
 from .options import ProbeOptions
 from .plan import PERTURBATION_COST, map_cost, plan
 from .prepare import Prepared, prepare
 from .saved import backbone_dir
+from .sizing import TRIAL_IMAGES, sized_for_device
 from .side_by_side import side_by_side
 from .stages import StageClock, WorkBar
 from .verdicts import judge_run
@@ -102,6 +103,8 @@ def _explain_and_evaluate(prep: Prepared, options: ProbeOptions, *, control: Pre
     masks = MaskReader(prep.data) if prep.data.masks_root is not None else None
     methods = options.methods_of(prep.role)
     indices = subset(prep, options, masks)
+    if options.device.type == "cuda":
+        options = sized_for_device(prep, load_batch(prep.data, indices[:TRIAL_IMAGES]), methods, options, group)
     judged = prep.role != "control"
     card_images = options.card_members * prep.pseudo.k if judged else 0
     sanity_images = options.sanity_images if judged else 0
