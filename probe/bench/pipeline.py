@@ -172,7 +172,7 @@ def run(*, case: str = "shapes", quick: bool = False, images: int | None = None,
            "methods": results.settings.get("methods"), "threads": torch.get_num_threads(), "device": device,
            "setup_s": setup, "total_s": total, "stages_s": stages,
            "run_over_extract": total / extract if extract else None,
-           "verdicts": {name: v.backbone.semantic for name, v in results.verdicts.items()}}
+           "verdicts": {name: v.backbone.outcome for name, v in results.verdicts.items()}}
     print(f"probe run, case {case}: {what}, k={k}, methods {out['methods']}, {torch.get_num_threads()} threads, "
           f"{device} (setup: {setup:.1f} s)")
     for stage, seconds in stages.items():
