@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import subprocess
 import sys
 import tempfile
@@ -38,6 +39,7 @@ print(json.dumps({"n": args["n"], "wall_s": time.perf_counter() - start, "stages
 
 
 def _one(n: int, images: Path, masks: Path, weights: Path, out: Path, device: str, threads: int | None) -> dict:
+    shutil.rmtree(out, ignore_errors=True)  # a kept --work folder: never resume an earlier run's features
     env = {**os.environ, "PROBE_NO_PROGRESS": "1",
            "PYTHONPATH": os.pathsep.join([str(Path(__file__).resolve().parents[2]), os.environ.get("PYTHONPATH", "")])}
     if threads:
