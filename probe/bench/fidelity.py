@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import subprocess
 import sys
 import tempfile
@@ -46,6 +47,7 @@ else:
 
 def _run(case: dict, out: Path, code: Path, options: dict) -> dict:
     """One run in a child process on ``code``; returns its metrics, stage timings and wall time."""
+    shutil.rmtree(out, ignore_errors=True)  # a kept --work folder: never resume an earlier run
     path = os.pathsep.join([str(code), os.environ.get("PYTHONPATH", "")]).rstrip(os.pathsep)
     env = {**os.environ, "PYTHONPATH": path, "PROBE_NO_PROGRESS": "1"}
     start = time.perf_counter()
