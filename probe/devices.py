@@ -40,3 +40,23 @@ def model_device(model: torch.nn.Module, default: torch.device | None = None) ->
     for tensor in list(model.parameters()) + list(model.buffers()):
         return tensor.device
     return default if default is not None else torch.device("cpu")
+
+
+def to_device(tensor: torch.Tensor, device: str | torch.device) -> torch.Tensor:
+    """``tensor`` on ``device``; from the CPU to a GPU through pinned memory, without waiting for the copy
+    (the next kernel on the same stream waits for it, the host does not)."""
+    device = torch.device(device)
+    if device.type == "cuda" and tensor.device.type == "cpu":
+        return tensor.pin_memory().to(device, non_blocking=True)
+    return tensor.to(device)
+
+
+def batch_for_memory(free_bytes: int, per_image_bytes: float, *, share: float = 0.7, most: int = 1024) -> int:
+    """The largest batch whose images, at ``per_image_bytes`` each (measured), fit in ``share`` of
+    ``free_bytes``; between 1 and ``most`` (a GPU's free memory can be shared with other processes)."""
+    if free_bytes < 0 or per_image_bytes < 0 or not 0 < share <= 1 or most < 1:
+        raise ValueError(f"batch_for_memory: bad arguments free_bytes={free_bytes}, per_image_bytes={per_image_bytes}, "
+                         f"share={share}, most={most}")
+    if per_image_bytes == 0:
+        return most
+    return max(1, min(most, int(free_bytes * share // per_image_bytes)))

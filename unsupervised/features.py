@@ -1,9 +1,9 @@
 """Feature extraction: backbone features of every image, streamed to a resumable, keyed memmap cache.
 
 Decoding and preprocessing run in DataLoader workers while the backbone runs in the
-main process. Rows are written to a float32 memmap as batches finish, so an
-interrupted run resumes where it stopped; under torchrun each rank computes its
-share of a fixed batch grid and the result equals a single-process run.
+main process, in channels-last layout (faster convolutions on CPU and GPU). Rows are written to a
+float32 memmap as batches finish, so an interrupted run resumes where it stopped; under torchrun
+each rank computes its share of a fixed batch grid and the result equals a single-process run.
 """
 
 from __future__ import annotations
@@ -142,7 +142,7 @@ def _run_batches(backbone: nn.Module, dataset: ImageFolderData, transform: Calla
                     log.warning("skipped unreadable images: %s",
                                 name_some([f"{rel_paths[i]} ({why})" for i, why in failed]))
                 if images is not None:
-                    out = backbone(images.to(device, non_blocking=True))
+                    out = backbone(images.to(device, non_blocking=True, memory_format=torch.channels_last))
                     if out.ndim != 2 or out.shape != (len(rows), dim):
                         raise DataError(f"backbone returned features of shape {tuple(out.shape)}; "
                                         f"expected [{len(rows)}, {dim}]")
@@ -244,7 +244,7 @@ def extract_features(
     device = _resolve_device(backbone, device)
     original_device = _resolve_device(backbone, None)
     was_training = backbone.training
-    backbone.eval().to(device)
+    backbone.eval().to(device, memory_format=torch.channels_last)  # faster convolutions on CPU and GPU
     group = distributed.join(device)
     temporary = None
     try:

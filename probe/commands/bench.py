@@ -54,18 +54,44 @@ def _extraction(p: argparse.ArgumentParser) -> None:
 
 
 def _pipeline(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--quick", action="store_true", help="resnet_small, 48 images at 64 px, k=3: a smoke run")
-    p.add_argument("--images", type=positive_int, help="number of images (default: 2000, quick: 48)")
-    p.add_argument("--image-size", type=positive_int, help="image side in pixels (default: 224, quick: 64)")
-    p.add_argument("--arch", help="torchvision architecture or resnet_small (default: resnet50, quick: resnet_small)")
-    p.add_argument("--k", type=positive_int, help="pseudo-classes (default: 10, quick: 3)")
-    p.add_argument("--eval-images", type=positive_int,
-                   help="evaluation subset cap (default: the pipeline's, quick: 12)")
-    p.add_argument("--baselines", help="comma-separated baselines (default: gradcam,integrated_gradients)")
-    p.add_argument("--batch-size", type=positive_int, help="batch size (default: 64)")
+    p.add_argument("--case", choices=("shapes", "digits"),
+                   help="shapes: generated shapes, ResNet-50 (default); digits: 600 scikit-learn digits, "
+                        "MoCo v2-layout ResNet-18")
+    p.add_argument("--quick", action="store_true", help="a smoke run (shapes: resnet_small, 48 images at 64 px, k=3; "
+                   "digits: 80 digits)")
+    p.add_argument("--images", type=positive_int, help="number of images (default: shapes 2000, digits 600)")
+    p.add_argument("--image-size", type=positive_int, help="shapes: image side in pixels (default: 224, quick: 64)")
+    p.add_argument("--arch", help="shapes: torchvision architecture or resnet_small (default: resnet50)")
+    p.add_argument("--k", type=positive_int, help="shapes: pseudo-classes (default: 10, quick: 3)")
+    p.add_argument("--eval-images", type=positive_int, help="evaluation subset cap (default: probe run's)")
+    p.add_argument("--eval-precision", type=float,
+                   help="stop evaluating once the primary gap is known within this (default: probe run's; 0: all)")
+    p.add_argument("--baselines", help="comma-separated baselines (default: probe run's)")
+    p.add_argument("--batch-size", type=positive_int, help="batch size (default: probe run's)")
     p.add_argument("--device", help="cpu, cuda, cuda:N or auto (default: cpu)")
     p.add_argument("--threads", type=positive_int, help="torch threads (default: torch's choice)")
     p.add_argument("--work", help="keep images, checkpoint and run output in this folder")
+    p.add_argument("--json", dest="json_path", metavar="FILE", help="also write the measurements to this JSON file")
+
+
+def _fidelity(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--case", choices=("digits", "demo"), help="digits (default) or the demo world")
+    p.add_argument("--quick", action="store_true", help="digits: 8 per class, a smoke run")
+    p.add_argument("--slow-code",
+                   help="a checkout whose code runs the slow path (default: this one with --eval-precision 0)")
+    p.add_argument("--work", help="keep the case's files and both runs in this folder")
+    p.add_argument("--markdown", dest="markdown_path", metavar="FILE", help="also write the comparison to this file")
+    p.add_argument("--json", dest="json_path", metavar="FILE", help="also write the comparison to this JSON file")
+
+
+def _scaling(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--quick", action="store_true", help="100 and 200 images: a smoke run")
+    p.add_argument("--sizes", help="comma-separated numbers of images (default: 1000,2000,5000,10000,20000)")
+    p.add_argument("--device", help="cpu, cuda, cuda:N or auto (default: cpu)")
+    p.add_argument("--threads", type=positive_int, help="torch threads of each run (default: torch's choice)")
+    p.add_argument("--work", help="keep the images and the runs in this folder")
+    p.add_argument("--plot", dest="plot_path", metavar="PNG", help="also plot time and memory against images")
+    p.add_argument("--json", dest="json_path", metavar="FILE", help="also write the rows to this JSON file")
 
 
 def _vit(p: argparse.ArgumentParser) -> None:
@@ -89,7 +115,9 @@ OPTIONS = {
     "clustering": ("our k-means vs scikit-learn's k-means++ and faiss defaults", _clustering),
     "evaluation": ("the evaluate stage, batched vs one image at a time", _evaluation),
     "extraction": ("extract_features vs the bare forward, and the feature cache", _extraction),
-    "pipeline": ("per-stage times of probe run", _pipeline),
+    "fidelity": ("verdicts and figures of the slow path and the fast defaults, with intervals", _fidelity),
+    "pipeline": ("per-stage times of probe run, and the run against its extraction", _pipeline),
+    "scaling": ("time per stage and peak memory of probe run against the number of images", _scaling),
     "vit": ("ViT attribution methods vs a plain forward+backward: time and peak memory", _vit),
 }
 

@@ -53,3 +53,18 @@ def add_backbone_arguments(p: argparse.ArgumentParser, *, weights_help: str | No
     p.add_argument("--format", help="checkpoint format (default: detected; see `probe backbones list`)")
     p.add_argument("--arch", help="architecture (default: detected; see `probe backbones list`)")
     add_device_argument(p)
+
+
+def add_threads_argument(p: argparse.ArgumentParser) -> None:
+    """--threads: torch's threads in this process (one per process is often fastest where cores are shared)."""
+    p.add_argument("--threads", type=positive_int,
+                   help="torch threads of this process (default: torch's choice, one per core; on a machine that "
+                        "other jobs share, 1 is often faster)")
+
+
+def use_threads(threads: int | None) -> None:
+    """Apply --threads (nothing when it was not given)."""
+    if threads is not None:
+        import torch
+
+        torch.set_num_threads(threads)

@@ -8,6 +8,7 @@ import torch
 import torch.nn as nn
 
 from probe.attribution import inference_mode
+from probe.devices import to_device
 from probe.errors import ProbeValueError
 
 from ._tensors import check_maps, check_targets, progress
@@ -47,8 +48,8 @@ def explain_in_batches(
     starts = range(0, images.shape[0], batch_size)
     with inference_mode(model):
         for start in starts if desc is None else progress(starts, desc=desc, total=len(starts), unit="batch"):
-            x = images[start : start + batch_size].to(device)
-            maps = check_maps(explain_fn(model, x, targets[start : start + batch_size].to(device)), "explain_fn output")
+            x = to_device(images[start : start + batch_size], device)
+            maps = check_maps(explain_fn(model, x, to_device(targets[start : start + batch_size], device)), "explain_fn output")
             if maps.shape[0] != x.shape[0] or tuple(maps.shape[1:]) != tuple(x.shape[2:]):
                 raise ProbeValueError(f"explain_fn returned maps {tuple(maps.shape)} for images {tuple(x.shape)}")
             chunks.append(maps.float().cpu())

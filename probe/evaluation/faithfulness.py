@@ -31,7 +31,7 @@ import torch.nn as nn
 import torch.nn.functional as F
 
 from probe.attribution import inference_mode
-from probe.devices import model_device
+from probe.devices import model_device, to_device
 from probe.errors import ProbeValueError
 
 from ._tensors import check_maps, check_targets, progress
@@ -228,10 +228,10 @@ def perturbation_hits(
     with inference_mode(model):
         for start in progress(starts, desc="perturbation", total=len(starts), unit="batch"):
             chunk = slice(start, start + batch_size)
-            x = images[chunk].to(device, non_blocking=True).contiguous(memory_format=torch.channels_last)
-            t = targets[chunk].to(device, non_blocking=True)
+            x = to_device(images[chunk], device).contiguous(memory_format=torch.channels_last)
+            t = to_device(targets[chunk], device)
             fill = removal_values(x, removal, mean, std)
-            chunk_maps = maps[chunk].to(device, non_blocking=True)
+            chunk_maps = to_device(maps[chunk], device)
             survived = clean[chunk].cpu() if clean is not None else (model(x).argmax(dim=1) == t).cpu()
             for mode in modes:
                 ranks = removal_ranks(chunk_maps, mode).reshape(x.shape[0], 1, *x.shape[2:])

@@ -13,6 +13,8 @@ from dataclasses import dataclass
 from functools import partial
 from pathlib import Path
 
+import torch
+
 import backbones
 from probe.errors import ParameterError, ProbeValueError
 from probe.progress import progress_enabled
@@ -22,13 +24,14 @@ from unsupervised.distributed import Group
 
 from .evaluate import evaluate
 from .explain import cards
-from .images import MaskReader
+from .images import MaskReader, load_batch
 from .measure import measure, round_size, subset
 from .methods import settle_methods
 from .options import ProbeOptions
-from .plan import PERTURBATION_COST, map_cost, plan
+from .plan import PERTURBATION_COST, map_cost, plan, thread_advice
 from .prepare import Prepared, prepare
 from .saved import backbone_dir
+from .sizing import TRIAL_IMAGES, sized_for_device
 from .side_by_side import side_by_side
 from .stages import StageClock, WorkBar
 from .verdicts import judge_run
@@ -102,6 +105,8 @@ def _explain_and_evaluate(prep: Prepared, options: ProbeOptions, *, control: Pre
     masks = MaskReader(prep.data) if prep.data.masks_root is not None else None
     methods = options.methods_of(prep.role)
     indices = subset(prep, options, masks)
+    if options.device.type == "cuda":
+        options = sized_for_device(prep, load_batch(prep.data, indices[:TRIAL_IMAGES]), methods, options, group)
     judged = prep.role != "control"
     card_images = options.card_members * prep.pseudo.k if judged else 0
     sanity_images = options.sanity_images if judged else 0
@@ -112,7 +117,8 @@ def _explain_and_evaluate(prep: Prepared, options: ProbeOptions, *, control: Pre
     show = group.is_main and progress_enabled()
 
     def announce(seconds_per_forward: float) -> None:
-        message = work(seconds_per_forward=seconds_per_forward).describe()
+        message = work(seconds_per_forward=seconds_per_forward).describe() + thread_advice(
+            os.getloadavg()[0] if hasattr(os, "getloadavg") else 0.0, os.cpu_count() or 1, torch.get_num_threads())
         log.info("%s", message)
         if show:
             print(message, file=sys.stderr)

@@ -9,6 +9,7 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
+from probe.devices import to_device
 from probe.evaluation import FaithfulnessResult, explain_in_batches, explainer
 from probe.report import Member
 from unsupervised.distributed import Group
@@ -38,7 +39,7 @@ def predict(model: torch.nn.Module, images: torch.Tensor, *, batch: int, device:
     out = []
     with torch.inference_mode():
         for start in range(0, images.shape[0], batch):
-            x = images[start : start + batch].to(device, non_blocking=True)
+            x = to_device(images[start : start + batch], device)
             out.append(model(x.contiguous(memory_format=torch.channels_last)).argmax(dim=1).cpu())
     return torch.cat(out) if out else torch.zeros(0, dtype=torch.long)
 

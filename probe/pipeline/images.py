@@ -8,6 +8,7 @@ from collections.abc import Callable, Sequence
 import numpy as np
 import torch
 
+from probe.devices import to_device
 from unsupervised import ImageFolderData
 from unsupervised.masks import MaskKey
 
@@ -32,9 +33,7 @@ def load_batch(data: ImageFolderData, indices: Sequence[int], device: str | torc
     """The preprocessed images ``[N, 3, H, W]`` at dataset ``indices`` (on ``device``: on a GPU copied from
     pinned memory without waiting)."""
     images = torch.stack([data[int(i)][0] for i in indices])
-    if device is None or torch.device(device).type != "cuda":
-        return images
-    return images.pin_memory().to(device, non_blocking=True)
+    return images if device is None else to_device(images, device)
 
 
 def unnormalise(images: torch.Tensor, mean: Sequence[float] | None, std: Sequence[float] | None) -> np.ndarray:

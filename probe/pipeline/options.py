@@ -88,6 +88,9 @@ class ProbeOptions:
     sanity_images: int = SANITY_IMAGES
     specificity_images: int = SPECIFICITY_IMAGES
     batch_size: int = 64
+    #: images per explanation batch (at most ``batch_size``); on CUDA sized to the GPU's free memory
+    #: (:mod:`probe.pipeline.sizing`)
+    explain_batch_size: int = EXPLAIN_BATCH
     num_workers: int = 0
     seed: int = 0
     restarts: int = KMEANS_RESTARTS
@@ -113,7 +116,7 @@ class ProbeOptions:
             raise ParameterError("k", f"must be an integer >= 2, got {self.k!r}")
         if isinstance(self.seed, bool) or not isinstance(self.seed, int) or not 0 <= self.seed < 2**63:
             raise ParameterError("seed", f"must be an integer in 0..2**63-1, got {self.seed!r}")
-        for name in ("eval_images", "eval_per_class", "card_members", "batch_size", "restarts"):
+        for name in ("eval_images", "eval_per_class", "card_members", "batch_size", "explain_batch_size", "restarts"):
             if getattr(self, name) < 1:
                 raise ParameterError(name, f"must be >= 1, got {getattr(self, name)}")
         for name in ("sanity_images", "specificity_images", "num_workers"):
@@ -158,7 +161,7 @@ class ProbeOptions:
 
     @property
     def explain_batch(self) -> int:
-        return max(1, min(self.batch_size, EXPLAIN_BATCH))
+        return max(1, min(self.batch_size, self.explain_batch_size))
 
     def methods_of(self, role: str) -> tuple[str, ...]:
         """The methods a backbone of ``role`` is explained with: a control only needs the primary method,

@@ -72,6 +72,15 @@ class Plan:
                 "--eval-images and --eval-precision trade precision for time.")
 
 
+def thread_advice(load: float, cores: int, threads: int) -> str:
+    """A sentence advising ``--threads 1`` when the machine is busier than its cores and torch uses
+    several threads (spinning threads on shared cores slow explanations several times); else ``""``."""
+    if threads > 1 and load >= cores:
+        return (f" The machine is busy (load {load:.1f} on {cores} cores): --threads 1 is often several times "
+                "faster here.")
+    return ""
+
+
 def _duration(seconds: float) -> str:
     if seconds < 90:
         return f"{max(1, round(seconds / 10) * 10 if seconds >= 10 else round(seconds))} s"

@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 import json
+import re
 
 import pytest
 import torch
 
 from probe.pipeline import load_probe_model, run_probe
+from probe.pipeline.options import EVAL_ROUND
 from probe.report import validate_metrics
 
 pytestmark = [pytest.mark.gpu, pytest.mark.skipif(not torch.cuda.is_available(), reason="needs CUDA")]
@@ -22,5 +24,8 @@ def test_run_on_cuda_matches_the_cpu_run(run_dir, world, checkpoints, tmp_path):
     for gpu, cpu in zip(on_gpu["backbones"], on_cpu["backbones"]):
         assert [pc["size"] for pc in gpu["pseudo_classes"]] == [pc["size"] for pc in cpu["pseudo_classes"]]
         assert gpu["clustering"]["nmi"]["value"] == pytest.approx(cpu["clustering"]["nmi"]["value"], abs=1e-6)
+    sized = [int(m) for m in re.findall(r"explanation batch of (\d+) images", (tmp_path / "run.log").read_text())]
+    assert sized and all(1 <= b <= EVAL_ROUND for b in sized)  # sized to the GPU, at most one round
     model = load_probe_model(tmp_path, device="cuda").model
     assert next(model.parameters()).is_cuda
+

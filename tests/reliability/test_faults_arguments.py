@@ -32,8 +32,11 @@ def _probe(argv: list[str], capsys) -> tuple[int, str, str]:
         (["--batch-size", "many"], "argument --batch-size: expected an integer, got 'many'"),
         (["--seed", "-1"], "argument --seed: must be >= 0, got -1"),
         (["--arch", "resnet9"], "unknown backbone architecture 'resnet9'; known: "),
+        (["--eval-precision", "-0.1"], "--eval-precision must be a number in [0, 1) (0: every image), got -0.1"),
+        (["--eval-precision", "many"], "argument --eval-precision: invalid float value: 'many'"),
+        (["--threads", "0"], "argument --threads: must be >= 1, got 0"),
     ],
-    ids=["k=1", "k<0", "batch<0", "batch-text", "seed<0", "arch"],
+    ids=["k=1", "k<0", "batch<0", "batch-text", "seed<0", "arch", "precision<0", "precision-text", "threads=0"],
 )
 def test_bad_run_arguments_are_one_line_exit_2(extra, message, micro_world, weights, tmp_path, capsys):
     """(Unknown method, baseline, format and device names: tests/pipeline/test_run_api.py.)"""
