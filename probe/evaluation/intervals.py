@@ -31,6 +31,9 @@ LEVEL = 0.95
 RESAMPLES = 2000
 #: An interval needs at least this many values; with fewer, ``low`` and ``high`` are None.
 MIN_VALUES = 2
+#: A pseudo-class's interval needs at least this many images: resampling three images that all hit
+#: gives [1.00, 1.00], a precision that three images do not have.
+MIN_CLASS_VALUES = 5
 
 
 @dataclass(frozen=True)
@@ -191,14 +194,17 @@ class Resampling:
             raise ProbeValueError(f"{x.size} values for a resampling of {self.size} items")
         return self.counts @ x
 
-    def mean(self, values: Sequence[float] | np.ndarray | torch.Tensor) -> Estimate | None:
-        """The mean of ``values [n]`` (NaN = undefined, left out) with its interval; None when none is defined."""
+    def mean(self, values: Sequence[float] | np.ndarray | torch.Tensor, *,
+             min_values: int = MIN_VALUES) -> Estimate | None:
+        """The mean of ``values [n]`` (NaN = undefined, left out) with its interval; None when none is defined.
+
+        No interval (``low = high = None``) with fewer than ``min_values`` defined values."""
         x = _as_array(values)
         defined = np.isfinite(x)
         if not defined.any():
             return None
         value = float(x[defined].mean())
-        if int(defined.sum()) < MIN_VALUES:
+        if int(defined.sum()) < min_values:
             return Estimate(value)
         with np.errstate(invalid="ignore", divide="ignore"):
             draws = self.sums(np.where(defined, x, 0.0)) / self.sums(defined)

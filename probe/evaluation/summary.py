@@ -14,7 +14,7 @@ from probe.errors import ProbeValueError
 
 from ._tensors import check_maps, check_mask_batch, nanmean, per_class_mean
 from .faithfulness import STEPS, FaithfulnessResult, faithfulness
-from .intervals import MIN_VALUES, Estimate, Resampling, estimate, with_value
+from .intervals import MIN_CLASS_VALUES, MIN_VALUES, Estimate, Resampling, estimate, with_value
 from .localization import (
     POINTING_TOLERANCE,
     SegmentationCounts,
@@ -113,7 +113,8 @@ class MapEvaluation:
 
     def class_estimates(self, classes: torch.Tensor | Sequence[int], k: int,
                         resampling: Resampling) -> list[dict[str, Estimate | None]]:
-        """:meth:`per_class` with intervals: the images of each pseudo-class resampled among themselves."""
+        """:meth:`per_class` with intervals: the images of each pseudo-class resampled among themselves (no
+        interval for a pseudo-class with fewer than :data:`MIN_CLASS_VALUES` defined values)."""
         classes = torch.as_tensor(classes).cpu()
         columns = self._columns()
         figures = self.per_class(classes, k)
@@ -121,7 +122,8 @@ class MapEvaluation:
         for c in range(k):
             members = classes == c
             sub = resampling.subset(members)
-            out.append({key: with_value(figures[c][key], sub.mean(v[members]) if v is not None else None)
+            out.append({key: with_value(figures[c][key],
+                                        sub.mean(v[members], min_values=MIN_CLASS_VALUES) if v is not None else None)
                         for key, v in columns.items()})
         return out
 

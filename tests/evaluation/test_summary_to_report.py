@@ -72,6 +72,9 @@ def test_estimates_keep_the_figures_and_add_seeded_intervals():
     classes = torch.tensor([0, 0, 1, 1, 2, 2])
     rows = ev.class_estimates(classes, K, resampling)
     assert [r["pointing_game"].value for r in rows] == [r["pointing_game"] for r in ev.per_class(classes, K)]
+    assert not any(r["pointing_game"].has_interval for r in rows)  # two images a class: too few for an interval
+    five = ev.class_estimates(torch.tensor([0] * 5 + [1]), K, resampling)
+    assert five[0]["pointing_game"].has_interval and five[1]["pointing_game"] is None  # image 5: no mask
     assert ev.undefined() == {"pointing_game": 0, "mask_energy": int(torch.isnan(ev.energy[:5]).sum())}
 
 
