@@ -22,7 +22,6 @@ from pathlib import Path
 
 import numpy as np
 
-
 BAR_CASE = "200,000x128, k=100"
 
 

@@ -8,7 +8,7 @@ localisation metrics are vectorised tensor code. Run: ``probe bench evaluation [
 from __future__ import annotations
 
 import time
-from typing import Callable
+from collections.abc import Callable
 
 import torch
 import torchvision

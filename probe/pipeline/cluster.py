@@ -5,6 +5,7 @@ that agreement over the k-means seed and the images (docs/EVALUATION.md, "Uncert
 from __future__ import annotations
 
 import numpy as np
+import torch
 
 from probe.evaluation.agreement import AgreementDraws, agreement_draws
 from probe.evaluation.intervals import seed_sequence
@@ -22,7 +23,7 @@ CLUSTERED_IMAGES = "clustered images"
 def cluster(name: str, features: Features, options: ProbeOptions, *, clock: StageClock) -> KMeansResult:
     """k-means run ``options.restarts`` times from seeded starts, the lowest objective kept; on faiss's GPU
     index when the run is on CUDA and faiss has GPU support, else on the CPU."""
-    gpu = None if options.device.type == "cuda" else False
+    gpu = None if torch.device(options.device).type == "cuda" else False
     with clock("cluster", name):
         return kmeans(features, options.k, seed=options.seed, nredo=options.restarts, spherical=True, gpu=gpu)
 

@@ -31,8 +31,8 @@ from .options import ProbeOptions
 from .plan import PERTURBATION_COST, map_cost, plan, thread_advice
 from .prepare import Prepared, prepare
 from .saved import backbone_dir
-from .sizing import TRIAL_IMAGES, sized_for_device
 from .side_by_side import side_by_side
+from .sizing import TRIAL_IMAGES, sized_for_device
 from .stages import StageClock, WorkBar
 from .verdicts import judge_run
 
@@ -70,7 +70,8 @@ def group_by_arch(probes: Sequence[tuple[str, backbones.Backbone]], options: Pro
     by_arch: dict[tuple[str, str], list[tuple[str, backbones.Backbone]]] = {}
     for name, backbone in probes:
         by_arch.setdefault(_architecture(backbone), []).append((name, backbone))
-    groups, taken = [], {name for name, _ in probes}
+    groups: list[ArchGroup] = []
+    taken = {name for name, _ in probes}
     for members in by_arch.values():
         settled = [settle_methods(options, backbone, name) for name, backbone in members][0]  # each one checked
         base = CONTROL_NAME if not groups else f"{CONTROL_NAME} ({members[0][1].arch})"
@@ -105,7 +106,7 @@ def _explain_and_evaluate(prep: Prepared, options: ProbeOptions, *, control: Pre
     masks = MaskReader(prep.data) if prep.data.masks_root is not None else None
     methods = options.methods_of(prep.role)
     indices = subset(prep, options, masks)
-    if options.device.type == "cuda":
+    if torch.device(options.device).type == "cuda":
         options = sized_for_device(prep, load_batch(prep.data, indices[:TRIAL_IMAGES]), methods, options, group)
     judged = prep.role != "control"
     card_images = options.card_members * prep.pseudo.k if judged else 0

@@ -81,7 +81,7 @@ def _specificity(prep: Prepared, options: ProbeOptions, methods: tuple[str, ...]
             results[m] = class_specificity(prep.model, images, pairs.targets_a, pairs.targets_b, pairs.masks_a,
                                            pairs.masks_b, explain_fn=explainer(m, **options.options_of(m)),
                                            batch_size=options.explain_batch, device=options.device)
-    primary = results[options.method]
+    primary = results[options.primary]
     shown = unnormalise(images[:SPECIFICITY_EXAMPLES], prep.backbone.mean, prep.backbone.std)
     examples = []
     for j in range(min(SPECIFICITY_EXAMPLES, len(indices))):
@@ -170,22 +170,22 @@ def evaluate(prep: Prepared, explained: Explained, options: ProbeOptions, *, met
         if prep.role != "control" and options.sanity_images > 0:
             n = options.sanity_images
             result = cascading_randomization(prep.model, explained.images[:n], explained.target[:n], seed=options.seed,
-                                             explain_fn=explainer(options.method, **options.options_of(options.method)),
+                                             explain_fn=explainer(options.primary, **options.options_of(options.primary)),
                                              batch_size=options.explain_batch, device=options.device)
             images = int(result.similarity.shape[0])
             sanity = sanity_curve(result, Resampling.stratified(images, seed=seed_sequence(options.seed, prep.name,
                                                                                              "sanity images")))
         specificity, examples = _specificity(prep, options, methods, _pairs(prep, options, masks))
     resampling = evaluated_images(prep.name, explained.target, options.seed)
-    results = {m: method_results(evaluations[m], resampling, sanity=sanity if m == options.method else None,
+    results = {m: method_results(evaluations[m], resampling, sanity=sanity if m == options.primary else None,
                                  specificity=specificity.get(m)) for m in methods}
-    overall = evaluations[options.method].estimates(resampling)
+    overall = evaluations[options.primary].estimates(resampling)
     log.info("%s: evaluated %d images (primary gap known within ±%.3f); %s", prep.name, len(explained.indices),
              explained.gap_halfwidth, ", ".join(f"{m} gap {r.faithfulness_gap}" for m, r in results.items()))
     members = explained.members or [[] for _ in range(prep.pseudo.k)]
     return BackboneResults(
-        name=prep.name, role=prep.role, clustering=prep.clustering(), method=options.method, methods=results,
-        pseudo_classes=_pseudo_classes(prep, evaluations[options.method], explained.target, members, resampling),
+        name=prep.name, role=prep.role, clustering=prep.clustering(), method=options.primary, methods=results,
+        pseudo_classes=_pseudo_classes(prep, evaluations[options.primary], explained.target, members, resampling),
         format=prep.backbone.format, arch=prep.backbone.arch, control=control.name if control is not None else None,
         centre_pointing_game=overall["centre_pointing_game"], mask_fraction=overall["mask_fraction"],
         specificity_examples=examples,

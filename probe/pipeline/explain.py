@@ -56,7 +56,7 @@ def _maps_shared(prep: Prepared, images: torch.Tensor, target: torch.Tensor, opt
     """The primary method's maps of ``images``, one batch per task dealt to the ranks."""
     size = options.explain_batch
     starts = list(range(0, images.shape[0], size))
-    parts = group.map(lambda s: explain_maps(prep, images[s : s + size], target[s : s + size], options.method,
+    parts = group.map(lambda s: explain_maps(prep, images[s : s + size], target[s : s + size], options.primary,
                                              options), starts)
     return torch.cat(parts) if parts else torch.zeros(0, *images.shape[2:])
 
@@ -84,7 +84,7 @@ def cards(prep: Prepared, evaluated: Explained, control: Prepared | None, option
         maps[fresh] = _maps_shared(prep, images[fresh], target[fresh], options, group)
     for j, kept in enumerate(reuse):
         if kept:
-            maps[j] = evaluated.maps[options.method][known[j]]
+            maps[j] = evaluated.maps[options.primary][known[j]]
     control_maps = None
     if control is not None:
         control_images = load_batch(control.data, indices)

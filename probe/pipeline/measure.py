@@ -158,7 +158,7 @@ def measure(prep: Prepared, methods: tuple[str, ...], indices: np.ndarray, optio
                 break
     evaluated = indices[: sum(t.shape[0] for t in targets)]
     all_images = torch.cat(kept)
-    object_masks = masks.union(evaluated.tolist(), tuple(all_images.shape[-2:])) if masks is not None else None
+    object_masks = masks.union(evaluated.tolist(), (int(all_images.shape[-2]), int(all_images.shape[-1]))) if masks is not None else None
     log.info("explain + evaluate %s: %d of %d images in %d round(s), %s gap known within ±%.3f", prep.name,
              len(evaluated), len(indices), rounds, methods[0], halfwidth)
     return Explained(

@@ -133,11 +133,18 @@ class ProbeOptions:
         return self.method is not None and self.baselines is not None
 
     @property
+    def primary(self) -> str:
+        """The primary method; only once settled (the stages read this, never ``method``)."""
+        if self.method is None:
+            raise ProbeValueError("the run's methods are settled per backbone (probe.pipeline.methods.settle_methods)")
+        return self.method
+
+    @property
     def methods(self) -> tuple[str, ...]:
         """The primary method first, then the baselines (duplicates dropped); only once settled."""
-        if not self.settled:
+        if self.baselines is None:
             raise ProbeValueError("the run's methods are settled per backbone (probe.pipeline.methods.settle_methods)")
-        return tuple(dict.fromkeys((self.method, *self.baselines)))
+        return tuple(dict.fromkeys((self.primary, *self.baselines)))
 
     @property
     def possible_methods(self) -> tuple[str, ...]:
@@ -166,7 +173,7 @@ class ProbeOptions:
     def methods_of(self, role: str) -> tuple[str, ...]:
         """The methods a backbone of ``role`` is explained with: a control only needs the primary method,
         the only one its figures are compared with (verdicts and report)."""
-        return self.methods if role != "control" else (self.method,)
+        return self.methods if role != "control" else (self.primary,)
 
 
 def check_methods(method: str | None, baselines: Sequence[str] = ()) -> None:

@@ -92,7 +92,7 @@ def plan(name: str, methods: tuple[str, ...], options: ProbeOptions, *, cap: int
     """The plan of one backbone's explain and evaluate stages (``control_cards``: the cards also show the
     control's map of each card image, one more map and a clean pass on the control)."""
     per_image = 1.0 + sum(map_cost(m, options) + PERTURBATION_COST for m in methods)
-    primary = map_cost(options.method, options)
+    primary = map_cost(options.primary, options)
     cards = card_images * (primary + (primary + 1.0 if control_cards else 0.0))
     sanity = min(sanity_images, cap)
     return Plan(name, methods, cap, first, options.eval_precision, per_image, cards,

@@ -16,7 +16,7 @@ explains the same images. Rules (docs/PIPELINE.md):
 
 from __future__ import annotations
 
-from typing import Callable, Sequence
+from collections.abc import Callable, Sequence
 
 import numpy as np
 

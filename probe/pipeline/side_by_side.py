@@ -37,15 +37,15 @@ def side_by_side(probes: Sequence[tuple[Prepared, ProbeOptions]], *, clock: Stag
         for prep, chosen in probes:
             images = load_batch(prep.data, indices)
             target = predict(prep.model, images, batch=chosen.batch_size, device=chosen.device)
-            explain = explainer(chosen.method, **chosen.options_of(chosen.method))
+            explain = explainer(chosen.primary, **chosen.options_of(chosen.primary))
             found = explain_in_batches(explain, prep.model, images, target, batch_size=chosen.explain_batch,
                                        device=chosen.device, desc=f"explain {prep.name} side by side")
             maps.append(MapRow(
-                backbone=prep.name, method=chosen.method, classes=[int(c) for c in target],
+                backbone=prep.name, method=chosen.primary, classes=[int(c) for c in target],
                 images=list(unnormalise(images, prep.backbone.mean, prep.backbone.std)),
                 maps=[m.numpy() for m in found],
             ))
     names = [data.rel_paths[int(i)] for i in indices]
     class_names = first.features.class_names
-    folder = [class_names[int(labels[row])] for row in rows] if labels is not None else [None] * len(rows)
+    folder: list[str | None] = [class_names[int(labels[row])] for row in rows] if labels is not None else [None] * len(rows)
     return SideBySide(names=names, labels=folder, rows=maps)

@@ -92,7 +92,8 @@ class _RunLogHandler(logging.FileHandler):
     """Writes run.log; on a full disk a lost line is dropped quietly (the run's own error says what happened)."""
 
     def handleError(self, record: logging.LogRecord) -> None:
-        if environment_error(sys.exc_info()[1]) is None:
+        problem = sys.exc_info()[1]
+        if problem is None or environment_error(problem) is None:
             super().handleError(record)
 
 
