@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from unsup_helpers import StandInBackbone, make_folder
+from tests.support.unsup_helpers import StandInBackbone, make_folder
 
 
 @pytest.fixture

@@ -10,7 +10,7 @@ import torch
 import torchvision.transforms as T
 from PIL import Image
 
-from unsup_helpers import make_folder
+from tests.support.unsup_helpers import make_folder
 from unsupervised import DataError, ImageFolderData, extract_features
 
 

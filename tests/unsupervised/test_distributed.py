@@ -13,7 +13,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from unsup_helpers import StandInBackbone, worker_command
+from tests.support.unsup_helpers import StandInBackbone, worker_command
 from unsupervised import ImageFolderData, extract_features
 
 

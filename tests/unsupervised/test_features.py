@@ -12,7 +12,7 @@ import torch
 import torchvision.transforms as T
 from PIL import Image
 
-from unsup_helpers import StandInBackbone, make_folder, worker_command
+from tests.support.unsup_helpers import StandInBackbone, make_folder, worker_command
 from unsupervised import DataError, ImageFolderData, extract_features
 
 

@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 import torch
 
-from unsup_helpers import StandInBackbone
+from tests.support.unsup_helpers import StandInBackbone
 from unsupervised import DataError, Features, ProbeModel, PseudoClasses, cluster_metrics
 
 

@@ -7,7 +7,7 @@ import torch
 from PIL import Image
 
 import backbones
-from unsup_helpers import make_folder
+from tests.support.unsup_helpers import make_folder
 from unsupervised import ImageFolderData, PseudoClasses, cluster_metrics, extract_features
 
 

@@ -23,7 +23,7 @@ from pathlib import Path
 import numpy as np
 
 import unsupervised.cache as feature_cache
-from unsup_helpers import StandInBackbone
+from tests.support.unsup_helpers import StandInBackbone
 from unsupervised import ImageFolderData, extract_features
 
 LATE_RANK_PATIENCE_S = 120.0
