@@ -69,6 +69,21 @@ VARIANTS = {
 }
 
 
+def _last_attention(model: VisionTransformer, x: torch.Tensor) -> torch.Tensor:
+    """The last block's attention probabilities [N, heads, tokens, tokens], read by a hook on an unfused forward."""
+    recorded = {}
+    attn = model.blocks[-1].attn
+    handle = attn.attn_drop.register_forward_hook(lambda m, a, out: recorded.update(a=out))
+    try:
+        attn.fused_attn = False
+        with torch.no_grad():
+            model(x)
+    finally:
+        handle.remove()
+        attn.fused_attn = True
+    return recorded["a"]
+
+
 @pytest.mark.parametrize("variant", list(VARIANTS))
 @pytest.mark.parametrize("method", METHODS)
 def test_beyond_the_published_code_matches_the_literal_specification(variant, method):
@@ -86,16 +101,7 @@ def test_register_columns_are_dropped():
     x = images(model, 1)
     grid = patch_maps(model, x, torch.tensor([1]), "raw_attention")
     assert grid.shape == (1, 4, 4)
-    recorded = {}
-    handle = model.blocks[-1].attn.attn_drop.register_forward_hook(lambda m, a, out: recorded.update(a=out))
-    try:
-        model.blocks[-1].attn.fused_attn = False
-        with torch.no_grad():
-            model(x)
-    finally:
-        handle.remove()
-        model.blocks[-1].attn.fused_attn = True
-    cls_row = recorded["a"][0].mean(0)[0]
+    cls_row = _last_attention(model, x)[0].mean(0)[0]
     assert torch.allclose(grid.flatten(), cls_row[5:], rtol=1e-12, atol=0)
 
 
@@ -127,16 +133,7 @@ def test_average_pooling_reads_the_mean_of_the_patch_rows():
     mean over the patch tokens' rows of the head-averaged last attention (not the class token's row)."""
     model = tiny(global_pool="avg")
     x = images(model, 1)
-    recorded = {}
-    handle = model.blocks[-1].attn.attn_drop.register_forward_hook(lambda m, a, out: recorded.update(a=out))
-    try:
-        model.blocks[-1].attn.fused_attn = False
-        with torch.no_grad():
-            model(x)
-    finally:
-        handle.remove()
-        model.blocks[-1].attn.fused_attn = True
-    attention = recorded["a"][0].mean(0)
+    attention = _last_attention(model, x)[0].mean(0)
     expected = attention[1:, 1:].mean(0)
     grid = patch_maps(model, x, torch.tensor([0]), "raw_attention")
     assert torch.allclose(grid.flatten(), expected, rtol=1e-12, atol=0)
