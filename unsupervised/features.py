@@ -173,7 +173,7 @@ def _extract_into(entry: CacheEntry, backbone: nn.Module, dataset: ImageFolderDa
         # shared status by itself could see rows another rank has already finished, split a shorter list,
         # and leave batches to no rank.
         partial = Partial(entry.partial_dir, group.rank) if group.is_main else None
-        batches = group.broadcast(partial.pending_batches(batch_size) if group.is_main else None)
+        batches = group.broadcast(partial.pending_batches(batch_size) if partial is not None else None)
         partial = partial or Partial(entry.partial_dir, group.rank)
         if resumed and group.is_main:
             done = len(dataset) - sum(len(b) for b in batches)
@@ -244,7 +244,9 @@ def extract_features(
     device = _resolve_device(backbone, device)
     original_device = _resolve_device(backbone, None)
     was_training = backbone.training
-    backbone.eval().to(device, memory_format=torch.channels_last)  # faster convolutions on CPU and GPU
+    # channels_last: faster convolutions on CPU and GPU. torch's stubs lack the (device, memory_format)
+    # overload of Module.to that it accepts at run time.
+    backbone.eval().to(device, memory_format=torch.channels_last)  # type: ignore[call-overload]
     group = distributed.join(device)
     temporary = None
     try:

@@ -33,7 +33,7 @@ def write_digits(root: str | Path, *, per_class: int = PER_CLASS, size: int = SI
         (masks / str(digit)).mkdir(parents=True, exist_ok=True)
         for j, i in enumerate(np.flatnonzero(digits.target == digit)[:per_class]):
             grey = Image.fromarray((digits.images[i] / 16.0 * 255).astype(np.uint8)).resize((size, size),
-                                                                                          Image.BILINEAR)
+                                                                                          Image.Resampling.BILINEAR)
             pixels, name = np.asarray(grey), f"{digit}/{digit}_{j:03d}.png"
             Image.fromarray(np.stack([pixels] * 3, axis=-1)).save(images / name)
             Image.fromarray(((pixels > STROKE) * 255).astype(np.uint8)).save(masks / name)

@@ -42,20 +42,21 @@ def run(*, quick: bool = False, images: int | None = None, batch_size: int = 16,
     torch.manual_seed(0)
     model = torchvision.models.get_model(arch, weights=None, num_classes=10).eval()
     g = torch.Generator().manual_seed(0)
-    images = torch.randn(n, 3, size, size, generator=g)
+    pixels = torch.randn(n, 3, size, size, generator=g)
     maps = torch.randn(n, size, size, generator=g)
     masks = torch.rand(n, size, size, generator=g) > 0.7
     with torch.no_grad():
-        target = model(images).argmax(dim=1)
+        target = model(pixels).argmax(dim=1)
     mean, std = IMAGENET.mean, IMAGENET.std
 
-    batched = _seconds(lambda: perturbation_hits(model, images, maps, target, mean=mean, std=std, batch_size=batch_size))
-    single = _seconds(lambda: perturbation_hits(model, images, maps, target, mean=mean, std=std, batch_size=1))
+    batched = _seconds(lambda: perturbation_hits(model, pixels, maps, target, mean=mean, std=std,
+                                                 batch_size=batch_size))
+    single = _seconds(lambda: perturbation_hits(model, pixels, maps, target, mean=mean, std=std, batch_size=1))
     cheap = torch.nn.Sequential(torch.nn.Flatten(), torch.nn.LazyLinear(2))  # localisation cost only
-    cheap(images[:1])
-    loc_batched = _seconds(lambda: evaluate_maps(cheap, images, maps, target.clamp(max=1), mean=None, std=None, masks=masks,
-                                                 fractions=(0.0, 0.9), batch_size=batch_size), repeat=3)
-    loc_single = _seconds(lambda: _localisation_per_image(maps, masks, cheap, images, target.clamp(max=1)), repeat=3)
+    cheap(pixels[:1])
+    loc_batched = _seconds(lambda: evaluate_maps(cheap, pixels, maps, target.clamp(max=1), mean=None, std=None,
+                                                 masks=masks, fractions=(0.0, 0.9), batch_size=batch_size), repeat=3)
+    loc_single = _seconds(lambda: _localisation_per_image(maps, masks, cheap, pixels, target.clamp(max=1)), repeat=3)
     per_image = batched / n
     result = {
         "arch": arch, "image_size": size, "images": n, "batch_size": batch_size, "threads": torch.get_num_threads(),

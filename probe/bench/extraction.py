@@ -17,6 +17,7 @@ import tempfile
 import time
 from pathlib import Path
 from types import SimpleNamespace
+from typing import TYPE_CHECKING
 
 import numpy as np
 import torch
@@ -26,6 +27,9 @@ import torchvision.transforms as T
 from PIL import Image
 
 from backbones.preprocessing import IMAGENET
+
+if TYPE_CHECKING:
+    from unsupervised import ImageFolderData
 
 
 class BenchBackbone(nn.Module):
@@ -66,7 +70,7 @@ def _sync(device: torch.device) -> None:
         torch.cuda.synchronize(device)
 
 
-def bare_forward(backbone: nn.Module, data, batch_size: int, device: torch.device) -> float:
+def bare_forward(backbone: BenchBackbone, data: ImageFolderData, batch_size: int, device: torch.device) -> float:
     """Images/s of the forward alone on the pipeline's batches, preprocessed in memory beforehand."""
     tensors = torch.stack([backbone.preprocess(data.load_image(i)) for i in range(len(data))])
     batches = [tensors[i:i + batch_size] for i in range(0, len(tensors), batch_size)]
@@ -132,9 +136,10 @@ def run(*, quick: bool = False, arch: str | None = None, images: int | None = No
             for w in worker_counts:
                 rates.setdefault(str(w), []).append(count / pipeline(backbone, data, batch_size, w, resolved))
         bare = max(rates["bare"])
-        rows = [("bare forward (preprocessed batches in memory)", bare, None, rates["bare"])]
-        rows += [(f"extract_features, num_workers={w}", max(rates[str(w)]), max(rates[str(w)]) / bare, rates[str(w)])
-                 for w in worker_counts]
+        measured = [(f"extract_features, num_workers={w}", max(rates[str(w)]), max(rates[str(w)]) / bare,
+                     rates[str(w)]) for w in worker_counts]
+        rows: list[tuple[str, float, float | None, list[float]]] = [
+            ("bare forward (preprocessed batches in memory)", bare, None, rates["bare"]), *measured]
         print(f"| run | images/s (best of {repeat}) | share of bare forward | all runs |\n|---|---|---|---|")
         for name, rate, share, runs in rows:
             print(f"| {name} | {rate:.1f} | {'100%' if share is None else f'{share:.0%}'} | "
@@ -144,7 +149,7 @@ def run(*, quick: bool = False, arch: str | None = None, images: int | None = No
         cold = pipeline(backbone, folder, batch_size, best, resolved, cache_dir=cache)
         warm = pipeline(backbone, folder, batch_size, best, resolved, cache_dir=cache)
 
-    best_share = max(r[2] for r in rows[1:])
+    best_share = max(r[2] for r in measured)
     speedup = cold / warm
     print(f"cache (folder scan included): cold {cold:.2f}s, warm {warm:.3f}s: {speedup:.0f}x", flush=True)
     verdicts = [(best_share >= 0.9, f"best pipeline at {best_share:.0%} of bare forward (bar 90%)"),

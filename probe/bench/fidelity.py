@@ -79,7 +79,9 @@ def verdicts(metrics: dict) -> dict[str, dict]:
 def compare(slow: dict, fast: dict) -> dict:
     """Verdicts, backbone figures of every method both runs have, and the primary method's per-pseudo-class
     figures of the two runs' metrics.json."""
-    rows, per_class = [], {"agree": 0, "total": 0, "outside": []}
+    rows: list[dict] = []
+    agree, total = 0, 0
+    outside: list[dict] = []
     slow_by_name = {b["name"]: b for b in slow["backbones"]}
     for f_b in fast["backbones"]:
         s_b = slow_by_name[f_b["name"]]
@@ -98,12 +100,13 @@ def compare(slow: dict, fast: dict) -> dict:
                 agrees = _agrees(s_pc.get(figure), f_pc.get(figure))
                 if agrees is None:
                     continue
-                per_class["total"] += 1
-                per_class["agree"] += int(agrees)
+                total += 1
+                agree += int(agrees)
                 if not agrees:
-                    per_class["outside"].append({"backbone": f_b["name"], "class": f_pc["id"], "figure": figure,
-                                                 "slow": s_pc[figure], "fast": f_pc[figure]})
+                    outside.append({"backbone": f_b["name"], "class": f_pc["id"], "figure": figure,
+                                    "slow": s_pc[figure], "fast": f_pc[figure]})
     slow_v, fast_v = verdicts(slow), verdicts(fast)
+    per_class = {"agree": agree, "total": total, "outside": outside}
     return {"rows": rows, "per_class": per_class, "verdicts": {"slow": slow_v, "fast": fast_v},
             "same_verdicts": slow_v == fast_v}
 

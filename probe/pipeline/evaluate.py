@@ -169,9 +169,10 @@ def evaluate(prep: Prepared, explained: Explained, options: ProbeOptions, *, met
         sanity = None
         if prep.role != "control" and options.sanity_images > 0:
             n = options.sanity_images
+            primary_fn = explainer(options.primary, **options.options_of(options.primary))
             result = cascading_randomization(prep.model, explained.images[:n], explained.target[:n], seed=options.seed,
-                                             explain_fn=explainer(options.primary, **options.options_of(options.primary)),
-                                             batch_size=options.explain_batch, device=options.device)
+                                             explain_fn=primary_fn, batch_size=options.explain_batch,
+                                             device=options.device)
             images = int(result.similarity.shape[0])
             sanity = sanity_curve(result, Resampling.stratified(images, seed=seed_sequence(options.seed, prep.name,
                                                                                              "sanity images")))

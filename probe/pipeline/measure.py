@@ -158,7 +158,8 @@ def measure(prep: Prepared, methods: tuple[str, ...], indices: np.ndarray, optio
                 break
     evaluated = indices[: sum(t.shape[0] for t in targets)]
     all_images = torch.cat(kept)
-    object_masks = masks.union(evaluated.tolist(), (int(all_images.shape[-2]), int(all_images.shape[-1]))) if masks is not None else None
+    image_size = (int(all_images.shape[-2]), int(all_images.shape[-1]))
+    object_masks = masks.union(evaluated.tolist(), image_size) if masks is not None else None
     log.info("explain + evaluate %s: %d of %d images in %d round(s), %s gap known within ±%.3f", prep.name,
              len(evaluated), len(indices), rounds, methods[0], halfwidth)
     return Explained(

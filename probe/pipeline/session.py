@@ -111,5 +111,6 @@ def run_session(out: str | os.PathLike, device: str | torch.device = "cpu") -> I
         if not group.all_true(problem is None):
             raise problem or OutputError(f"rank 0 could not hold the output directory {out}; see its error")
         if group.world_size > 1 and group.is_main:
-            log.info("%d processes (torchrun): explain and evaluate dealt to the ranks, rank 0 writes", group.world_size)
+            log.info("%d processes (torchrun): explain and evaluate dealt to the ranks, rank 0 writes",
+                     group.world_size)
         yield RunSession(out, group=group)

@@ -47,5 +47,7 @@ def side_by_side(probes: Sequence[tuple[Prepared, ProbeOptions]], *, clock: Stag
             ))
     names = [data.rel_paths[int(i)] for i in indices]
     class_names = first.features.class_names
-    folder: list[str | None] = [class_names[int(labels[row])] for row in rows] if labels is not None else [None] * len(rows)
+    folder: list[str | None] = (
+        [class_names[int(labels[row])] for row in rows] if labels is not None else [None] * len(rows)
+    )
     return SideBySide(names=names, labels=folder, rows=maps)
