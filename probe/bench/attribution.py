@@ -32,19 +32,24 @@ def build(arch: str, batch: int, size: int, seed: int = 0) -> tuple[torch.nn.Mod
     return model, images
 
 
-def task(method: str, model: torch.nn.Module, images: torch.Tensor) -> Callable[[], object]:
-    """One call of ``method``. forward_backward: ``model(x)``, then backward of the sum of each
+def forward_backward(model: torch.nn.Module, images: torch.Tensor) -> Callable[[], None]:
+    """The reference call every method is measured against: ``model(x)``, then backward of the sum of each
     image's top-1 logit, with the parameters requiring grad as built (the gradients are dropped after)."""
+
+    def call() -> None:
+        logits = model(images)
+        logits.gather(1, logits.argmax(1, keepdim=True)).sum().backward()
+        model.zero_grad(set_to_none=True)
+
+    return call
+
+
+def task(method: str, model: torch.nn.Module, images: torch.Tensor) -> Callable[[], object]:
+    """One call of ``method`` through ``probe.explain``, or ``"forward_backward"`` (:func:`forward_backward`)."""
     import probe
 
     if method == "forward_backward":
-
-        def forward_backward() -> None:
-            logits = model(images)
-            logits.gather(1, logits.argmax(1, keepdim=True)).sum().backward()
-            model.zero_grad(set_to_none=True)
-
-        return forward_backward
+        return forward_backward(model, images)
     return lambda: probe.explain(model, images, method=method)
 
 

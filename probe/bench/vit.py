@@ -15,7 +15,7 @@ from collections.abc import Callable, Sequence
 
 import torch
 
-from .attribution import child_peak_memory, peak_growth, time_calls
+from .attribution import child_peak_memory, forward_backward, peak_growth, time_calls
 
 METHODS = ("forward_backward", "transformer_attribution", "generic_attention", "attention_rollout", "raw_attention")
 LABELS = {
@@ -38,18 +38,12 @@ def build(arch: str, batch: int, size: int, seed: int = 0) -> tuple[torch.nn.Mod
 
 
 def task(method: str, model: torch.nn.Module, images: torch.Tensor) -> Callable[[], object]:
-    """One call of ``method``. forward_backward: ``model(x)``, then backward of the sum of each image's top-1
-    logit, with the parameters requiring grad as built (the gradients are dropped after)."""
+    """One call of ``method`` (``vit_maps`` for each image's top-1 class), or ``"forward_backward"``
+    (:func:`probe.bench.attribution.forward_backward`)."""
     from probe.attribution.transformer import vit_maps
 
     if method == "forward_backward":
-
-        def forward_backward() -> None:
-            logits = model(images)
-            logits.gather(1, logits.argmax(1, keepdim=True)).sum().backward()
-            model.zero_grad(set_to_none=True)
-
-        return forward_backward
+        return forward_backward(model, images)
     return lambda: vit_maps(model, images, None, method)
 
 
