@@ -5,7 +5,7 @@ BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 OUT    ?= demo-output
 
-.PHONY: demo test setup browser bench clean
+.PHONY: demo test setup browser lint bench clean
 
 setup: $(STAMP)
 
@@ -26,8 +26,14 @@ demo: $(STAMP)
 browser:
 	sh scripts/ensure_chromium.sh
 
+# Lint (ruff's rules and format) and types (mypy on probe, backbones, unsupervised), as pyproject.toml sets them.
+lint: $(STAMP)
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
+	$(BIN)/mypy
+
 # pytest exits 5 when it collected no tests: that is a broken suite, not a pass.
-test: $(STAMP) browser
+test: $(STAMP) browser lint
 	@$(BIN)/python -m pytest -q $(PYTEST_ARGS); rc=$$?; \
 	if [ $$rc -eq 5 ]; then echo "make test: pytest collected no tests (exit 5)" >&2; exit 1; fi; \
 	exit $$rc

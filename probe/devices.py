@@ -30,8 +30,9 @@ def resolve_device(device: str | torch.device, *, parameter: str = "device") -> 
             raise ParameterError(parameter, f"{device}: CUDA is not available on this machine (use cpu or auto)")
         count = torch.cuda.device_count()
         if resolved.index is not None and resolved.index >= count:
-            raise ParameterError(parameter, f"{device}: this machine has {count} CUDA device(s), "
-                                            f"cuda:0..cuda:{count - 1}")
+            raise ParameterError(
+                parameter, f"{device}: this machine has {count} CUDA device(s), cuda:0..cuda:{count - 1}"
+            )
     return resolved
 
 
@@ -55,8 +56,10 @@ def batch_for_memory(free_bytes: int, per_image_bytes: float, *, share: float = 
     """The largest batch whose images, at ``per_image_bytes`` each (measured), fit in ``share`` of
     ``free_bytes``; between 1 and ``most`` (a GPU's free memory can be shared with other processes)."""
     if free_bytes < 0 or per_image_bytes < 0 or not 0 < share <= 1 or most < 1:
-        raise ValueError(f"batch_for_memory: bad arguments free_bytes={free_bytes}, per_image_bytes={per_image_bytes}, "
-                         f"share={share}, most={most}")
+        raise ValueError(
+            f"batch_for_memory: bad arguments free_bytes={free_bytes}, per_image_bytes={per_image_bytes}, "
+            f"share={share}, most={most}"
+        )
     if per_image_bytes == 0:
         return most
     return max(1, min(most, int(free_bytes * share // per_image_bytes)))

@@ -43,5 +43,7 @@ def progress_enabled() -> bool:
         return False
     if value in _ON:
         return True
-    raise ProbeValueError(f"environment variable {VARIABLE}={os.environ[VARIABLE]!r}: expected 1, true, yes "
-                          "or on (no progress output), or 0, false, no, off or unset (progress output)")
+    raise ProbeValueError(
+        f"environment variable {VARIABLE}={os.environ[VARIABLE]!r}: expected 1, true, yes "
+        "or on (no progress output), or 0, false, no, off or unset (progress output)"
+    )

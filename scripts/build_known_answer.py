@@ -59,20 +59,31 @@ class Kind:
 
 
 KINDS: dict[str, Kind] = {
-    "supervised": Kind(True, recipe("supervised", steps=400),
-                       "cross-entropy on the categories (the demo's recipe, 400 steps)"),
+    "supervised": Kind(
+        True, recipe("supervised", steps=400), "cross-entropy on the categories (the demo's recipe, 400 steps)"
+    ),
     "random_init": Kind(False, None, "backbones.random_like(resnet_small, seed), untrained"),
     "byol_collapsed": Kind(False, recipe("byol", steps=300), "the demo's BYOL recipe, 300 steps: collapses"),
-    "background_shortcut": Kind(False, Recipe("background", steps=400, batch_size=128, augment=OBJECT_SCALE_VIEWS),
-                                "cross-entropy on the background's pattern kind only (400 steps)"),
+    "background_shortcut": Kind(
+        False,
+        Recipe("background", steps=400, batch_size=128, augment=OBJECT_SCALE_VIEWS),
+        "cross-entropy on the background's pattern kind only (400 steps)",
+    ),
 }
 
 
 def _template() -> backbones.Backbone:
     """A ``resnet_small`` backbone in the plain layout (the architecture every kind shares)."""
-    return backbones.Backbone(backbones.create("resnet_small"), arch="resnet_small", format="plain",
-                              source=backbones.Source(None, None, "template"), feature_dim=128,
-                              mean=None, std=None, input_size=64)
+    return backbones.Backbone(
+        backbones.create("resnet_small"),
+        arch="resnet_small",
+        format="plain",
+        source=backbones.Source(None, None, "template"),
+        feature_dim=128,
+        mean=None,
+        std=None,
+        input_size=64,
+    )
 
 
 def measure(path: Path, cfg: WorldConfig, cache: Path) -> dict[str, float]:
@@ -104,13 +115,24 @@ def build_one(name: str, kind: Kind, seed: int, out: Path) -> dict:
     wall = round(time.perf_counter() - started, 1)
     cfg = kind.recipe.world if kind.recipe else WorldConfig()
     return {
-        "kind": name, "expected": "semantic" if kind.positive else "not semantic", "about": kind.about,
+        "kind": name,
+        "expected": "semantic" if kind.positive else "not semantic",
+        "about": kind.about,
         "command": f"PYTHONPATH=. python scripts/build_known_answer.py train --kinds {name} --seeds {seed} --threads 1",
-        "seed": seed, "steps": steps, "wall_s": wall,
-        "environment": {"torch": torch.__version__, "threads": torch.get_num_threads(),
-                        "python": platform.python_version(), "device": "cpu"},
-        "file": path.name, "bytes": path.stat().st_size, "sha256": sha256(path),
-        "metrics": measure(path, cfg, out / "cache"), "history": history,
+        "seed": seed,
+        "steps": steps,
+        "wall_s": wall,
+        "environment": {
+            "torch": torch.__version__,
+            "threads": torch.get_num_threads(),
+            "python": platform.python_version(),
+            "device": "cpu",
+        },
+        "file": path.name,
+        "bytes": path.stat().st_size,
+        "sha256": sha256(path),
+        "metrics": measure(path, cfg, out / "cache"),
+        "history": history,
         "recipe": kind.recipe.to_json() if kind.recipe else None,
     }
 
@@ -134,8 +156,11 @@ def train(kinds: list[str], seeds: list[int], out: Path) -> None:
             manifest["files"][file] = build_one(name, KINDS[name], seed, out)
             atomic_write_json(out / "MANIFEST.json", manifest)
             m = manifest["files"][file]
-            print(f"{file}: {m['steps']} steps, {m['wall_s']} s, NMI {m['metrics']['nmi']:.3f}, "
-                  f"background NMI {m['metrics']['background_nmi']:.3f}", flush=True)
+            print(
+                f"{file}: {m['steps']} steps, {m['wall_s']} s, NMI {m['metrics']['nmi']:.3f}, "
+                f"background NMI {m['metrics']['background_nmi']:.3f}",
+                flush=True,
+            )
 
 
 #: The documented probe settings of the check: the demo's (12 evaluated images per pseudo-class, seed 0, the
@@ -153,15 +178,17 @@ def probe(kinds: list[str], seeds: list[int], out: Path) -> None:
 
     files = read_manifest(out)["files"]
     images, masks = build_world(out / "world", images=DEMO_IMAGES, seed=0)
-    chosen = sorted((e["kind"], e["seed"], f) for f, e in files.items()
-                    if e["kind"] in kinds and e["seed"] in seeds and (out / f).is_file())
+    chosen = sorted(
+        (e["kind"], e["seed"], f)
+        for f, e in files.items()
+        if e["kind"] in kinds and e["seed"] in seeds and (out / f).is_file()
+    )
     for name, seed, file in chosen:
         run = out / "runs" / f"{name}_seed{seed}"
         if (run / "metrics.json").is_file():
             continue
         started = time.perf_counter()
-        probe_world(images, masks, [(f"{name}_seed{seed}", out / file)], out=run, device="cpu", seed=0,
-                    **PROBE_OPTIONS)
+        probe_world(images, masks, [(f"{name}_seed{seed}", out / file)], out=run, device="cpu", seed=0, **PROBE_OPTIONS)
         print(f"{name}_seed{seed}: probed in {time.perf_counter() - started:.0f} s", flush=True)
 
 
@@ -170,9 +197,11 @@ def _compact(test: dict | None) -> dict | None:
     if test is None:
         return None
     keep = ("figure", "baseline", "value", "baseline_value", "difference", "margin")
-    return {"outcome": test["outcome"],
-            "comparisons": [{k: c[k] for k in keep} for c in test["comparisons"]],
-            "left_out": [{k: c[k] for k in keep} for c in test["left_out"]]}
+    return {
+        "outcome": test["outcome"],
+        "comparisons": [{k: c[k] for k in keep} for c in test["comparisons"]],
+        "left_out": [{k: c[k] for k in keep} for c in test["left_out"]],
+    }
 
 
 def collect(out: Path) -> dict:
@@ -188,23 +217,35 @@ def collect(out: Path) -> dict:
         metrics = json.loads(path.read_text())
         schema, protocol = metrics["schema_version"], metrics["protocol"]
         (b,) = [b for b in metrics["backbones"] if b["name"] == name]
-        rows.append({"backbone": name, "kind": entry["kind"], "seed": entry["seed"], "sha256": entry["sha256"],
-                     "expected": entry["expected"], "semantic": b["semantic"], "outcome": b["outcome"],
-                     "tests": {key: _compact(b["evidence"][key]) for key in TESTS}})
+        rows.append(
+            {
+                "backbone": name,
+                "kind": entry["kind"],
+                "seed": entry["seed"],
+                "sha256": entry["sha256"],
+                "expected": entry["expected"],
+                "semantic": b["semantic"],
+                "outcome": b["outcome"],
+                "tests": {key: _compact(b["evidence"][key]) for key in TESTS},
+            }
+        )
     settings = {k: list(v) if isinstance(v, tuple) else v for k, v in PROBE_OPTIONS.items()}
-    return {"about": "inputs of the semantic-evidence verdict on the known-answer backbones "
-                     "(scripts/build_known_answer.py collect; docs/EVALUATION.md, 'Known-answer check')",
-            "schema_version": schema,
-            "settings": {"world": "the demo's (1,200 images, seed 0)", "seed": 0, **settings, "protocol": protocol},
-            "backbones": rows}
+    return {
+        "about": "inputs of the semantic-evidence verdict on the known-answer backbones "
+        "(scripts/build_known_answer.py collect; docs/EVALUATION.md, 'Known-answer check')",
+        "schema_version": schema,
+        "settings": {"world": "the demo's (1,200 images, seed 0)", "seed": 0, **settings, "protocol": protocol},
+        "backbones": rows,
+    }
 
 
 def one_backbone_a_line(data: dict) -> str:
     """``data`` as JSON with each backbone on one line: half the size of indented JSON, still diffable."""
     head = {k: v for k, v in data.items() if k != "backbones"}
     lines = [json.dumps(b, allow_nan=False) for b in data["backbones"]]
-    return (json.dumps(head, indent=1, allow_nan=False)[:-2] + ',\n "backbones": [\n  '
-            + ",\n  ".join(lines) + "\n ]\n}\n")
+    return (
+        json.dumps(head, indent=1, allow_nan=False)[:-2] + ',\n "backbones": [\n  ' + ",\n  ".join(lines) + "\n ]\n}\n"
+    )
 
 
 def rates(data: dict) -> dict[str, dict[str, int]]:

@@ -27,8 +27,17 @@ from typing import Any
 
 import torch
 
-DROPPED = ("optimizer", "optimizer_states", "lr_schedulers", "scaler", "fp16_scaler", "amp", "callbacks", "loops",
-           "hyper_parameters")
+DROPPED = (
+    "optimizer",
+    "optimizer_states",
+    "lr_schedulers",
+    "scaler",
+    "fp16_scaler",
+    "amp",
+    "callbacks",
+    "loops",
+    "hyper_parameters",
+)
 PLAIN = (str, int, float, bool, type(None))
 
 WARNING = """\
@@ -107,8 +116,9 @@ def select(obj: Any, key: str | None) -> Any:
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("input", type=Path)
-    parser.add_argument("output", type=Path,
-                        help=".pth (nested layout kept) or .safetensors (needs a flat tensor dict)")
+    parser.add_argument(
+        "output", type=Path, help=".pth (nested layout kept) or .safetensors (needs a flat tensor dict)"
+    )
     parser.add_argument("--key", help="keep only this entry (dotted path, e.g. 'model' or 'state_dict')")
     parser.add_argument("--trust", action="store_true", help="confirm that you trust the input file (required)")
     args = parser.parse_args(argv)
@@ -122,8 +132,9 @@ def main(argv: list[str] | None = None) -> int:
         from safetensors.torch import save_file
 
         if not (isinstance(clean, dict) and clean and all(isinstance(v, torch.Tensor) for v in clean.values())):
-            raise SystemExit("a .safetensors output needs a flat dict of tensors: "
-                             "choose one with --key (e.g. --key state_dict)")
+            raise SystemExit(
+                "a .safetensors output needs a flat dict of tensors: choose one with --key (e.g. --key state_dict)"
+            )
         save_file(clean, str(args.output))
     else:
         torch.save(clean, args.output)

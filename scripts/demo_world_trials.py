@@ -25,20 +25,29 @@ V1 = dict(second_instances=None)
 # Trials t30-t49 ran on the second world: 2-5 instances of radius 9-15 % of the image.
 SECOND = WorldConfig(instances=(2, 5), radius=(0.09, 0.15), **V1)
 # Trials t01-t14 ran on the first world (commit 84ea73e and before): six shapes, 3-6 smaller instances.
-OLD = WorldConfig(categories=("disc", "square", "triangle", "plus", "ring", "star"), instances=(3, 6),
-                  radius=(0.07, 0.13), **V1)
+OLD = WorldConfig(
+    categories=("disc", "square", "triangle", "plus", "ring", "star"), instances=(3, 6), radius=(0.07, 0.13), **V1
+)
 OLD_BIG = WorldConfig(categories=OLD.categories, instances=(2, 5), radius=(0.09, 0.15), **V1)
 PLAIN = AugmentConfig(scale=(0.2, 0.6), rotate=0, noise=0)
 ROT = AugmentConfig(scale=(0.2, 0.6), rotate=180, noise=0.05)
 BIG_ROT = AugmentConfig(scale=(0.15, 0.4), rotate=180, noise=0.05)
 # Trials t15-t23 drew bar and crescent instead of square and star (commit 45371d9).
-BAR_CRESCENT = WorldConfig(categories=("bar", "crescent", "disc", "plus", "ring", "triangle"), instances=(2, 5),
-                           radius=(0.09, 0.15), **V1)
-SOFT = WorldConfig(categories=BAR_CRESCENT.categories, instances=(3, 6), radius=(0.09, 0.15), background_contrast=0.4,
-                   **V1)
+BAR_CRESCENT = WorldConfig(
+    categories=("bar", "crescent", "disc", "plus", "ring", "triangle"), instances=(2, 5), radius=(0.09, 0.15), **V1
+)
+SOFT = WorldConfig(
+    categories=BAR_CRESCENT.categories, instances=(3, 6), radius=(0.09, 0.15), background_contrast=0.4, **V1
+)
 OLD_SOFT = WorldConfig(categories=OLD.categories, instances=(3, 6), radius=(0.09, 0.15), background_contrast=0.4, **V1)
-PATCH = WorldConfig(categories=BAR_CRESCENT.categories, instances=(3, 6), radius=(0.09, 0.15), background_contrast=0.5,
-                    background_regions=(2, 4), **V1)
+PATCH = WorldConfig(
+    categories=BAR_CRESCENT.categories,
+    instances=(3, 6),
+    radius=(0.09, 0.15),
+    background_contrast=0.5,
+    background_regions=(2, 4),
+    **V1,
+)
 SUP_VIEWS = AugmentConfig(scale=(0.5, 1.0), rotate=180, noise=0.05)
 
 SWAP = AugmentConfig(background_swap=1.0)
@@ -54,61 +63,124 @@ TRIALS = {
     "t07_byol_rot_b128": ("byol", dict(steps=600, batch_size=128, world=OLD, augment=ROT)),
     "t08_moco_rot_b128": ("moco", dict(steps=600, batch_size=128, world=OLD, augment=ROT)),
     "t10_simclr_big_local_b128": ("simclr", dict(steps=1200, batch_size=128, world=OLD_BIG, augment=BIG_ROT)),
-    "t11_simclr_big_local_b128_t05": ("simclr", dict(steps=1200, batch_size=128, world=OLD_BIG, augment=BIG_ROT,
-                                                     objective_kwargs={"temperature": 0.5})),
+    "t11_simclr_big_local_b128_t05": (
+        "simclr",
+        dict(steps=1200, batch_size=128, world=OLD_BIG, augment=BIG_ROT, objective_kwargs={"temperature": 0.5}),
+    ),
     "t15_simclr": ("simclr", dict(steps=1200, batch_size=128, world=BAR_CRESCENT)),
-    "t16_moco_t03_q1024": ("moco", dict(steps=1200, batch_size=128, world=BAR_CRESCENT,
-                                        objective_kwargs={"temperature": 0.3, "queue_size": 1024})),
+    "t16_moco_t03_q1024": (
+        "moco",
+        dict(steps=1200, batch_size=128, world=BAR_CRESCENT, objective_kwargs={"temperature": 0.3, "queue_size": 1024}),
+    ),
     "t17_byol_lr1e3": ("byol", dict(steps=1200, batch_size=128, lr=1e-3, world=BAR_CRESCENT)),
     "t18_supervised_patchwork": ("supervised", dict(steps=1200, batch_size=128, world=PATCH, augment=SUP_VIEWS)),
     "t19_simclr_soft_bg": ("simclr", dict(steps=1200, batch_size=128, world=SOFT)),
-    "t20_moco_soft_bg_m09": ("moco", dict(steps=1200, batch_size=128, world=SOFT,
-                                          objective_kwargs={"temperature": 0.3, "queue_size": 1024, "momentum": 0.9})),
-    "t21_simclr_old_shapes_soft_bg_t05": ("simclr", dict(steps=1200, batch_size=128, world=OLD_SOFT,
-                                                         objective_kwargs={"temperature": 0.5})),
-    "t23_simclr_patchwork_t05": ("simclr", dict(steps=1200, batch_size=128, world=PATCH,
-                                                objective_kwargs={"temperature": 0.5})),
-    "t22_byol_patchwork_m09": ("byol", dict(steps=1200, batch_size=128, world=PATCH,
-                                            objective_kwargs={"base_momentum": 0.9})),
+    "t20_moco_soft_bg_m09": (
+        "moco",
+        dict(
+            steps=1200,
+            batch_size=128,
+            world=SOFT,
+            objective_kwargs={"temperature": 0.3, "queue_size": 1024, "momentum": 0.9},
+        ),
+    ),
+    "t21_simclr_old_shapes_soft_bg_t05": (
+        "simclr",
+        dict(steps=1200, batch_size=128, world=OLD_SOFT, objective_kwargs={"temperature": 0.5}),
+    ),
+    "t23_simclr_patchwork_t05": (
+        "simclr",
+        dict(steps=1200, batch_size=128, world=PATCH, objective_kwargs={"temperature": 0.5}),
+    ),
+    "t22_byol_patchwork_m09": (
+        "byol",
+        dict(steps=1200, batch_size=128, world=PATCH, objective_kwargs={"base_momentum": 0.9}),
+    ),
     # t30-t49: the second world (SECOND)
     "t30_simclr_bgswap": ("simclr", dict(steps=1200, batch_size=128, augment=SWAP, world=SECOND)),
     "t31_byol_bgswap": ("byol", dict(steps=1200, batch_size=128, augment=SWAP, world=SECOND)),
     "t32_supervised": ("supervised", dict(steps=800, batch_size=128, world=SECOND, augment=SUP_VIEWS)),
-    "t33_moco_bgswap": ("moco", dict(steps=1200, batch_size=128, augment=SWAP,
-                                     objective_kwargs={"temperature": 0.2, "queue_size": 1024}, world=SECOND)),
+    "t33_moco_bgswap": (
+        "moco",
+        dict(
+            steps=1200,
+            batch_size=128,
+            augment=SWAP,
+            objective_kwargs={"temperature": 0.2, "queue_size": 1024},
+            world=SECOND,
+        ),
+    ),
     "t34_simclr": ("simclr", dict(steps=1200, batch_size=128, world=SECOND, augment=AugmentConfig())),
-    "t35_simclr_halfswap": ("simclr", dict(steps=1200, batch_size=128,
-                                           augment=AugmentConfig(scale=(0.2, 0.5), background_swap=0.5), world=SECOND)),
+    "t35_simclr_halfswap": (
+        "simclr",
+        dict(steps=1200, batch_size=128, augment=AugmentConfig(scale=(0.2, 0.5), background_swap=0.5), world=SECOND),
+    ),
     "t36_supervised_1500": ("supervised", dict(steps=1500, batch_size=128, world=SECOND, augment=SUP_VIEWS)),
-    "t37_moco": ("moco", dict(steps=800, batch_size=128, objective_kwargs={"temperature": 0.2, "queue_size": 1024},
-                              world=SECOND, augment=AugmentConfig())),
+    "t37_moco": (
+        "moco",
+        dict(
+            steps=800,
+            batch_size=128,
+            objective_kwargs={"temperature": 0.2, "queue_size": 1024},
+            world=SECOND,
+            augment=AugmentConfig(),
+        ),
+    ),
     "t38_byol": ("byol", dict(steps=800, batch_size=128, lr=1e-3, world=SECOND, augment=AugmentConfig())),
-    "t39_supervised_wide_crops": ("supervised", dict(steps=800, batch_size=128,
-                                                     augment=AugmentConfig(scale=(0.7, 1.0)), world=SECOND)),
-    "t40_simclr_big_objects": ("simclr", dict(steps=1200, batch_size=128, world=BIG,
-                                              augment=AugmentConfig(scale=(0.2, 0.5)))),
+    "t39_supervised_wide_crops": (
+        "supervised",
+        dict(steps=800, batch_size=128, augment=AugmentConfig(scale=(0.7, 1.0)), world=SECOND),
+    ),
+    "t40_simclr_big_objects": (
+        "simclr",
+        dict(steps=1200, batch_size=128, world=BIG, augment=AugmentConfig(scale=(0.2, 0.5))),
+    ),
     "t41_simclr_2400": ("simclr", dict(steps=2400, batch_size=128, world=SECOND, augment=AugmentConfig())),
-    "t42_simclr_big_objects_3000": ("simclr", dict(steps=3000, batch_size=128, world=BIG,
-                                                   augment=AugmentConfig(scale=(0.2, 0.5)))),
+    "t42_simclr_big_objects_3000": (
+        "simclr",
+        dict(steps=3000, batch_size=128, world=BIG, augment=AugmentConfig(scale=(0.2, 0.5))),
+    ),
     "t43_supervised_big_objects": ("supervised", dict(steps=800, batch_size=128, world=BIG, augment=SUP_VIEWS)),
-    "t44_moco_big_objects": ("moco", dict(steps=800, batch_size=128, world=BIG,
-                                          augment=AugmentConfig(scale=(0.2, 0.5)),
-                                          objective_kwargs={"temperature": 0.2, "queue_size": 1024})),
-    "t45_byol_big_objects": ("byol", dict(steps=800, batch_size=128, lr=1e-3, world=BIG,
-                                          augment=AugmentConfig(scale=(0.2, 0.5)))),
+    "t44_moco_big_objects": (
+        "moco",
+        dict(
+            steps=800,
+            batch_size=128,
+            world=BIG,
+            augment=AugmentConfig(scale=(0.2, 0.5)),
+            objective_kwargs={"temperature": 0.2, "queue_size": 1024},
+        ),
+    ),
+    "t45_byol_big_objects": (
+        "byol",
+        dict(steps=800, batch_size=128, lr=1e-3, world=BIG, augment=AugmentConfig(scale=(0.2, 0.5))),
+    ),
     "t46_simclr_4000": ("simclr", dict(steps=4000, batch_size=128, world=SECOND, augment=AugmentConfig())),
-    "t47_moco_2400": ("moco", dict(steps=2400, batch_size=128,
-                                   objective_kwargs={"temperature": 0.2, "queue_size": 1024}, world=SECOND,
-                                   augment=AugmentConfig())),
-    "t48_simclr_2400_t01": ("simclr", dict(steps=2400, batch_size=128, objective_kwargs={"temperature": 0.1},
-                                           world=SECOND, augment=AugmentConfig())),
-    "t49_simclr_2400_t02": ("simclr", dict(steps=2400, batch_size=128, objective_kwargs={"temperature": 0.2},
-                                           world=SECOND, augment=AugmentConfig())),
+    "t47_moco_2400": (
+        "moco",
+        dict(
+            steps=2400,
+            batch_size=128,
+            objective_kwargs={"temperature": 0.2, "queue_size": 1024},
+            world=SECOND,
+            augment=AugmentConfig(),
+        ),
+    ),
+    "t48_simclr_2400_t01": (
+        "simclr",
+        dict(steps=2400, batch_size=128, objective_kwargs={"temperature": 0.1}, world=SECOND, augment=AugmentConfig()),
+    ),
+    "t49_simclr_2400_t02": (
+        "simclr",
+        dict(steps=2400, batch_size=128, objective_kwargs={"temperature": 0.2}, world=SECOND, augment=AugmentConfig()),
+    ),
     "t50_simclr_one_second": ("simclr", dict(steps=2400, batch_size=128, world=ONE_SECOND, augment=AugmentConfig())),
     "t51_simclr_one_second_big": ("simclr", dict(steps=2400, batch_size=128, augment=WIDE)),
     "t53_supervised_one_second_big": ("supervised", dict(steps=800, batch_size=128, augment=SUP_VIEWS)),
-    "t54_moco_one_second_big": ("moco", dict(steps=2400, batch_size=128, augment=WIDE,
-                                             objective_kwargs={"temperature": 0.2, "queue_size": 1024})),
+    "t54_moco_one_second_big": (
+        "moco",
+        dict(steps=2400, batch_size=128, augment=WIDE, objective_kwargs={"temperature": 0.2, "queue_size": 1024}),
+    ),
     "t55_byol_one_second_big": ("byol", dict(steps=800, batch_size=128, lr=1e-3, augment=WIDE)),
     "t56_supervised_object_scale": ("supervised", dict(steps=800, batch_size=128, augment=WIDE)),
     # t57 on: one instance of each category is placed first, so two-category images keep both (19 % instead of 16 %)
@@ -134,8 +206,14 @@ def main() -> None:
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
     r = recipe(method, **overrides)
-    summary = pretrain(r, out / f"{args.trial}.pth", seed=args.seed, device="auto", log=out / f"{args.trial}.jsonl",
-                       cache_dir=out / "cache")
+    summary = pretrain(
+        r,
+        out / f"{args.trial}.pth",
+        seed=args.seed,
+        device="auto",
+        log=out / f"{args.trial}.jsonl",
+        cache_dir=out / "cache",
+    )
     with open(out / "trials.jsonl", "a") as handle:
         handle.write(json.dumps({"trial": args.trial, **{k: v for k, v in summary.items() if k != "history"}}) + "\n")
     print(json.dumps(summary))

@@ -87,8 +87,12 @@ def train(
     gen = torch.Generator().manual_seed(args.seed)
     opt = torch.optim.AdamW(model.parameters(), lr=args.lr, weight_decay=1e-4)
     warm = max(1, args.steps // 30)
-    sched = torch.optim.lr_scheduler.LambdaLR(opt, lambda s: (s + 1) / warm if s < warm else
-                                              0.5 * (1 + math.cos(math.pi * (s - warm) / max(1, args.steps - warm))))
+    sched = torch.optim.lr_scheduler.LambdaLR(
+        opt,
+        lambda s: (
+            (s + 1) / warm if s < warm else 0.5 * (1 + math.cos(math.pi * (s - warm) / max(1, args.steps - warm)))
+        ),
+    )
     model.train()
     losses = []
     for step in range(args.steps):
@@ -125,8 +129,12 @@ def main() -> None:
     p.add_argument("--workers", type=int, default=16, help="processes drawing the world")
     p.add_argument("--seed", type=int, default=1)
     p.add_argument("--threads", type=int, help="torch CPU threads (default: torch's)")
-    p.add_argument("--budget-s", type=float, default=170.0,
-                   help="start no further architecture after this many seconds (default: %(default)s)")
+    p.add_argument(
+        "--budget-s",
+        type=float,
+        default=170.0,
+        help="start no further architecture after this many seconds (default: %(default)s)",
+    )
     p.add_argument("--tiny", action="store_true", help="smoke test: 32 training images, 2 steps, 4 explained images")
     args = p.parse_args()
     if args.tiny:
@@ -150,11 +158,22 @@ def main() -> None:
     raw_all = torch.from_numpy(held["images"]).permute(0, 3, 1, 2).float().div(255)
     single = np.flatnonzero(held["n_categories"] == 1)[: args.explain_images]
     world_mean = torch.from_numpy(held["images"].reshape(-1, 3).mean(0) / 255).float()
-    results["setup"] = {"image_size": args.image_size, "train_images": args.train_images, "world_seed": args.seed,
-                        "eval_world_seed": EVAL_SEED, "eval_images": args.eval_images, "explained": len(single),
-                        "steps": args.steps, "batch": args.batch, "lr": args.lr, "device": str(device),
-                        "torch": torch.__version__, "bootstrap": BOOTSTRAP, "draw_s": drawn,
-                        "command": " ".join(sys.argv)}
+    results["setup"] = {
+        "image_size": args.image_size,
+        "train_images": args.train_images,
+        "world_seed": args.seed,
+        "eval_world_seed": EVAL_SEED,
+        "eval_images": args.eval_images,
+        "explained": len(single),
+        "steps": args.steps,
+        "batch": args.batch,
+        "lr": args.lr,
+        "device": str(device),
+        "torch": torch.__version__,
+        "bootstrap": BOOTSTRAP,
+        "draw_s": drawn,
+        "command": " ".join(sys.argv),
+    }
     norm = normaliser(device)
     for arch in args.archs:
         if arch in results["archs"]:
@@ -172,17 +191,31 @@ def main() -> None:
         target = torch.from_numpy(held["labels"][single]).to(device)
         x = norm(raw)
         maps = {}
-        for key, method, options in (("agf", "agf", {}), ("agf_eps0", "agf", {"residual_eps": 0.0}),
-                                     ("gradcam", "gradcam", {}), ("random", "random", {"seed": 0})):
-            maps[key] = torch.cat([explain(model, x[i : i + 16], target[i : i + 16], method=method, **options).cpu()
-                                   for i in range(0, len(x), 16)])
+        for key, method, options in (
+            ("agf", "agf", {}),
+            ("agf_eps0", "agf", {"residual_eps": 0.0}),
+            ("gradcam", "gradcam", {}),
+            ("random", "random", {"seed": 0}),
+        ):
+            maps[key] = torch.cat(
+                [
+                    explain(model, x[i : i + 16], target[i : i + 16], method=method, **options).cpu()
+                    for i in range(0, len(x), 16)
+                ]
+            )
         maps["mask"] = torch.from_numpy(held["masks"][single] > 0).float()
         found = measure_model(model, raw, norm, held["masks"][single], maps, target, world_mean, seed=0)
-        results["archs"][arch] = {"accuracy": acc, "losses": losses, "train_s": round(t_train, 1),
-                                  "total_s": round(time.perf_counter() - t0, 1), **found}
+        results["archs"][arch] = {
+            "accuracy": acc,
+            "losses": losses,
+            "train_s": round(t_train, 1),
+            "total_s": round(time.perf_counter() - t0, 1),
+            **found,
+        }
         path.write_text(json.dumps(results, indent=1) + "\n")
-        print(f"{arch}: accuracy {acc}, trained in {t_train:.0f} s, all in {time.perf_counter() - t0:.0f} s",
-              flush=True)
+        print(
+            f"{arch}: accuracy {acc}, trained in {t_train:.0f} s, all in {time.perf_counter() - t0:.0f} s", flush=True
+        )
     print(f"done in {time.perf_counter() - started:.0f} s -> {path}", flush=True)
 
 

@@ -21,14 +21,24 @@ matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 
 FRACTIONS = [i / 10 for i in range(10)]
-CURVES = (("agf", "signed", "AGF", "C3"), ("gradcam", "signed", "Grad-CAM", "C0"),
-          ("random", "signed", "random order", "0.5"))
+CURVES = (
+    ("agf", "signed", "AGF", "C3"),
+    ("gradcam", "signed", "Grad-CAM", "C0"),
+    ("random", "signed", "random order", "0.5"),
+)
 FILLS = ("black", "blur")
-GAPS = (("agf", "signed", "black", "AGF"), ("agf", "positive_random", "black", "AGF positive part"),
-        ("agf", "smoothed", "black", "AGF smoothed"), ("agf_eps0", "signed", "black", "AGF eps 0"),
-        ("gradcam", "signed", "black", "Grad-CAM"), ("mask", "positive_random", "black", "object mask"),
-        ("agf", "signed", "mean", "AGF, mean fill"), ("gradcam", "signed", "mean", "Grad-CAM, mean fill"),
-        ("agf", "signed", "blur", "AGF, blur fill"), ("gradcam", "signed", "blur", "Grad-CAM, blur fill"))
+GAPS = (
+    ("agf", "signed", "black", "AGF"),
+    ("agf", "positive_random", "black", "AGF positive part"),
+    ("agf", "smoothed", "black", "AGF smoothed"),
+    ("agf_eps0", "signed", "black", "AGF eps 0"),
+    ("gradcam", "signed", "black", "Grad-CAM"),
+    ("mask", "positive_random", "black", "object mask"),
+    ("agf", "signed", "mean", "AGF, mean fill"),
+    ("gradcam", "signed", "mean", "Grad-CAM, mean fill"),
+    ("agf", "signed", "blur", "AGF, blur fill"),
+    ("gradcam", "signed", "blur", "Grad-CAM, blur fill"),
+)
 
 
 def _row(model: dict, key: str, order: str, fill: str) -> dict | None:
@@ -43,8 +53,9 @@ def models_of(puzzle: dict, at224: dict | None) -> dict[str, dict]:
 
 
 def curves(models: dict[str, dict], out: Path) -> None:
-    fig, axes = plt.subplots(len(FILLS), len(models), figsize=(1.9 * len(models), 4.0), sharex=True, sharey=True,
-                             dpi=80, squeeze=False)
+    fig, axes = plt.subplots(
+        len(FILLS), len(models), figsize=(1.9 * len(models), 4.0), sharex=True, sharey=True, dpi=80, squeeze=False
+    )
     for i, fill in enumerate(FILLS):
         for ax, (name, model) in zip(axes[i], models.items()):
             for key, order, label, colour in CURVES:

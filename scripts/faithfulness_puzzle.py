@@ -49,15 +49,24 @@ from probe.pipeline.saved import backbone_dir  # noqa: E402
 BACKBONES = ("simclr", "moco", "byol", "supervised", CONTROL_NAME)
 
 
-def maps_of(model, x: torch.Tensor, target: torch.Tensor, masks: np.ndarray, batch: int = 16,
-            only_agf: bool = False) -> dict[str, torch.Tensor]:
+def maps_of(
+    model, x: torch.Tensor, target: torch.Tensor, masks: np.ndarray, batch: int = 16, only_agf: bool = False
+) -> dict[str, torch.Tensor]:
     """AGF (residual_eps 0.01 and 0), Grad-CAM, a seeded random map, and the object mask as a map (or AGF only)."""
     maps = {}
-    methods = (("agf", "agf", {}), ("agf_eps0", "agf", {"residual_eps": 0.0}),
-               ("gradcam", "gradcam", {}), ("random", "random", {"seed": 0}))
+    methods = (
+        ("agf", "agf", {}),
+        ("agf_eps0", "agf", {"residual_eps": 0.0}),
+        ("gradcam", "gradcam", {}),
+        ("random", "random", {"seed": 0}),
+    )
     for key, method, options in methods[:1] if only_agf else methods:
-        maps[key] = torch.cat([explain(model, x[i : i + batch], target[i : i + batch], method=method, **options).cpu()
-                               for i in range(0, len(x), batch)])
+        maps[key] = torch.cat(
+            [
+                explain(model, x[i : i + batch], target[i : i + batch], method=method, **options).cpu()
+                for i in range(0, len(x), batch)
+            ]
+        )
     maps["mask"] = torch.from_numpy(masks > 0).float()
     return maps
 
@@ -78,9 +87,11 @@ def main() -> None:
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--threads", type=int, default=1)
     p.add_argument("--backbones", nargs="+", default=list(BACKBONES))
-    p.add_argument("--verdict-only", action="store_true",
-                   help="only AGF's gap under black and blur removal, with its three-outcome result "
-                        "(the verdict check)")
+    p.add_argument(
+        "--verdict-only",
+        action="store_true",
+        help="only AGF's gap under black and blur removal, with its three-outcome result (the verdict check)",
+    )
     args = p.parse_args()
     torch.set_num_threads(args.threads)
     out = Path(args.out)
@@ -93,8 +104,13 @@ def main() -> None:
     world_mean = torch.from_numpy(arrays["images"].reshape(-1, 3).mean(0) / 255).float()
     results_path = out / "puzzle.json"
     results = json.loads(results_path.read_text()) if results_path.exists() else {}
-    results["setup"] = {"images": len(chosen), "world": f"demo world (seed {EVAL_SEED}), one-category images",
-                        "seed": args.seed, "bootstrap": BOOTSTRAP, "world_mean": world_mean.tolist()}
+    results["setup"] = {
+        "images": len(chosen),
+        "world": f"demo world (seed {EVAL_SEED}), one-category images",
+        "seed": args.seed,
+        "bootstrap": BOOTSTRAP,
+        "world_mean": world_mean.tolist(),
+    }
     for name in args.backbones:
         if name in results.get("backbones", {}):
             continue
@@ -107,11 +123,25 @@ def main() -> None:
         maps = maps_of(model, x, target, masks, only_agf=args.verdict_only)
         # the library's protocol on the signed AGF map is what this script's "signed, black" measures
         lib = perturbation_hits(model, x[:40], maps["agf"][:40], target[:40], mean=mean, std=std)
-        mine = hits(model, x[:40], norm(filler(raw[:40], "black", world_mean)), target[:40],
-                    {m: removal_order(maps["agf"][:40], "signed", m) for m in ("positive", "negative")})
+        mine = hits(
+            model,
+            x[:40],
+            norm(filler(raw[:40], "black", world_mean)),
+            target[:40],
+            {m: removal_order(maps["agf"][:40], "signed", m) for m in ("positive", "negative")},
+        )
         assert all((lib[m].hits.numpy() == mine[m]).all() for m in mine), "does not reproduce the library"
-        found = measure_model(model, raw, norm, masks, maps, target, world_mean, seed=args.seed,
-                              configs=VERDICT_CONFIGS if args.verdict_only else CONFIGS)
+        found = measure_model(
+            model,
+            raw,
+            norm,
+            masks,
+            maps,
+            target,
+            world_mean,
+            seed=args.seed,
+            configs=VERDICT_CONFIGS if args.verdict_only else CONFIGS,
+        )
         results.setdefault("backbones", {})[name] = {**found, "seconds": round(time.perf_counter() - started, 1)}
         results_path.write_text(json.dumps(results, indent=1) + "\n")
         print(f"{name}: {time.perf_counter() - started:.0f} s", flush=True)

@@ -77,14 +77,27 @@ def main() -> None:
                 explain(gpu_model, big, method=method, **_options(method))
             torch.cuda.synchronize()
             seconds = (time.perf_counter() - began) / 3
-            row = {"model": name, "method": method, "min_r_cpu_vs_gpu": min(r), "images_per_s": args.batch / seconds,
-                   "peak_gib": torch.cuda.max_memory_allocated() / 2**30}
+            row = {
+                "model": name,
+                "method": method,
+                "min_r_cpu_vs_gpu": min(r),
+                "images_per_s": args.batch / seconds,
+                "peak_gib": torch.cuda.max_memory_allocated() / 2**30,
+            }
             rows.append(row)
-            print(f"{name:24s} {method:26s} r(cpu,gpu) >= {row['min_r_cpu_vs_gpu']:.6f}  "
-                  f"{row['images_per_s']:8.1f} images/s  peak {row['peak_gib']:.2f} GiB", flush=True)
+            print(
+                f"{name:24s} {method:26s} r(cpu,gpu) >= {row['min_r_cpu_vs_gpu']:.6f}  "
+                f"{row['images_per_s']:8.1f} images/s  peak {row['peak_gib']:.2f} GiB",
+                flush=True,
+            )
             model.cpu()
-    result = {"device": torch.cuda.get_device_name(), "torch": torch.__version__, "batch": args.batch,
-              "size": args.size, "rows": rows}
+    result = {
+        "device": torch.cuda.get_device_name(),
+        "torch": torch.__version__,
+        "batch": args.batch,
+        "size": args.size,
+        "rows": rows,
+    }
     if args.json_path:
         Path(args.json_path).write_text(json.dumps(result, indent=1))
     for row in rows:

@@ -72,8 +72,9 @@ def filler(raw: torch.Tensor, kind: str, world_mean: torch.Tensor) -> torch.Tens
 
 
 @torch.inference_mode()
-def hits(model, x: torch.Tensor, fill: torch.Tensor, target: torch.Tensor, ranks: dict[str, torch.Tensor],
-         batch: int = 120) -> dict[str, np.ndarray]:
+def hits(
+    model, x: torch.Tensor, fill: torch.Tensor, target: torch.Tensor, ranks: dict[str, torch.Tensor], batch: int = 120
+) -> dict[str, np.ndarray]:
     """Per mode, bool ``[N, S]``: is ``target`` still top-1 after the first fraction of pixels is replaced by ``fill``?
 
     The clean image (fraction 0) is classified once for all modes. Inputs go in channels-last layout (about twice
@@ -139,8 +140,11 @@ PAIRED = (
     ("gradcam - agf (signed, black)", ("gradcam", "signed", "black"), ("agf", "signed", "black")),
     ("agf positive_random - signed (black)", ("agf", "positive_random", "black"), ("agf", "signed", "black")),
     ("agf positive_rowmajor - signed (black)", ("agf", "positive_rowmajor", "black"), ("agf", "signed", "black")),
-    ("agf positive_rowmajor - positive_random (black)", ("agf", "positive_rowmajor", "black"),
-     ("agf", "positive_random", "black")),
+    (
+        "agf positive_rowmajor - positive_random (black)",
+        ("agf", "positive_rowmajor", "black"),
+        ("agf", "positive_random", "black"),
+    ),
     ("agf smoothed - signed (black)", ("agf", "smoothed", "black"), ("agf", "signed", "black")),
     ("agf eps 0 - eps 0.01 (signed, black)", ("agf_eps0", "signed", "black"), ("agf", "signed", "black")),
     ("gradcam - agf positive_random (black)", ("gradcam", "signed", "black"), ("agf", "positive_random", "black")),
@@ -164,8 +168,17 @@ def outcome(interval: list[float], minimum: float = MINIMUM_EFFECT) -> str:
     return "passes" if lo > minimum else "fails" if hi < minimum else "inconclusive"
 
 
-def measure_model(model, raw: torch.Tensor, norm, masks: np.ndarray | None, maps: dict[str, torch.Tensor],
-                  target: torch.Tensor, world_mean: torch.Tensor, seed: int = 0, configs=CONFIGS) -> dict:
+def measure_model(
+    model,
+    raw: torch.Tensor,
+    norm,
+    masks: np.ndarray | None,
+    maps: dict[str, torch.Tensor],
+    target: torch.Tensor,
+    world_mean: torch.Tensor,
+    seed: int = 0,
+    configs=CONFIGS,
+) -> dict:
     """Every setting of ``configs`` on one model: AUCs, gaps with their outcome against :data:`MINIMUM_EFFECT`,
     curves; with the full :data:`CONFIGS` also the paired differences and edge shares (``masks`` needed).
 
@@ -182,10 +195,19 @@ def measure_model(model, raw: torch.Tensor, norm, masks: np.ndarray | None, maps
         pos, neg = auc_rows(h["positive"]), auc_rows(h["negative"])
         per_image[(key, order, fill)] = neg - pos
         gap = bootstrap(neg - pos)
-        rows.append({"map": key, "order": order, "removal": fill, "positive_auc": bootstrap(pos),
-                     "negative_auc": bootstrap(neg), "gap": gap, "outcome": outcome(gap),
-                     "positive_curve": h["positive"].mean(0).round(4).tolist(),
-                     "negative_curve": h["negative"].mean(0).round(4).tolist()})
+        rows.append(
+            {
+                "map": key,
+                "order": order,
+                "removal": fill,
+                "positive_auc": bootstrap(pos),
+                "negative_auc": bootstrap(neg),
+                "gap": gap,
+                "outcome": outcome(gap),
+                "positive_curve": h["positive"].mean(0).round(4).tolist(),
+                "negative_curve": h["negative"].mean(0).round(4).tolist(),
+            }
+        )
     if configs is not CONFIGS:
         return {"rows": rows}
     bands = edge_bands(masks)

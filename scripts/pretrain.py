@@ -1,6 +1,6 @@
 """Train a reference backbone on the synthetic world: the same as ``probe pretrain``.
 
-    PYTHONPATH=. python scripts/pretrain.py --method moco --out moco.pth --seed 0
+PYTHONPATH=. python scripts/pretrain.py --method moco --out moco.pth --seed 0
 """
 
 import sys

@@ -101,8 +101,12 @@ class Partial:
             status = np.load(directory / "status.npy", mmap_mode="r")
         except (OSError, ValueError):
             return False
-        return (meta == {"fields": fields, "rows": n, "dim": dim} and features.shape == (n, dim)
-                and features.dtype == np.float32 and status.shape == (n,))
+        return (
+            meta == {"fields": fields, "rows": n, "dim": dim}
+            and features.shape == (n, dim)
+            and features.dtype == np.float32
+            and status.shape == (n,)
+        )
 
     def pending_batches(self, batch_size: int) -> list[list[int]]:
         """Batches of a fixed grid (rows ``[b*B, (b+1)*B)``) that still have unfinished rows.
@@ -182,8 +186,9 @@ class CacheEntry:
             array = np.load(self.final_dir / "features.npy", mmap_mode="r")
         except (OSError, ValueError):
             return False
-        return (index.get("fields") == self.fields and list(array.shape) == index.get("shape")
-                and array.dtype == np.float32)
+        return (
+            index.get("fields") == self.fields and list(array.shape) == index.get("shape") and array.dtype == np.float32
+        )
 
     def prepare_partial(self, n: int, dim: int) -> bool:
         """Make sure a usable work area exists; returns True when an earlier run is resumed."""
@@ -192,21 +197,23 @@ class CacheEntry:
         Partial.create(self.partial_dir, self.fields, n, dim)
         return False
 
-    def finalise(self, partial: Partial, rel_paths: list[str], labels: np.ndarray | None,
-                 class_names: list[str]) -> None:
+    def finalise(
+        self, partial: Partial, rel_paths: list[str], labels: np.ndarray | None, class_names: list[str]
+    ) -> None:
         """Compact the finished work area into the final folder and publish it with one rename.
 
         Raises :class:`DataError` naming the rows that are neither done nor failed to decode: an unfinished
         row holds zeros, never features. The work area is then kept, so a rerun computes just those rows.
         """
         failures = partial.failures()
-        unfinished = [row for row in np.flatnonzero(np.asarray(partial.status) != DONE).tolist()
-                      if row not in failures]
+        unfinished = [row for row in np.flatnonzero(np.asarray(partial.status) != DONE).tolist() if row not in failures]
         if unfinished:
-            raise DataError(f"feature extraction left {len(unfinished)} of {len(rel_paths)} images without "
-                            f"features: {name_some([rel_paths[row] for row in unfinished])} (rows "
-                            f"{name_some([str(row) for row in unfinished])}); nothing was published and "
-                            f"{self.partial_dir} is kept, so running again computes only those")
+            raise DataError(
+                f"feature extraction left {len(unfinished)} of {len(rel_paths)} images without "
+                f"features: {name_some([rel_paths[row] for row in unfinished])} (rows "
+                f"{name_some([str(row) for row in unfinished])}); nothing was published and "
+                f"{self.partial_dir} is kept, so running again computes only those"
+            )
         keep = np.array([row not in failures for row in range(len(rel_paths))], dtype=bool)
         staging = self.cache_dir / f".{self.key}.staging-{os.getpid()}"
         shutil.rmtree(staging, ignore_errors=True)
@@ -217,26 +224,30 @@ class CacheEntry:
             os.replace(self.partial_dir / "features.npy", target)
             final = np.load(target, mmap_mode="r")
         else:
-            final = np.lib.format.open_memmap(target, mode="w+", dtype=np.float32,
-                                              shape=(int(keep.sum()), partial.features.shape[1]))
+            final = np.lib.format.open_memmap(
+                target, mode="w+", dtype=np.float32, shape=(int(keep.sum()), partial.features.shape[1])
+            )
             rows = np.flatnonzero(keep)
             for start in range(0, len(rows), 65536):
-                chunk = rows[start:start + 65536]
-                final[start:start + len(chunk)] = partial.features[chunk]
+                chunk = rows[start : start + 65536]
+                final[start : start + len(chunk)] = partial.features[chunk]
             final.flush()
         with open(target, "rb+") as handle:
             os.fsync(handle.fileno())
         kept = np.flatnonzero(keep)
-        atomic_write_json(staging / "index.json", {
-            "fields": self.fields,
-            "key": self.key,
-            "shape": list(final.shape),
-            "rel_paths": [rel_paths[i] for i in kept],
-            "labels": None if labels is None else [int(labels[i]) for i in kept],
-            "class_names": list(class_names),
-            "failures": [[rel_paths[row], reason] for row, reason in sorted(failures.items())],
-            "nonfinite_rows": nonfinite_rows(final),
-        })
+        atomic_write_json(
+            staging / "index.json",
+            {
+                "fields": self.fields,
+                "key": self.key,
+                "shape": list(final.shape),
+                "rel_paths": [rel_paths[i] for i in kept],
+                "labels": None if labels is None else [int(labels[i]) for i in kept],
+                "class_names": list(class_names),
+                "failures": [[rel_paths[row], reason] for row, reason in sorted(failures.items())],
+                "nonfinite_rows": nonfinite_rows(final),
+            },
+        )
         del final
         if self.final_dir.exists() and not self.is_complete():
             shutil.rmtree(self.final_dir)  # a damaged entry of the same key: replaced, never used
@@ -258,7 +269,7 @@ def nonfinite_rows(array: np.ndarray, chunk: int = 65536) -> list[int]:
     """Indices of rows holding NaN or inf, read in chunks so a memmap is never loaded whole."""
     bad = []
     for start in range(0, len(array), chunk):
-        block = np.asarray(array[start:start + chunk])
+        block = np.asarray(array[start : start + chunk])
         bad.extend((start + np.flatnonzero(~np.isfinite(block).all(axis=1))).tolist())
     return bad
 
@@ -281,8 +292,10 @@ class EntryLock:
             fcntl.flock(handle.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)
         except BlockingIOError:
             handle.close()
-            raise OutputError(f"feature cache entry {self.path.with_suffix('')} is being written by another "
-                              "process; wait for it to finish or use another --cache-dir") from None
+            raise OutputError(
+                f"feature cache entry {self.path.with_suffix('')} is being written by another "
+                "process; wait for it to finish or use another --cache-dir"
+            ) from None
         return self
 
     def __exit__(self, *exc: object) -> None:

@@ -151,16 +151,18 @@ def _cluster_means(x: np.ndarray, labels: np.ndarray, k: int) -> tuple[np.ndarra
     """Per-cluster sums (accumulated in float64 over blocks of rows) divided by counts; counts."""
     sums = np.zeros((k, x.shape[1]), dtype=np.float64)
     for start in range(0, len(x), _BLOCK):
-        block = labels[start:start + _BLOCK]
-        one_hot = sp.csr_matrix((np.ones(len(block), np.float32), (block, np.arange(len(block)))),
-                                shape=(k, len(block)))
-        sums += one_hot @ x[start:start + _BLOCK]
+        block = labels[start : start + _BLOCK]
+        one_hot = sp.csr_matrix(
+            (np.ones(len(block), np.float32), (block, np.arange(len(block)))), shape=(k, len(block))
+        )
+        sums += one_hot @ x[start : start + _BLOCK]
     counts = np.bincount(labels, minlength=k)
     return sums / np.maximum(counts, 1)[:, None], counts
 
 
-def _lloyd(x: np.ndarray, centroids: np.ndarray, assign: _Assigner, *, niter: int, tol: float,
-           spherical: bool) -> tuple[np.ndarray, np.ndarray, list[float]]:
+def _lloyd(
+    x: np.ndarray, centroids: np.ndarray, assign: _Assigner, *, niter: int, tol: float, spherical: bool
+) -> tuple[np.ndarray, np.ndarray, list[float]]:
     """Lloyd iterations from ``centroids`` until no point moves, the objective gains less than ``tol``
     (relative) or ``niter`` assignments were made. Returns the centroids, the labels of their own
     assignment (so the two always agree) and the objective after each assignment."""
@@ -171,13 +173,14 @@ def _lloyd(x: np.ndarray, centroids: np.ndarray, assign: _Assigner, *, niter: in
         labels, distances = assign(x, centroids)
         history.append(float(distances.sum(dtype=np.float64)))
         settled = previous is not None and (
-            np.array_equal(labels, previous) or history[-2] - history[-1] <= tol * history[-1])
+            np.array_equal(labels, previous) or history[-2] - history[-1] <= tol * history[-1]
+        )
         if settled or len(history) >= niter:
             return centroids, labels, history
         means, counts = _cluster_means(x, labels, k)
         empty = np.flatnonzero(counts == 0)
         if len(empty):  # restart empty clusters at the points worst served by their centroid
-            means[empty] = x[np.argsort(-distances, kind="stable")[:len(empty)]]
+            means[empty] = x[np.argsort(-distances, kind="stable")[: len(empty)]]
         if spherical:
             means = l2_normalise(means)
         centroids, previous = means.astype(np.float32), labels
@@ -219,8 +222,15 @@ def kmeans(
         centroids, labels, history = _lloyd(x, init, assign, niter=niter, tol=tol, spherical=spherical)
         objective = history[-1]
         if best is None or objective < best.objective:
-            best = KMeansResult(labels, np.ascontiguousarray(centroids, dtype=np.float32), objective,
-                                len(history), spherical, seed, history)
+            best = KMeansResult(
+                labels,
+                np.ascontiguousarray(centroids, dtype=np.float32),
+                objective,
+                len(history),
+                spherical,
+                seed,
+                history,
+            )
     if best is None:  # nredo >= 1 was checked above
         raise RuntimeError("k-means ran no restart")
     return best

@@ -114,8 +114,11 @@ class ImageFolderData(torch.utils.data.Dataset):
             layout = "imagefolder" if nested else "flat"
         self.layout = layout
         if layout == "imagefolder":
-            self.skipped.extend((entry.path, "outside any class folder (ImageFolder layout)")
-                                for rel, entry in candidates if "/" not in rel)
+            self.skipped.extend(
+                (entry.path, "outside any class folder (ImageFolder layout)")
+                for rel, entry in candidates
+                if "/" not in rel
+            )
             candidates = nested
             self.class_names = sorted({rel.split("/", 1)[0] for rel, _ in candidates})
         else:
@@ -146,12 +149,19 @@ class ImageFolderData(torch.utils.data.Dataset):
         self.skipped.extend(r for r in results if not isinstance(r, ImageRecord))
         self.skipped.sort()
         if self.skipped:
-            log.warning("%s: skipped %d of %d files: %s", self.root, len(self.skipped),
-                        len(self.skipped) + len(self._records),
-                        name_some([f"{Path(p).name} ({why})" for p, why in self.skipped]))
+            log.warning(
+                "%s: skipped %d of %d files: %s",
+                self.root,
+                len(self.skipped),
+                len(self.skipped) + len(self._records),
+                name_some([f"{Path(p).name} ({why})" for p, why in self.skipped]),
+            )
         if not self._records:
-            detail = f"; {len(self.skipped)} files skipped: " + name_some([f"{p} ({w})" for p, w in self.skipped]) \
-                if self.skipped else ""
+            detail = (
+                f"; {len(self.skipped)} files skipped: " + name_some([f"{p} ({w})" for p, w in self.skipped])
+                if self.skipped
+                else ""
+            )
             raise DataError(f"no usable images in {self.root}{detail}")
         if self._mask_index is not None:
             self._check_masks_match(self._mask_index)
@@ -160,16 +170,22 @@ class ImageFolderData(torch.utils.data.Dataset):
                 if note is not None:
                     self.mask_issues.append((str(self.root / record.rel_path), note))
             if self.mask_issues:
-                log.warning("%s: %d images have mask issues: %s", self.masks_root, len(self.mask_issues),
-                            name_some([f"{Path(p).name} ({why})" for p, why in self.mask_issues]))
+                log.warning(
+                    "%s: %d images have mask issues: %s",
+                    self.masks_root,
+                    len(self.mask_issues),
+                    name_some([f"{Path(p).name} ({why})" for p, why in self.mask_issues]),
+                )
 
     def _check_masks_match(self, mask_index: MaskIndex) -> None:
         """A masks folder with no mask for any image is a mistake (wrong folder or naming), not a skip."""
         if any(mask_index.files_for(record.rel_path) for record in self._records):
             return
         example = Path(self._records[0].rel_path).with_suffix(MASK_EXTENSION)
-        raise DataError(f"masks folder {mask_index.root} has no mask for any of the {len(self._records)} images in "
-                        f"{self.root}: masks mirror the image paths, e.g. {mask_index.root / example}")
+        raise DataError(
+            f"masks folder {mask_index.root} has no mask for any of the {len(self._records)} images in "
+            f"{self.root}: masks mirror the image paths, e.g. {mask_index.root / example}"
+        )
 
     # ----------------------------------------------------------------- views
     @property

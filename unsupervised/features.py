@@ -125,11 +125,23 @@ def _feature_dim(backbone: nn.Module, probe_input: Callable[[], torch.Tensor]) -
         return int(backbone(probe_input()).shape[1])
 
 
-def _run_batches(backbone: nn.Module, dataset: ImageFolderData, transform: Callable, partial: Partial,
-                 batches: list[list[int]], *, num_workers: int, device: torch.device, show: bool) -> None:
+def _run_batches(
+    backbone: nn.Module,
+    dataset: ImageFolderData,
+    transform: Callable,
+    partial: Partial,
+    batches: list[list[int]],
+    *,
+    num_workers: int,
+    device: torch.device,
+    show: bool,
+) -> None:
     loader = torch.utils.data.DataLoader(
-        _Decoded(dataset, transform), batch_sampler=batches, num_workers=num_workers,
-        collate_fn=_collate, pin_memory=device.type == "cuda",
+        _Decoded(dataset, transform),
+        batch_sampler=batches,
+        num_workers=num_workers,
+        collate_fn=_collate,
+        pin_memory=device.type == "cuda",
     )
     dim = partial.features.shape[1]
     rel_paths = dataset.rel_paths
@@ -139,13 +151,15 @@ def _run_batches(backbone: nn.Module, dataset: ImageFolderData, transform: Calla
             for rows, images, failed in loader:
                 if failed:
                     partial.fail(failed)
-                    log.warning("skipped unreadable images: %s",
-                                name_some([f"{rel_paths[i]} ({why})" for i, why in failed]))
+                    log.warning(
+                        "skipped unreadable images: %s", name_some([f"{rel_paths[i]} ({why})" for i, why in failed])
+                    )
                 if images is not None:
                     out = backbone(images.to(device, non_blocking=True, memory_format=torch.channels_last))
                     if out.ndim != 2 or out.shape != (len(rows), dim):
-                        raise DataError(f"backbone returned features of shape {tuple(out.shape)}; "
-                                        f"expected [{len(rows)}, {dim}]")
+                        raise DataError(
+                            f"backbone returned features of shape {tuple(out.shape)}; expected [{len(rows)}, {dim}]"
+                        )
                     partial.write(np.asarray(rows), out.float().cpu().numpy())
                 bar.update(len(rows) + len(failed))
     finally:
@@ -153,9 +167,18 @@ def _run_batches(backbone: nn.Module, dataset: ImageFolderData, transform: Calla
         bar.close()
 
 
-def _extract_into(entry: CacheEntry, backbone: nn.Module, dataset: ImageFolderData, transform: Callable, *,
-                  batch_size: int, num_workers: int, device: torch.device, group: distributed.Group,
-                  progress: bool | None) -> None:
+def _extract_into(
+    entry: CacheEntry,
+    backbone: nn.Module,
+    dataset: ImageFolderData,
+    transform: Callable,
+    *,
+    batch_size: int,
+    num_workers: int,
+    device: torch.device,
+    group: distributed.Group,
+    progress: bool | None,
+) -> None:
     """Fill (or resume) the entry's work area, this rank's share of it, then publish it from rank 0."""
     dim = _feature_dim(backbone, lambda: transform(dataset.load_image(0)).unsqueeze(0).to(device))
     with contextlib.ExitStack() as held:
@@ -177,11 +200,20 @@ def _extract_into(entry: CacheEntry, backbone: nn.Module, dataset: ImageFolderDa
         partial = partial or Partial(entry.partial_dir, group.rank)
         if resumed and group.is_main:
             done = len(dataset) - sum(len(b) for b in batches)
-            log.info("resuming feature extraction in %s: %d of %d images already done", entry.partial_dir,
-                     done, len(dataset))
+            log.info(
+                "resuming feature extraction in %s: %d of %d images already done", entry.partial_dir, done, len(dataset)
+            )
         try:
-            _run_batches(backbone, dataset, transform, partial, batches[group.rank::group.world_size],
-                         num_workers=num_workers, device=device, show=_progress_enabled(progress, group))
+            _run_batches(
+                backbone,
+                dataset,
+                transform,
+                partial,
+                batches[group.rank :: group.world_size],
+                num_workers=num_workers,
+                device=device,
+                show=_progress_enabled(progress, group),
+            )
         except BaseException as exc:  # noqa: BLE001 - re-raised below, after telling the other ranks
             problem = exc
         if not group.all_true(problem is None):
@@ -189,8 +221,10 @@ def _extract_into(entry: CacheEntry, backbone: nn.Module, dataset: ImageFolderDa
         failures = partial.failures()
         if len(failures) == len(dataset):
             rel_paths = dataset.rel_paths
-            raise DataError(f"no readable images in {dataset.root}: all {len(dataset)} failed to decode: "
-                            + name_some([f"{rel_paths[row]} ({why})" for row, why in sorted(failures.items())]))
+            raise DataError(
+                f"no readable images in {dataset.root}: all {len(dataset)} failed to decode: "
+                + name_some([f"{rel_paths[row]} ({why})" for row, why in sorted(failures.items())])
+            )
         if group.is_main:
             try:
                 entry.finalise(partial, dataset.rel_paths, dataset.labels, dataset.class_names)
@@ -205,13 +239,21 @@ def _as_features(entry: CacheEntry, dataset: ImageFolderData) -> Features:
     array, index = entry.load()
     if index["nonfinite_rows"]:
         bad = [index["rel_paths"][i] for i in index["nonfinite_rows"]]
-        raise DataError(f"the backbone produced NaN/inf features for {len(bad)} images in {dataset.root}: "
-                        f"{name_some(bad)}")
+        raise DataError(
+            f"the backbone produced NaN/inf features for {len(bad)} images in {dataset.root}: {name_some(bad)}"
+        )
     root = dataset.root
     skipped = list(dataset.skipped) + [(str(root / rel), why) for rel, why in index["failures"]]
     labels = None if index["labels"] is None else np.asarray(index["labels"], dtype=np.int64)
-    return Features(array=array, paths=[str(root / rel) for rel in index["rel_paths"]], labels=labels,
-                    class_names=list(index["class_names"]), skipped=skipped, key=entry.key, root=str(root))
+    return Features(
+        array=array,
+        paths=[str(root / rel) for rel in index["rel_paths"]],
+        labels=labels,
+        class_names=list(index["class_names"]),
+        skipped=skipped,
+        key=entry.key,
+        root=str(root),
+    )
 
 
 def extract_features(
@@ -259,8 +301,17 @@ def extract_features(
             cache_dir = temporary
         entry = CacheEntry(Path(cache_dir), key, fields)
         if not group.broadcast(entry.is_complete()):
-            _extract_into(entry, backbone, dataset, transform, batch_size=batch_size, num_workers=num_workers,
-                          device=device, group=group, progress=progress)
+            _extract_into(
+                entry,
+                backbone,
+                dataset,
+                transform,
+                batch_size=batch_size,
+                num_workers=num_workers,
+                device=device,
+                group=group,
+                progress=progress,
+            )
         else:
             log.info("features for %s loaded from cache %s", dataset.root, entry.final_dir)
         features = _as_features(entry, dataset)

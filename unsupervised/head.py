@@ -60,13 +60,12 @@ def _accuracy(head: nn.Linear, x: np.ndarray, y: np.ndarray) -> float:
     correct = 0
     with torch.no_grad():
         for start in range(0, len(x), _CHUNK):
-            logits = head(torch.from_numpy(np.ascontiguousarray(x[start:start + _CHUNK])))
-            correct += int((logits.argmax(1).numpy() == y[start:start + _CHUNK]).sum())
+            logits = head(torch.from_numpy(np.ascontiguousarray(x[start : start + _CHUNK])))
+            correct += int((logits.argmax(1).numpy() == y[start : start + _CHUNK]).sum())
     return correct / max(len(x), 1)
 
 
-def fold_standardisation(weight: torch.Tensor, bias: torch.Tensor, mean: torch.Tensor,
-                         std: torch.Tensor) -> nn.Linear:
+def fold_standardisation(weight: torch.Tensor, bias: torch.Tensor, mean: torch.Tensor, std: torch.Tensor) -> nn.Linear:
     """``nn.Linear`` on raw ``x`` equal to ``weight @ ((x - mean) / std) + bias`` (folded in float64)."""
     folded = weight.double() / std.double()
     head = nn.Linear(weight.shape[1], weight.shape[0])
@@ -115,8 +114,15 @@ def train_head(
     z_train = centred.div_(std.float())
     weight = torch.zeros(k, x.shape[1], requires_grad=True)
     bias = torch.zeros(k, requires_grad=True)
-    optimiser = torch.optim.LBFGS([weight, bias], lr=1.0, max_iter=max_iter, history_size=20,
-                                  line_search_fn="strong_wolfe", tolerance_grad=1e-6, tolerance_change=1e-9)
+    optimiser = torch.optim.LBFGS(
+        [weight, bias],
+        lr=1.0,
+        max_iter=max_iter,
+        history_size=20,
+        line_search_fn="strong_wolfe",
+        tolerance_grad=1e-6,
+        tolerance_change=1e-9,
+    )
 
     def objective() -> torch.Tensor:
         return F.cross_entropy(z_train @ weight.T + bias, y_train) + 0.5 * weight_decay * weight.pow(2).sum()
@@ -137,9 +143,14 @@ def train_head(
     report = HeadReport(
         train_accuracy=_accuracy(head, x[train_idx], y[train_idx]),
         heldout_accuracy=_accuracy(head, x[heldout_idx], y[heldout_idx]) if len(heldout_idx) else None,
-        n_train=len(train_idx), n_heldout=len(heldout_idx), num_classes=k,
-        iterations=iterations, loss=final_loss, weight_decay=weight_decay,
-        heldout_fraction=heldout, seed=seed,
+        n_train=len(train_idx),
+        n_heldout=len(heldout_idx),
+        num_classes=k,
+        iterations=iterations,
+        loss=final_loss,
+        weight_decay=weight_decay,
+        heldout_fraction=heldout,
+        seed=seed,
     )
     return head, report
 

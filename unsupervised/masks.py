@@ -31,10 +31,28 @@ MaskKey = int | str
 
 # transform steps that change pixel values only, never geometry (torchvision v1 and v2, and timm names)
 _PHOTOMETRIC = {
-    "ToTensor", "PILToTensor", "ToImage", "ToDtype", "ToPureTensor", "ConvertImageDtype", "Normalize",
-    "MaybeToTensor", "MaybePILToTensor", "ToNumpy", "ConvertRGB",
-    "Grayscale", "ColorJitter", "RandomGrayscale", "GaussianBlur", "RandomInvert", "RandomPosterize",
-    "RandomSolarize", "RandomAdjustSharpness", "RandomAutocontrast", "RandomEqualize", "Identity",
+    "ToTensor",
+    "PILToTensor",
+    "ToImage",
+    "ToDtype",
+    "ToPureTensor",
+    "ConvertImageDtype",
+    "Normalize",
+    "MaybeToTensor",
+    "MaybePILToTensor",
+    "ToNumpy",
+    "ConvertRGB",
+    "Grayscale",
+    "ColorJitter",
+    "RandomGrayscale",
+    "GaussianBlur",
+    "RandomInvert",
+    "RandomPosterize",
+    "RandomSolarize",
+    "RandomAdjustSharpness",
+    "RandomAutocontrast",
+    "RandomEqualize",
+    "Identity",
 }
 
 
@@ -97,8 +115,10 @@ class MaskIndex:
             except UnreadableImage as exc:
                 return f"mask {file.name} unreadable ({exc}): localisation unavailable for this image"
             if (header.width, header.height) != image_size:
-                return (f"mask {file.name} is {header.width}x{header.height}, image is "
-                        f"{image_size[0]}x{image_size[1]}: mask resized (nearest neighbour)")
+                return (
+                    f"mask {file.name} is {header.width}x{header.height}, image is "
+                    f"{image_size[0]}x{image_size[1]}: mask resized (nearest neighbour)"
+                )
         return None
 
     def label_maps(self, rel_path: str, image_size: tuple[int, int]) -> dict[MaskKey, np.ndarray] | None:

@@ -80,11 +80,21 @@ class ClusterMetrics:
 
     def to_json(self) -> dict[str, Any]:
         """A JSON-ready dict; keys that were not measured are left out."""
-        out: dict[str, Any] = {"n": self.n, "k": self.k, "sizes": list(self.sizes),
-                               "empty_clusters": self.empty_clusters}
+        out: dict[str, Any] = {
+            "n": self.n,
+            "k": self.k,
+            "sizes": list(self.sizes),
+            "empty_clusters": self.empty_clusters,
+        }
         if self.labelled:
-            out.update(nmi=self.nmi, ari=self.ari, hungarian_accuracy=self.hungarian_accuracy, purity=self.purity,
-                       num_classes=self.num_classes, per_cluster=[entry.to_json() for entry in self.per_cluster])
+            out.update(
+                nmi=self.nmi,
+                ari=self.ari,
+                hungarian_accuracy=self.hungarian_accuracy,
+                purity=self.purity,
+                num_classes=self.num_classes,
+                per_cluster=[entry.to_json() for entry in self.per_cluster],
+            )
         if self.stability is not None:
             out.update(stability=vars(self.stability).copy(), silhouette=self.silhouette)
         return out
@@ -128,8 +138,15 @@ def _supervised(labels: np.ndarray, truth: np.ndarray, class_names: Sequence[str
         majority_name = None
         if class_names is not None and isinstance(majority, int) and 0 <= majority < len(class_names):
             majority_name = class_names[majority]
-        per_cluster.append(ClusterLabel(cluster=int(cluster), size=int(row.sum()), majority=majority,
-                                        purity=float(row.max() / row.sum()), majority_name=majority_name))
+        per_cluster.append(
+            ClusterLabel(
+                cluster=int(cluster),
+                size=int(row.sum()),
+                majority=majority,
+                purity=float(row.max() / row.sum()),
+                majority_name=majority_name,
+            )
+        )
     return {
         "nmi": float(normalized_mutual_info_score(truth, labels)),
         "ari": float(adjusted_rand_score(truth, labels)),
@@ -143,8 +160,12 @@ def _supervised(labels: np.ndarray, truth: np.ndarray, class_names: Sequence[str
 def stability(features: Any, labels: np.ndarray, k: int, *, seeds: Sequence[int], spherical: bool) -> Stability:
     """ARI between ``labels`` and k-means reruns with other seeds (1 = the same partition every time)."""
     scores = [adjusted_rand_score(labels, kmeans(features, k, seed=s, spherical=spherical).labels) for s in seeds]
-    return Stability(seeds=[int(s) for s in seeds], ari=[float(s) for s in scores],
-                     mean_ari=float(np.mean(scores)), min_ari=float(np.min(scores)))
+    return Stability(
+        seeds=[int(s) for s in seeds],
+        ari=[float(s) for s in scores],
+        mean_ari=float(np.mean(scores)),
+        min_ari=float(np.min(scores)),
+    )
 
 
 def silhouette(features: Any, labels: np.ndarray, *, sample: int, seed: int, spherical: bool) -> float | None:
@@ -183,8 +204,12 @@ def cluster_metrics(
         raise DataError("cluster labels must be integers >= 0")
     k = int(k) if k is not None else int(labels.max()) + 1
     sizes = np.bincount(labels, minlength=k)
-    result: dict[str, Any] = {"n": int(labels.size), "k": k, "sizes": sizes.tolist(),
-                              "empty_clusters": int((sizes == 0).sum())}
+    result: dict[str, Any] = {
+        "n": int(labels.size),
+        "k": k,
+        "sizes": sizes.tolist(),
+        "empty_clusters": int((sizes == 0).sum()),
+    }
     if truth is not None:
         truth = np.asarray(truth).ravel()
         if truth.shape != labels.shape:

@@ -52,30 +52,63 @@ class PseudoClasses:
     head_report: dict[str, Any] = field(default_factory=dict)
 
     @classmethod
-    def fit(cls, features: Any, k: int, *, backbone: nn.Module, seed: int = 0, spherical: bool = True,
-            niter: int = 100, nredo: int = 1, gpu: bool | None = None, heldout: float = 0.2,
-            weight_decay: float = 1e-3) -> PseudoClasses:
+    def fit(
+        cls,
+        features: Any,
+        k: int,
+        *,
+        backbone: nn.Module,
+        seed: int = 0,
+        spherical: bool = True,
+        niter: int = 100,
+        nredo: int = 1,
+        gpu: bool | None = None,
+        heldout: float = 0.2,
+        weight_decay: float = 1e-3,
+    ) -> PseudoClasses:
         """Cluster ``features`` (of ``backbone``) into ``k`` pseudo-classes and train their head."""
         result = kmeans(features, k, seed=seed, niter=niter, nredo=nredo, spherical=spherical, gpu=gpu)
-        return cls.from_clusters(features, result, backbone=backbone, niter=niter, nredo=nredo, heldout=heldout,
-                                 weight_decay=weight_decay)
+        return cls.from_clusters(
+            features, result, backbone=backbone, niter=niter, nredo=nredo, heldout=heldout, weight_decay=weight_decay
+        )
 
     @classmethod
-    def from_clusters(cls, features: Any, result: KMeansResult, *, backbone: nn.Module, niter: int = 100,
-                      nredo: int = 1, heldout: float = 0.2, weight_decay: float = 1e-3) -> PseudoClasses:
+    def from_clusters(
+        cls,
+        features: Any,
+        result: KMeansResult,
+        *,
+        backbone: nn.Module,
+        niter: int = 100,
+        nredo: int = 1,
+        heldout: float = 0.2,
+        weight_decay: float = 1e-3,
+    ) -> PseudoClasses:
         """Train the head on an existing k-means ``result``: the second half of :meth:`fit`, which the
         pipeline times apart from the clustering."""
         k = int(result.centroids.shape[0])
-        head, report = train_head(features, result.labels, seed=result.seed, num_classes=k, heldout=heldout,
-                                  weight_decay=weight_decay)
+        head, report = train_head(
+            features, result.labels, seed=result.seed, num_classes=k, heldout=heldout, weight_decay=weight_decay
+        )
         return cls(
-            k=k, labels=result.labels, centroids=result.centroids,
-            head_weight=head.weight.detach().clone(), head_bias=head.bias.detach().clone(),
-            objective=result.objective, seed=result.seed, spherical=result.spherical,
+            k=k,
+            labels=result.labels,
+            centroids=result.centroids,
+            head_weight=head.weight.detach().clone(),
+            head_bias=head.bias.detach().clone(),
+            objective=result.objective,
+            seed=result.seed,
+            spherical=result.spherical,
             backbone=_backbone_identity(backbone),
-            paths=list(getattr(features, "paths", None) or []), feature_key=getattr(features, "key", None),
-            config={"niter": niter, "nredo": nredo, "n_iter": result.n_iter, "heldout": heldout,
-                    "weight_decay": weight_decay},
+            paths=list(getattr(features, "paths", None) or []),
+            feature_key=getattr(features, "key", None),
+            config={
+                "niter": niter,
+                "nredo": nredo,
+                "n_iter": result.n_iter,
+                "heldout": heldout,
+                "weight_decay": weight_decay,
+            },
             head_report=report.to_dict(),
         )
 
@@ -91,8 +124,10 @@ class PseudoClasses:
         """Raise :class:`DataError` unless ``backbone`` is the one these pseudo-classes were made with."""
         sha = backbone_sha256(backbone)
         if sha != self.backbone["sha256"]:
-            raise DataError(f"these pseudo-classes belong to backbone {self.backbone['arch']} with sha256 "
-                            f"{self.backbone['sha256']}, not to the given one ({sha})")
+            raise DataError(
+                f"these pseudo-classes belong to backbone {self.backbone['arch']} with sha256 "
+                f"{self.backbone['sha256']}, not to the given one ({sha})"
+            )
 
     def probe_model(self, backbone: nn.Module) -> ProbeModel:
         """``ProbeModel(backbone, head)`` after checking that the backbone is the right one."""
@@ -101,12 +136,20 @@ class PseudoClasses:
 
     def to_dict(self) -> dict[str, Any]:
         return {
-            "version": STATE_VERSION, "k": self.k, "labels": torch.from_numpy(np.asarray(self.labels, np.int64)),
+            "version": STATE_VERSION,
+            "k": self.k,
+            "labels": torch.from_numpy(np.asarray(self.labels, np.int64)),
             "centroids": torch.from_numpy(np.asarray(self.centroids, np.float32)),
-            "head_weight": self.head_weight.detach().cpu().float(), "head_bias": self.head_bias.detach().cpu().float(),
-            "objective": float(self.objective), "seed": int(self.seed), "spherical": bool(self.spherical),
-            "backbone": dict(self.backbone), "paths": list(self.paths), "feature_key": self.feature_key,
-            "config": dict(self.config), "head_report": dict(self.head_report),
+            "head_weight": self.head_weight.detach().cpu().float(),
+            "head_bias": self.head_bias.detach().cpu().float(),
+            "objective": float(self.objective),
+            "seed": int(self.seed),
+            "spherical": bool(self.spherical),
+            "backbone": dict(self.backbone),
+            "paths": list(self.paths),
+            "feature_key": self.feature_key,
+            "config": dict(self.config),
+            "head_report": dict(self.head_report),
         }
 
     def save(self, path: str | os.PathLike) -> None:

@@ -96,7 +96,10 @@ def integrated_gradients(
     from captum.attr import IntegratedGradients
 
     attr = IntegratedGradients(model).attribute(
-        x, baselines=baseline, target=targets, n_steps=n_steps,
+        x,
+        baselines=baseline,
+        target=targets,
+        n_steps=n_steps,
         internal_batch_size=internal_batch_size or x.shape[0],
     )
     return attr.sum(1)
@@ -152,14 +155,25 @@ def _scope_paths(step: Step) -> list[str]:
     return [path for path, _ in stack.values()]
 
 
-GRADCAM = Method("gradcam", _in_eval_mode(_gradcam), options=(Option("layer"),), inspect=traced_facts,
-                 description="Grad-CAM (Captum) on the last feature map before the classifier's pooling")
+GRADCAM = Method(
+    "gradcam",
+    _in_eval_mode(_gradcam),
+    options=(Option("layer"),),
+    inspect=traced_facts,
+    description="Grad-CAM (Captum) on the last feature map before the classifier's pooling",
+)
 INTEGRATED_GRADIENTS = Method(
-    "integrated_gradients", _in_eval_mode(_integrated_gradients),
+    "integrated_gradients",
+    _in_eval_mode(_integrated_gradients),
     options=(Option("n_steps", 50), Option("internal_batch_size"), Option("baseline", 0.0)),
     description="integrated gradients (Captum) from a constant baseline image",
 )
 SALIENCY = Method("saliency", _in_eval_mode(_saliency), description="max over channels of |d logit / d pixel| (Captum)")
 INPUT_X_GRADIENT = Method("input_x_gradient", _in_eval_mode(_input_x_gradient), description="input x gradient (Captum)")
-RANDOM = Method("random", _random, options=(Option("seed", 0),), needs_target=False,
-                description="uniform noise seeded by the image's content: the chance level")
+RANDOM = Method(
+    "random",
+    _random,
+    options=(Option("seed", 0),),
+    needs_target=False,
+    description="uniform noise seeded by the image's content: the chance level",
+)

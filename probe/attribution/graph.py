@@ -309,9 +309,7 @@ def _module_step(node: fx.Node, model: nn.Module, kinds: dict[str, str], index: 
         )
     tensors = _tensor_args(node, kinds)
     if len(tensors) != 1 or len(node.args) != 1 or node.kwargs:
-        raise UnsupportedModelError(
-            f"module '{node.target}' ({type(module).__name__}) must be called with one tensor"
-        )
+        raise UnsupportedModelError(f"module '{node.target}' ({type(module).__name__}) must be called with one tensor")
     check = BY_KIND[kind].check
     if check is not None:
         check(str(node.target), module)

@@ -27,9 +27,7 @@ def check_images(images: Any, facts: ModelFacts) -> None:
         hint = " (a single image? add a batch dimension: images[None])" if images.dim() == 3 else ""
         raise ProbeValueError(f"images must be 4-D [N, C, H, W], got shape {tuple(images.shape)}{hint}")
     if images.dtype not in _FLOATS:
-        raise ProbeTypeError(
-            f"images must be float32 or float64 (normalised as the model expects), got {images.dtype}"
-        )
+        raise ProbeTypeError(f"images must be float32 or float64 (normalised as the model expects), got {images.dtype}")
     if images.shape[0] == 0:
         raise ProbeValueError("images is an empty batch (N = 0); pass at least one image")
     if facts.in_channels is not None and facts.in_channels != images.shape[1]:

@@ -94,27 +94,66 @@ def _same(factory: RuleFactory) -> dict[str, RuleFactory]:
 
 
 LAYERS: tuple[LayerKind, ...] = (
-    LayerKind(StepKind.CONV, (nn.Conv2d,), check=_check_conv,
-              rules={"agf": agf.conv_by_place, "lrp": lrp.conv_by_place}),
+    LayerKind(
+        StepKind.CONV, (nn.Conv2d,), check=_check_conv, rules={"agf": agf.conv_by_place, "lrp": lrp.conv_by_place}
+    ),
     LayerKind(StepKind.BATCHNORM, (nn.BatchNorm2d,), check=_check_batchnorm, rules=_same(base.BatchNormRule.build)),
-    LayerKind(StepKind.RELU, (nn.ReLU,), (F.relu, F.relu_, torch.relu, torch.relu_), ("relu", "relu_"),
-              nonnegative=True, rules={"agf": base.ReluRule.build, "lrp": lrp.PassThroughRule.build}),
-    LayerKind(StepKind.MAXPOOL, (nn.MaxPool2d,), check=_check_maxpool, keeps_sign=True,
-              rules=_same(base.MaxPoolRule.build)),
+    LayerKind(
+        StepKind.RELU,
+        (nn.ReLU,),
+        (F.relu, F.relu_, torch.relu, torch.relu_),
+        ("relu", "relu_"),
+        nonnegative=True,
+        rules={"agf": base.ReluRule.build, "lrp": lrp.PassThroughRule.build},
+    ),
+    LayerKind(
+        StepKind.MAXPOOL, (nn.MaxPool2d,), check=_check_maxpool, keeps_sign=True, rules=_same(base.MaxPoolRule.build)
+    ),
     LayerKind(StepKind.AVGPOOL, (nn.AvgPool2d,), keeps_sign=True, rules=_same(base.AvgPoolRule.build)),
-    LayerKind(StepKind.ADAPTIVE_AVGPOOL, (nn.AdaptiveAvgPool2d,), (F.adaptive_avg_pool2d,), keeps_sign=True,
-              rules=_same(base.AdaptiveAvgPoolRule.build)),
+    LayerKind(
+        StepKind.ADAPTIVE_AVGPOOL,
+        (nn.AdaptiveAvgPool2d,),
+        (F.adaptive_avg_pool2d,),
+        keeps_sign=True,
+        rules=_same(base.AdaptiveAvgPoolRule.build),
+    ),
     LayerKind(StepKind.MEAN, (), (torch.mean,), ("mean",), keeps_sign=True, rules=_same(base.MeanRule.build)),
-    LayerKind(StepKind.LINEAR, (nn.Linear,),
-              rules={"agf": agf.AgfLinearRule.build, "lrp": lrp.EpsilonLinearRule.build}),
-    LayerKind(StepKind.ADD, (), (operator.add, operator.iadd, torch.add), ("add", "add_"), inputs=2, keeps_sign=True,
-              rules=_same(base.AddRule.build)),
-    LayerKind(StepKind.RESHAPE, (nn.Flatten,), (torch.flatten, torch.reshape), ("flatten", "view", "reshape"),
-              keeps_sign=True, rules=_same(base.ReshapeRule.build)),
-    LayerKind(StepKind.IDENTITY, (nn.Dropout, nn.Dropout1d, nn.Dropout2d, nn.Dropout3d, nn.Identity), (F.dropout,),
-              ("contiguous",), keeps_sign=True, rules=_same(base.Rule.build)),
-    LayerKind(StepKind.META, (), (operator.getitem, operator.mul, operator.floordiv, operator.add, operator.sub),
-              ("size", "dim"), inputs=0, rules=_same(base.MetaRule.build)),
+    LayerKind(
+        StepKind.LINEAR, (nn.Linear,), rules={"agf": agf.AgfLinearRule.build, "lrp": lrp.EpsilonLinearRule.build}
+    ),
+    LayerKind(
+        StepKind.ADD,
+        (),
+        (operator.add, operator.iadd, torch.add),
+        ("add", "add_"),
+        inputs=2,
+        keeps_sign=True,
+        rules=_same(base.AddRule.build),
+    ),
+    LayerKind(
+        StepKind.RESHAPE,
+        (nn.Flatten,),
+        (torch.flatten, torch.reshape),
+        ("flatten", "view", "reshape"),
+        keeps_sign=True,
+        rules=_same(base.ReshapeRule.build),
+    ),
+    LayerKind(
+        StepKind.IDENTITY,
+        (nn.Dropout, nn.Dropout1d, nn.Dropout2d, nn.Dropout3d, nn.Identity),
+        (F.dropout,),
+        ("contiguous",),
+        keeps_sign=True,
+        rules=_same(base.Rule.build),
+    ),
+    LayerKind(
+        StepKind.META,
+        (),
+        (operator.getitem, operator.mul, operator.floordiv, operator.add, operator.sub),
+        ("size", "dim"),
+        inputs=0,
+        rules=_same(base.MetaRule.build),
+    ),
 )
 BY_KIND: dict[StepKind, LayerKind] = {row.kind: row for row in LAYERS}
 SUPPORTED_MODULES = ", ".join(sorted({t.__name__ for row in LAYERS for t in row.modules}))

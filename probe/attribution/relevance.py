@@ -80,8 +80,13 @@ def _residual_eps(value: Any) -> float:
 
 
 def _propagate(
-    graph: Graph, x: torch.Tensor, chosen: torch.Tensor | None, rank: int, method: str,
-    options: Mapping[str, Any], observer: Observer | None = None,
+    graph: Graph,
+    x: torch.Tensor,
+    chosen: torch.Tensor | None,
+    rank: int,
+    method: str,
+    options: Mapping[str, Any],
+    observer: Observer | None = None,
 ) -> torch.Tensor:
     """Relevance at the input [N, C, H, W] for class ``chosen`` (None: each image's ``rank``-th class)."""
     shapes: dict = {}
@@ -115,14 +120,18 @@ def _run_lrp(call: MethodCall) -> torch.Tensor:
 
 
 AGF = Method(
-    "agf", _run_agf,
+    "agf",
+    _run_agf,
     options=(Option("composite"), Option("residual_eps", RESIDUAL_EPS, _residual_eps)),
-    resolves_rank=True, inspect=traced_facts,
+    resolves_rank=True,
+    inspect=traced_facts,
     description="Attribution Guided Factorization, exact, on the unmodified CNN",
 )
 LRP = Method(
-    "lrp", _run_lrp,
+    "lrp",
+    _run_lrp,
     options=(Option("epsilon", 1e-6),),
-    resolves_rank=True, inspect=traced_facts,
+    resolves_rank=True,
+    inspect=traced_facts,
     description="layer-wise relevance propagation (z^B, z+, epsilon) on our engine",
 )

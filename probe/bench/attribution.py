@@ -139,9 +139,13 @@ def table(rows: Sequence[dict]) -> str:
     for r in rows:
         base = r["forward_backward_s"]
         cells = [
-            r["model"], f"{r['batch']}×{r['size']}", f"{base:.2f} s",
-            f"{r['agf_s']:.2f} s", f"**{r['agf_s'] / base:.2f}×**",
-            f"{r['gradcam_s']:.2f} s", f"{r['gradcam_s'] / base:.2f}×",
+            r["model"],
+            f"{r['batch']}×{r['size']}",
+            f"{base:.2f} s",
+            f"{r['agf_s']:.2f} s",
+            f"**{r['agf_s'] / base:.2f}×**",
+            f"{r['gradcam_s']:.2f} s",
+            f"{r['gradcam_s'] / base:.2f}×",
         ]
         peaks = [r.get(f"{m}_peak_bytes") for m in METHODS]
         known = [p for p in peaks if p is not None]
@@ -150,23 +154,37 @@ def table(rows: Sequence[dict]) -> str:
         else:
             mib = [p / 2**20 for p in known]
             cells += [
-                f"{mib[0]:.0f} MiB", f"{mib[1]:.0f} MiB", f"**{mib[1] / mib[0]:.2f}×**",
-                f"{mib[2]:.0f} MiB", f"{mib[2] / mib[0]:.2f}×",
+                f"{mib[0]:.0f} MiB",
+                f"{mib[1]:.0f} MiB",
+                f"**{mib[1] / mib[0]:.2f}×**",
+                f"{mib[2]:.0f} MiB",
+                f"{mib[2] / mib[0]:.2f}×",
             ]
         lines.append("| " + " | ".join(cells) + " |")
     return "\n".join(lines)
 
 
-def run(*, quick: bool = False, models: str | None = None, batch: int | None = None, size: int | None = None,
-        repeats: int | None = None, memory: bool = True, json_path: str | None = None) -> int:
+def run(
+    *,
+    quick: bool = False,
+    models: str | None = None,
+    batch: int | None = None,
+    size: int | None = None,
+    repeats: int | None = None,
+    memory: bool = True,
+    json_path: str | None = None,
+) -> int:
     """Time (and unless ``memory`` is False, measure the peak memory of) AGF and Grad-CAM against a
     forward+backward on each of ``models``; print the table. ``quick``: small sizes for a smoke run."""
     defaults = ("resnet18,vgg11", 2, 64, 1) if quick else ("resnet50,vgg16", 8, 224, 3)
     models = models or defaults[0]
     batch, size, repeats = batch or defaults[1], size or defaults[2], repeats or defaults[3]
     load = os.getloadavg()
-    print(f"torch {torch.__version__}, {torch.get_num_threads()} threads, {os.cpu_count()} CPUs, "
-          f"load average {load[0]:.2f} at start", flush=True)
+    print(
+        f"torch {torch.__version__}, {torch.get_num_threads()} threads, {os.cpu_count()} CPUs, "
+        f"load average {load[0]:.2f} at start",
+        flush=True,
+    )
     rows = []
     for arch in models.split(","):
         rows.append(measure(arch.strip(), batch, size, repeats, memory))

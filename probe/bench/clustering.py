@@ -64,8 +64,14 @@ def run_ours(x: np.ndarray, y: np.ndarray, k: int, case: str, seed: int = 0) -> 
     start = time.perf_counter()
     result = kmeans(x, k, seed=seed)
     seconds = time.perf_counter() - start
-    return Row(case, f"unsupervised.kmeans seed={seed}", seconds, result.objective, _ari(y, result.labels),
-               f"{result.n_iter} assignment passes")
+    return Row(
+        case,
+        f"unsupervised.kmeans seed={seed}",
+        seconds,
+        result.objective,
+        _ari(y, result.labels),
+        f"{result.n_iter} assignment passes",
+    )
 
 
 def run_faiss_defaults(x: np.ndarray, y: np.ndarray, k: int, case: str) -> Row:
@@ -76,8 +82,14 @@ def run_faiss_defaults(x: np.ndarray, y: np.ndarray, k: int, case: str) -> Row:
     model.train(x)
     distances, labels = model.index.search(x, 1)
     seconds = time.perf_counter() - start
-    return Row(case, "faiss.Kmeans defaults", seconds, float(distances.sum(dtype=np.float64)),
-               _ari(y, labels[:, 0]), "random init, 25 iterations, 256 points per centroid")
+    return Row(
+        case,
+        "faiss.Kmeans defaults",
+        seconds,
+        float(distances.sum(dtype=np.float64)),
+        _ari(y, labels[:, 0]),
+        "random init, 25 iterations, 256 points per centroid",
+    )
 
 
 _SKLEARN_CHILD = """
@@ -99,16 +111,32 @@ def run_sklearn(x: np.ndarray, y: np.ndarray, k: int, case: str, cap_minutes: fl
         data, labels = Path(tmp) / "x.npy", Path(tmp) / "labels.npy"
         np.save(data, x)
         try:
-            done = subprocess.run([sys.executable, "-c", _SKLEARN_CHILD, str(data), str(k), str(labels)],
-                                  capture_output=True, text=True, timeout=cap_minutes * 60)
+            done = subprocess.run(
+                [sys.executable, "-c", _SKLEARN_CHILD, str(data), str(k), str(labels)],
+                capture_output=True,
+                text=True,
+                timeout=cap_minutes * 60,
+            )
         except subprocess.TimeoutExpired:
-            return Row(case, "sklearn KMeans k-means++ n_init=1", None, None, None,
-                       f"not run to the end (cap {cap_minutes:g} min)")
+            return Row(
+                case,
+                "sklearn KMeans k-means++ n_init=1",
+                None,
+                None,
+                None,
+                f"not run to the end (cap {cap_minutes:g} min)",
+            )
         if done.returncode != 0:
             raise RuntimeError(f"scikit-learn child failed: {done.stderr[-2000:]}")
         out = json.loads(done.stdout.strip().splitlines()[-1])
-        return Row(case, "sklearn KMeans k-means++ n_init=1", out["seconds"], out["objective"],
-                   _ari(y, np.load(labels)), f"{out['n_iter']} iterations")
+        return Row(
+            case,
+            "sklearn KMeans k-means++ n_init=1",
+            out["seconds"],
+            out["objective"],
+            _ari(y, np.load(labels)),
+            f"{out['n_iter']} iterations",
+        )
 
 
 def best_of(repeat: int, run: Callable[[], Row]) -> Row:
@@ -160,15 +188,24 @@ def verdict(rows: list[Row]) -> str:
     measured = [_measured(r) for r in ours]
     ratio = reference_seconds / max(seconds for seconds, _ in measured)
     gap = max(objective for _, objective in measured) / reference_objective - 1.0
-    summary = (f"{rows[0].case}, worst of {len(ours)} seeds: {ratio:.1f}x faster than scikit-learn, "
-               f"objective {gap:+.2%} vs scikit-learn")
+    summary = (
+        f"{rows[0].case}, worst of {len(ours)} seeds: {ratio:.1f}x faster than scikit-learn, "
+        f"objective {gap:+.2%} vs scikit-learn"
+    )
     if rows[0].case != BAR_CASE:
         return f"{summary} (the bar of 5x and +1% applies to {BAR_CASE})"
     return f"{'PASS' if ratio >= 5.0 and gap <= 0.01 else 'FAIL'}: {summary} (bar: 5x, +1%)"
 
 
-def run(*, quick: bool = False, skip_large: bool = False, sklearn_cap_min: float = 20.0, seeds: int = 3,
-        repeat: int = 3, json_path: str | None = None) -> int:
+def run(
+    *,
+    quick: bool = False,
+    skip_large: bool = False,
+    sklearn_cap_min: float = 20.0,
+    seeds: int = 3,
+    repeat: int = 3,
+    json_path: str | None = None,
+) -> int:
     """Ours, faiss's defaults and scikit-learn on synthetic blobs; print the rows and the bar's verdict.
     ``quick``: 20,000 x 32, k = 20 only; ``skip_large`` leaves out 1,000,000 x 256; the largest case runs once."""
     cases = [(20_000, 32, 20)] if quick else [(200_000, 128, 100)]

@@ -32,8 +32,9 @@ def write_digits(root: str | Path, *, per_class: int = PER_CLASS, size: int = SI
         (images / str(digit)).mkdir(parents=True, exist_ok=True)
         (masks / str(digit)).mkdir(parents=True, exist_ok=True)
         for j, i in enumerate(np.flatnonzero(digits.target == digit)[:per_class]):
-            grey = Image.fromarray((digits.images[i] / 16.0 * 255).astype(np.uint8)).resize((size, size),
-                                                                                          Image.Resampling.BILINEAR)
+            grey = Image.fromarray((digits.images[i] / 16.0 * 255).astype(np.uint8)).resize(
+                (size, size), Image.Resampling.BILINEAR
+            )
             pixels, name = np.asarray(grey), f"{digit}/{digit}_{j:03d}.png"
             Image.fromarray(np.stack([pixels] * 3, axis=-1)).save(images / name)
             Image.fromarray(((pixels > STROKE) * 255).astype(np.uint8)).save(masks / name)
@@ -47,8 +48,12 @@ def moco_v2_resnet18(path: str | Path, *, seed: int = 1) -> Path:
     with torch.random.fork_rng():
         torch.manual_seed(seed)
         encoder = {k: v for k, v in torchvision.models.resnet18().state_dict().items() if not k.startswith("fc.")}
-        mlp = {"fc.0.weight": torch.randn(512, 512) * 0.01, "fc.0.bias": torch.zeros(512),
-               "fc.2.weight": torch.randn(128, 512) * 0.01, "fc.2.bias": torch.zeros(128)}
+        mlp = {
+            "fc.0.weight": torch.randn(512, 512) * 0.01,
+            "fc.0.bias": torch.zeros(512),
+            "fc.2.weight": torch.randn(128, 512) * 0.01,
+            "fc.2.bias": torch.zeros(128),
+        }
         queue = torch.randn(128, 4096)
     state = {f"module.encoder_q.{k}": v for k, v in {**encoder, **mlp}.items()}
     state.update({f"module.encoder_k.{k}": v.clone() for k, v in {**encoder, **mlp}.items()})

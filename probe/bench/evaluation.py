@@ -28,8 +28,17 @@ def _seconds(fn: Callable[[], object], repeat: int = 1) -> float:
 
 def _localisation_per_image(maps: torch.Tensor, masks: torch.Tensor, model, images, target) -> None:
     for i in range(maps.shape[0]):
-        evaluate_maps(model, images[i : i + 1], maps[i : i + 1], target[i : i + 1], mean=None, std=None,
-                      masks=masks[i : i + 1], fractions=(0.0, 0.9), batch_size=1)
+        evaluate_maps(
+            model,
+            images[i : i + 1],
+            maps[i : i + 1],
+            target[i : i + 1],
+            mean=None,
+            std=None,
+            masks=masks[i : i + 1],
+            fractions=(0.0, 0.9),
+            batch_size=1,
+        )
 
 
 def run(*, quick: bool = False, images: int | None = None, batch_size: int = 16, threads: int | None = None) -> dict:
@@ -49,27 +58,51 @@ def run(*, quick: bool = False, images: int | None = None, batch_size: int = 16,
         target = model(pixels).argmax(dim=1)
     mean, std = IMAGENET.mean, IMAGENET.std
 
-    batched = _seconds(lambda: perturbation_hits(model, pixels, maps, target, mean=mean, std=std,
-                                                 batch_size=batch_size))
+    batched = _seconds(
+        lambda: perturbation_hits(model, pixels, maps, target, mean=mean, std=std, batch_size=batch_size)
+    )
     single = _seconds(lambda: perturbation_hits(model, pixels, maps, target, mean=mean, std=std, batch_size=1))
     cheap = torch.nn.Sequential(torch.nn.Flatten(), torch.nn.LazyLinear(2))  # localisation cost only
     cheap(pixels[:1])
-    loc_batched = _seconds(lambda: evaluate_maps(cheap, pixels, maps, target.clamp(max=1), mean=None, std=None,
-                                                 masks=masks, fractions=(0.0, 0.9), batch_size=batch_size), repeat=3)
+    loc_batched = _seconds(
+        lambda: evaluate_maps(
+            cheap,
+            pixels,
+            maps,
+            target.clamp(max=1),
+            mean=None,
+            std=None,
+            masks=masks,
+            fractions=(0.0, 0.9),
+            batch_size=batch_size,
+        ),
+        repeat=3,
+    )
     loc_single = _seconds(lambda: _localisation_per_image(maps, masks, cheap, pixels, target.clamp(max=1)), repeat=3)
     per_image = batched / n
     result = {
-        "arch": arch, "image_size": size, "images": n, "batch_size": batch_size, "threads": torch.get_num_threads(),
-        "perturbation_batched_s": batched, "perturbation_single_s": single, "perturbation_speedup": single / batched,
-        "perturbation_images_per_s": n / batched, "localisation_batched_s": loc_batched,
-        "localisation_single_s": loc_single, "localisation_speedup": loc_single / loc_batched,
+        "arch": arch,
+        "image_size": size,
+        "images": n,
+        "batch_size": batch_size,
+        "threads": torch.get_num_threads(),
+        "perturbation_batched_s": batched,
+        "perturbation_single_s": single,
+        "perturbation_speedup": single / batched,
+        "perturbation_images_per_s": n / batched,
+        "localisation_batched_s": loc_batched,
+        "localisation_single_s": loc_single,
+        "localisation_speedup": loc_single / loc_batched,
         "projected_2000_images_one_method_s": per_image * 2000,
     }
     print(f"evaluate stage, {arch} at {size} px, {n} images, {torch.get_num_threads()} threads, CPU")
-    print(f"  perturbation (19 forwards/image): batch {batch_size} {batched:.2f} s ({n / batched:.2f} img/s), "
-          f"batch 1 {single:.2f} s -> batching x{single / batched:.2f}")
-    print(f"  localisation metrics: batched {loc_batched * 1000:.1f} ms, per image {loc_single * 1000:.1f} ms "
-          f"-> batching x{loc_single / loc_batched:.2f}")
+    print(
+        f"  perturbation (19 forwards/image): batch {batch_size} {batched:.2f} s ({n / batched:.2f} img/s), "
+        f"batch 1 {single:.2f} s -> batching x{single / batched:.2f}"
+    )
+    print(
+        f"  localisation metrics: batched {loc_batched * 1000:.1f} ms, per image {loc_single * 1000:.1f} ms "
+        f"-> batching x{loc_single / loc_batched:.2f}"
+    )
     print(f"  projected perturbation time for 2,000 images, one method, one backbone: {per_image * 2000 / 60:.1f} min")
     return result
-

@@ -44,10 +44,17 @@ class BenchBackbone(nn.Module):
         self.model.fc = nn.Identity()
         self.arch, self.format = arch, "torchvision"
         self.mean, self.std, self.input_size = IMAGENET.mean, IMAGENET.std, input_size
-        self.preprocess = T.Compose([T.Resize(round(input_size / 0.875)), T.CenterCrop(input_size), T.ToTensor(),
-                                     T.Normalize(IMAGENET.mean, IMAGENET.std)])
-        self.source = SimpleNamespace(path=f"<random {arch}>",
-                                      sha256=hashlib.sha256(f"bench-{arch}-seed-{seed}".encode()).hexdigest())
+        self.preprocess = T.Compose(
+            [
+                T.Resize(round(input_size / 0.875)),
+                T.CenterCrop(input_size),
+                T.ToTensor(),
+                T.Normalize(IMAGENET.mean, IMAGENET.std),
+            ]
+        )
+        self.source = SimpleNamespace(
+            path=f"<random {arch}>", sha256=hashlib.sha256(f"bench-{arch}-seed-{seed}".encode()).hexdigest()
+        )
         self.eval()
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
@@ -73,7 +80,7 @@ def _sync(device: torch.device) -> None:
 def bare_forward(backbone: BenchBackbone, data: ImageFolderData, batch_size: int, device: torch.device) -> float:
     """Images/s of the forward alone on the pipeline's batches, preprocessed in memory beforehand."""
     tensors = torch.stack([backbone.preprocess(data.load_image(i)) for i in range(len(data))])
-    batches = [tensors[i:i + batch_size] for i in range(0, len(tensors), batch_size)]
+    batches = [tensors[i : i + batch_size] for i in range(0, len(tensors), batch_size)]
     with torch.inference_mode():
         backbone(batches[0].to(device))  # warm-up: kernels chosen, memory allocated
         _sync(device)
@@ -84,8 +91,9 @@ def bare_forward(backbone: BenchBackbone, data: ImageFolderData, batch_size: int
     return len(tensors) / (time.perf_counter() - start)
 
 
-def pipeline(backbone: nn.Module, data, batch_size: int, workers: int, device: torch.device,
-             cache_dir: Path | None = None) -> float:
+def pipeline(
+    backbone: nn.Module, data, batch_size: int, workers: int, device: torch.device, cache_dir: Path | None = None
+) -> float:
     """Seconds of one extract_features call (decode, preprocess, forward, write, finalise).
 
     ``data`` is a dataset, or a folder to scan first (the scan then counts too).
@@ -94,16 +102,27 @@ def pipeline(backbone: nn.Module, data, batch_size: int, workers: int, device: t
 
     start = time.perf_counter()
     data = ImageFolderData(data) if isinstance(data, Path) else data
-    extract_features(backbone, data, batch_size=batch_size, num_workers=workers, cache_dir=cache_dir,
-                     device=device, progress=False)
+    extract_features(
+        backbone, data, batch_size=batch_size, num_workers=workers, cache_dir=cache_dir, device=device, progress=False
+    )
     _sync(device)
     return time.perf_counter() - start
 
 
-def run(*, quick: bool = False, arch: str | None = None, images: int | None = None, repeat: int | None = None,
-        image_size: str | None = None, input_size: int | None = None, batch_size: int | None = None,
-        workers: str | None = None, device: str | None = None, threads: int | None = None,
-        json_path: str | None = None) -> int:
+def run(
+    *,
+    quick: bool = False,
+    arch: str | None = None,
+    images: int | None = None,
+    repeat: int | None = None,
+    image_size: str | None = None,
+    input_size: int | None = None,
+    batch_size: int | None = None,
+    workers: str | None = None,
+    device: str | None = None,
+    threads: int | None = None,
+    json_path: str | None = None,
+) -> int:
     """``extract_features`` against a bare forward of preprocessed batches, per worker count, and the
     cache's cold and warm times; print the table and the bars. ``quick``: ResNet-18 on 24 small images."""
     from probe.devices import resolve_device
@@ -127,8 +146,11 @@ def run(*, quick: bool = False, arch: str | None = None, images: int | None = No
         start = time.perf_counter()
         data = ImageFolderData(folder)
         scan_s = time.perf_counter() - start
-        print(f"{arch}, {count} JPEGs {width}x{height} -> {input_size}px, batch {batch_size}, device {resolved}, "
-              f"torch threads {torch.get_num_threads()}; folder scan {scan_s:.2f}s", flush=True)
+        print(
+            f"{arch}, {count} JPEGs {width}x{height} -> {input_size}px, batch {batch_size}, device {resolved}, "
+            f"torch threads {torch.get_num_threads()}; folder scan {scan_s:.2f}s",
+            flush=True,
+        )
         pipeline(backbone, data.subset(range(min(batch_size, count))), batch_size, 0, resolved)  # warm-up
         rates: dict[str, list[float]] = {}
         for _ in range(repeat):  # interleaved, so that a change in machine load hits every row alike
@@ -136,14 +158,21 @@ def run(*, quick: bool = False, arch: str | None = None, images: int | None = No
             for w in worker_counts:
                 rates.setdefault(str(w), []).append(count / pipeline(backbone, data, batch_size, w, resolved))
         bare = max(rates["bare"])
-        measured = [(f"extract_features, num_workers={w}", max(rates[str(w)]), max(rates[str(w)]) / bare,
-                     rates[str(w)]) for w in worker_counts]
+        measured = [
+            (f"extract_features, num_workers={w}", max(rates[str(w)]), max(rates[str(w)]) / bare, rates[str(w)])
+            for w in worker_counts
+        ]
         rows: list[tuple[str, float, float | None, list[float]]] = [
-            ("bare forward (preprocessed batches in memory)", bare, None, rates["bare"]), *measured]
+            ("bare forward (preprocessed batches in memory)", bare, None, rates["bare"]),
+            *measured,
+        ]
         print(f"| run | images/s (best of {repeat}) | share of bare forward | all runs |\n|---|---|---|---|")
         for name, rate, share, runs in rows:
-            print(f"| {name} | {rate:.1f} | {'100%' if share is None else f'{share:.0%}'} | "
-                  f"{', '.join(f'{r:.1f}' for r in runs)} |", flush=True)
+            print(
+                f"| {name} | {rate:.1f} | {'100%' if share is None else f'{share:.0%}'} | "
+                f"{', '.join(f'{r:.1f}' for r in runs)} |",
+                flush=True,
+            )
         cache = Path(tmp) / "cache"
         best = max(worker_counts, key=lambda w: max(rates[str(w)]))
         cold = pipeline(backbone, folder, batch_size, best, resolved, cache_dir=cache)
@@ -152,15 +181,28 @@ def run(*, quick: bool = False, arch: str | None = None, images: int | None = No
     best_share = max(r[2] for r in measured)
     speedup = cold / warm
     print(f"cache (folder scan included): cold {cold:.2f}s, warm {warm:.3f}s: {speedup:.0f}x", flush=True)
-    verdicts = [(best_share >= 0.9, f"best pipeline at {best_share:.0%} of bare forward (bar 90%)"),
-                (speedup >= 20, f"warm cache {speedup:.0f}x faster than extraction (bar 20x)")]
+    verdicts = [
+        (best_share >= 0.9, f"best pipeline at {best_share:.0%} of bare forward (bar 90%)"),
+        (speedup >= 20, f"warm cache {speedup:.0f}x faster than extraction (bar 20x)"),
+    ]
     for ok, text in verdicts:
         print(f"quick run, not the bar: {text}" if quick else f"{'PASS' if ok else 'FAIL'}: {text}")
     if json_path:
-        Path(json_path).write_text(json.dumps({
-            "arch": arch, "images": count, "image_size": [width, height], "input_size": input_size,
-            "batch_size": batch_size, "device": str(resolved), "torch_threads": torch.get_num_threads(),
-            "rows": [{"run": r[0], "images_per_s": r[1], "share": r[2], "all_runs": r[3]} for r in rows],
-            "cache_cold_s": cold, "cache_warm_s": warm}, indent=2))
+        Path(json_path).write_text(
+            json.dumps(
+                {
+                    "arch": arch,
+                    "images": count,
+                    "image_size": [width, height],
+                    "input_size": input_size,
+                    "batch_size": batch_size,
+                    "device": str(resolved),
+                    "torch_threads": torch.get_num_threads(),
+                    "rows": [{"run": r[0], "images_per_s": r[1], "share": r[2], "all_runs": r[3]} for r in rows],
+                    "cache_cold_s": cold,
+                    "cache_warm_s": warm,
+                },
+                indent=2,
+            )
+        )
     return 0
-

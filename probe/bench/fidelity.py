@@ -27,8 +27,13 @@ from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[2]
 #: Backbone-level figures of each method, and the per-pseudo-class figures of the primary method.
-METHOD_FIGURES = ("pointing_game", "mask_energy", "positive_perturbation_auc", "negative_perturbation_auc",
-                  "faithfulness_gap")
+METHOD_FIGURES = (
+    "pointing_game",
+    "mask_energy",
+    "positive_perturbation_auc",
+    "negative_perturbation_auc",
+    "faithfulness_gap",
+)
 CLASS_FIGURES = METHOD_FIGURES
 TESTS = ("agreement", "localisation", "faithfulness")
 
@@ -51,13 +56,19 @@ def _run(case: dict, out: Path, code: Path, options: dict) -> dict:
     path = os.pathsep.join([str(code), os.environ.get("PYTHONPATH", "")]).rstrip(os.pathsep)
     env = {**os.environ, "PYTHONPATH": path, "PROBE_NO_PROGRESS": "1"}
     start = time.perf_counter()
-    done = subprocess.run([sys.executable, "-c", _CHILD, json.dumps({**case, "out": str(out), "options": options})],
-                          env=env, capture_output=True, text=True)
+    done = subprocess.run(
+        [sys.executable, "-c", _CHILD, json.dumps({**case, "out": str(out), "options": options})],
+        env=env,
+        capture_output=True,
+        text=True,
+    )
     if done.returncode != 0:
         raise RuntimeError(f"the {case['case']} run on {code} failed:\n{done.stderr[-3000:]}")
-    return {"metrics": json.loads((out / "metrics.json").read_text()),
-            "timings": json.loads((out / "timings.json").read_text())["seconds"],
-            "wall_s": time.perf_counter() - start}
+    return {
+        "metrics": json.loads((out / "metrics.json").read_text()),
+        "timings": json.loads((out / "timings.json").read_text())["seconds"],
+        "wall_s": time.perf_counter() - start,
+    }
 
 
 def _agrees(slow: dict | None, fast: dict | None) -> bool | None:
@@ -93,8 +104,16 @@ def compare(slow: dict, fast: dict) -> dict:
                 s, f = s_m.get(figure), f_m.get(figure)
                 if s is None and f is None:
                     continue
-                rows.append({"backbone": f_b["name"], "method": method, "figure": figure, "slow": s, "fast": f,
-                             "agrees": _agrees(s, f)})
+                rows.append(
+                    {
+                        "backbone": f_b["name"],
+                        "method": method,
+                        "figure": figure,
+                        "slow": s,
+                        "fast": f,
+                        "agrees": _agrees(s, f),
+                    }
+                )
         for s_pc, f_pc in zip(s_b["pseudo_classes"], f_b["pseudo_classes"]):
             for figure in CLASS_FIGURES:
                 agrees = _agrees(s_pc.get(figure), f_pc.get(figure))
@@ -103,12 +122,23 @@ def compare(slow: dict, fast: dict) -> dict:
                 total += 1
                 agree += int(agrees)
                 if not agrees:
-                    outside.append({"backbone": f_b["name"], "class": f_pc["id"], "figure": figure,
-                                    "slow": s_pc[figure], "fast": f_pc[figure]})
+                    outside.append(
+                        {
+                            "backbone": f_b["name"],
+                            "class": f_pc["id"],
+                            "figure": figure,
+                            "slow": s_pc[figure],
+                            "fast": f_pc[figure],
+                        }
+                    )
     slow_v, fast_v = verdicts(slow), verdicts(fast)
     per_class = {"agree": agree, "total": total, "outside": outside}
-    return {"rows": rows, "per_class": per_class, "verdicts": {"slow": slow_v, "fast": fast_v},
-            "same_verdicts": slow_v == fast_v}
+    return {
+        "rows": rows,
+        "per_class": per_class,
+        "verdicts": {"slow": slow_v, "fast": fast_v},
+        "same_verdicts": slow_v == fast_v,
+    }
 
 
 def _fmt(e: dict | None) -> str:
@@ -125,28 +155,44 @@ def markdown(case: str, result: dict, slow: dict, fast: dict) -> str:
     for label, run in (("slow", slow), ("fast", fast)):
         t = run["timings"]
         extract = t.get("extract", 0.0)
-        lines.append(f"- {label} path: {run['wall_s']:.0f} s in all; extract {extract:.0f} s, "
-                     f"explain {t.get('explain', 0):.0f} s, evaluate {t.get('evaluate', 0):.0f} s"
-                     + (f"; run / extract {run['wall_s'] / extract:.1f}x" if extract else ""))
+        lines.append(
+            f"- {label} path: {run['wall_s']:.0f} s in all; extract {extract:.0f} s, "
+            f"explain {t.get('explain', 0):.0f} s, evaluate {t.get('evaluate', 0):.0f} s"
+            + (f"; run / extract {run['wall_s'] / extract:.1f}x" if extract else "")
+        )
     same = "the same" if result["same_verdicts"] else "**different**"
-    lines += ["", f"Verdicts (each backbone, its three tests, every pseudo-class): {same}.", "",
-              "| backbone | slow: outcome / agreement / localisation / faithfulness | fast |", "|---|---|---|"]
+    lines += [
+        "",
+        f"Verdicts (each backbone, its three tests, every pseudo-class): {same}.",
+        "",
+        "| backbone | slow: outcome / agreement / localisation / faithfulness | fast |",
+        "|---|---|---|",
+    ]
     for name, v in result["verdicts"]["slow"].items():
         w = result["verdicts"]["fast"][name]
         keys = ("outcome", *TESTS)
         lines.append(f"| {name} | {' / '.join(str(v[k]) for k in keys)} | {' / '.join(str(w[k]) for k in keys)} |")
-    lines += ["", "| backbone | method | figure | slow path | fast path, 95% interval | slow inside fast |",
-              "|---|---|---|---|---|---|"]
+    lines += [
+        "",
+        "| backbone | method | figure | slow path | fast path, 95% interval | slow inside fast |",
+        "|---|---|---|---|---|---|",
+    ]
     for r in result["rows"]:
         mark = {True: "yes", False: "**no**", None: "–"}[r["agrees"]]
-        lines.append(f"| {r['backbone']} | {r['method']} | {r['figure']} | {_fmt(r['slow'])} | {_fmt(r['fast'])} "
-                     f"| {mark} |")
+        lines.append(
+            f"| {r['backbone']} | {r['method']} | {r['figure']} | {_fmt(r['slow'])} | {_fmt(r['fast'])} | {mark} |"
+        )
     pc = result["per_class"]
-    lines += ["", f"Per-pseudo-class figures of the primary method: {pc['agree']} of {pc['total']} have the slow "
-              "path's value inside the fast path's interval."]
+    lines += [
+        "",
+        f"Per-pseudo-class figures of the primary method: {pc['agree']} of {pc['total']} have the slow "
+        "path's value inside the fast path's interval.",
+    ]
     for o in pc["outside"]:
-        lines.append(f"- outside: {o['backbone']}, pseudo-class {o['class']}, {o['figure']}: slow {_fmt(o['slow'])}, "
-                     f"fast {_fmt(o['fast'])}")
+        lines.append(
+            f"- outside: {o['backbone']}, pseudo-class {o['class']}, {o['figure']}: slow {_fmt(o['slow'])}, "
+            f"fast {_fmt(o['fast'])}"
+        )
     return "\n".join(lines) + "\n"
 
 
@@ -167,8 +213,15 @@ def _case(case: str, folder: Path, quick: bool) -> dict:
     return {"case": "digits", "weights": str(weights), "images": str(data / "images"), "masks": str(data / "masks")}
 
 
-def run(*, case: str = "digits", slow_code: str | None = None, work: str | None = None,
-        json_path: str | None = None, markdown_path: str | None = None, quick: bool = False) -> dict:
+def run(
+    *,
+    case: str = "digits",
+    slow_code: str | None = None,
+    work: str | None = None,
+    json_path: str | None = None,
+    markdown_path: str | None = None,
+    quick: bool = False,
+) -> dict:
     """Run ``case`` on the slow path and on the fast defaults and print the comparison (Markdown)."""
     with tempfile.TemporaryDirectory(prefix="probe-bench-fidelity-") as scratch:
         folder = Path(work) if work else Path(scratch)
@@ -183,6 +236,14 @@ def run(*, case: str = "digits", slow_code: str | None = None, work: str | None 
     if markdown_path:
         Path(markdown_path).write_text(text)
     if json_path:
-        Path(json_path).write_text(json.dumps({"result": result, "slow": {k: slow[k] for k in ("timings", "wall_s")},
-                                               "fast": {k: fast[k] for k in ("timings", "wall_s")}}, indent=2))
+        Path(json_path).write_text(
+            json.dumps(
+                {
+                    "result": result,
+                    "slow": {k: slow[k] for k in ("timings", "wall_s")},
+                    "fast": {k: fast[k] for k in ("timings", "wall_s")},
+                },
+                indent=2,
+            )
+        )
     return result

@@ -45,8 +45,9 @@ def _draw(draw: ImageDraw.ImageDraw, shape: str, box: tuple[int, int, int, int],
         draw.rectangle((x0, cy - (y1 - y0) // 6, x1, cy + (y1 - y0) // 6), fill=fill)
 
 
-def write_shapes(root: str | Path, per_category: dict[str, int], *, size: int, seed: int, two_object: int = 0
-                 ) -> tuple[Path, Path]:
+def write_shapes(
+    root: str | Path, per_category: dict[str, int], *, size: int, seed: int, two_object: int = 0
+) -> tuple[Path, Path]:
     """A labelled shape world: ``images/<shape>/<shape>_NNN.png`` and label masks ``masks/...``
     (0 = background, 1 + index of the shape in sorted order, named in ``categories.json``).
 
@@ -92,8 +93,9 @@ def _checkpoint(arch: str, path: Path, seed: int) -> Path:
     return path
 
 
-def _shapes_case(folder: Path, *, quick: bool, images: int | None, image_size: int | None, arch: str | None,
-                 k: int | None) -> tuple[Path, Path, Path, int, str]:
+def _shapes_case(
+    folder: Path, *, quick: bool, images: int | None, image_size: int | None, arch: str | None, k: int | None
+) -> tuple[Path, Path, Path, int, str]:
     """(images, masks, checkpoint, k, description) of the shapes world, written to ``folder`` unless there."""
     n = images or (48 if quick else 2000)
     size = image_size or (64 if quick else 224)
@@ -122,18 +124,35 @@ def _digits_case(folder: Path, *, quick: bool, images: int | None) -> tuple[Path
     weights = folder / "moco_v2_resnet18.pth.tar"
     if not weights.is_file():
         moco_v2_resnet18(weights)
-    return (data / "images", data / "masks", weights, 10,
-            f"{10 * per_class} scikit-learn digits at 64 px, MoCo v2-layout ResNet-18 (random weights)")
+    return (
+        data / "images",
+        data / "masks",
+        weights,
+        10,
+        f"{10 * per_class} scikit-learn digits at 64 px, MoCo v2-layout ResNet-18 (random weights)",
+    )
 
 
 CASES = ("shapes", "digits")
 
 
-def run(*, case: str = "shapes", quick: bool = False, images: int | None = None, image_size: int | None = None,
-        arch: str | None = None, k: int | None = None, eval_images: int | None = None,
-        eval_precision: float | None = None, baselines: str | None = None, batch_size: int | None = None,
-        device: str = "cpu", threads: int | None = None, work: str | None = None,
-        json_path: str | None = None) -> dict:
+def run(
+    *,
+    case: str = "shapes",
+    quick: bool = False,
+    images: int | None = None,
+    image_size: int | None = None,
+    arch: str | None = None,
+    k: int | None = None,
+    eval_images: int | None = None,
+    eval_precision: float | None = None,
+    baselines: str | None = None,
+    batch_size: int | None = None,
+    device: str = "cpu",
+    threads: int | None = None,
+    work: str | None = None,
+    json_path: str | None = None,
+) -> dict:
     """``probe run`` on one case (:data:`CASES`); print each stage's time and the run's time against its
     feature-extraction stage. Options left out are ``probe run``'s defaults (quick shapes: Grad-CAM only,
     12 evaluated images). ``work`` keeps the case's files and the run output for the next run."""
@@ -144,8 +163,7 @@ def run(*, case: str = "shapes", quick: bool = False, images: int | None = None,
     options: dict[str, Any] = {"device": device}
     if quick and case == "shapes":
         options.update(eval_images=12, baselines=("gradcam",))
-    for name, value in (("eval_images", eval_images), ("eval_precision", eval_precision),
-                        ("batch_size", batch_size)):
+    for name, value in (("eval_images", eval_images), ("eval_precision", eval_precision), ("batch_size", batch_size)):
         if value is not None:
             options[name] = value
     if baselines is not None:
@@ -160,21 +178,33 @@ def run(*, case: str = "shapes", quick: bool = False, images: int | None = None,
         if case == "digits":
             image_folder, masks, weights, k, what = _digits_case(folder, quick=quick, images=images)
         else:
-            image_folder, masks, weights, k, what = _shapes_case(folder, quick=quick, images=images,
-                                                                 image_size=image_size, arch=arch, k=k)
+            image_folder, masks, weights, k, what = _shapes_case(
+                folder, quick=quick, images=images, image_size=image_size, arch=arch, k=k
+            )
         setup = time.perf_counter() - start
         start = time.perf_counter()
         results = run_probe(weights, data=image_folder, masks=masks, k=k, out=folder / f"run-{case}", **options)
         total = time.perf_counter() - start
     stages = dict(results.timings)
     extract = stages.get("extract")
-    out = {"case": case, "what": what, "k": k, "options": {key: str(v) for key, v in options.items()},
-           "methods": results.settings.get("methods"), "threads": torch.get_num_threads(), "device": device,
-           "setup_s": setup, "total_s": total, "stages_s": stages,
-           "run_over_extract": total / extract if extract else None,
-           "verdicts": {name: v.backbone.outcome for name, v in results.verdicts.items()}}
-    print(f"probe run, case {case}: {what}, k={k}, methods {out['methods']}, {torch.get_num_threads()} threads, "
-          f"{device} (setup: {setup:.1f} s)")
+    out = {
+        "case": case,
+        "what": what,
+        "k": k,
+        "options": {key: str(v) for key, v in options.items()},
+        "methods": results.settings.get("methods"),
+        "threads": torch.get_num_threads(),
+        "device": device,
+        "setup_s": setup,
+        "total_s": total,
+        "stages_s": stages,
+        "run_over_extract": total / extract if extract else None,
+        "verdicts": {name: v.backbone.outcome for name, v in results.verdicts.items()},
+    }
+    print(
+        f"probe run, case {case}: {what}, k={k}, methods {out['methods']}, {torch.get_num_threads()} threads, "
+        f"{device} (setup: {setup:.1f} s)"
+    )
     for stage, seconds in stages.items():
         print(f"  {stage:<9} {seconds:8.1f} s")
     print(f"  {'total':<9} {total:8.1f} s")

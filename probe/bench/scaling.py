@@ -40,12 +40,21 @@ print(json.dumps({"n": args["n"], "wall_s": time.perf_counter() - start, "stages
 
 def _one(n: int, images: Path, masks: Path, weights: Path, out: Path, device: str, threads: int | None) -> dict:
     shutil.rmtree(out, ignore_errors=True)  # a kept --work folder: never resume an earlier run's features
-    env = {**os.environ, "PROBE_NO_PROGRESS": "1",
-           "PYTHONPATH": os.pathsep.join([str(Path(__file__).resolve().parents[2]), os.environ.get("PYTHONPATH", "")])}
+    env = {
+        **os.environ,
+        "PROBE_NO_PROGRESS": "1",
+        "PYTHONPATH": os.pathsep.join([str(Path(__file__).resolve().parents[2]), os.environ.get("PYTHONPATH", "")]),
+    }
     if threads:
         env["OMP_NUM_THREADS"] = str(threads)
-    args = {"n": n, "images": str(images), "masks": str(masks), "weights": str(weights), "out": str(out),
-            "device": device}
+    args = {
+        "n": n,
+        "images": str(images),
+        "masks": str(masks),
+        "weights": str(weights),
+        "out": str(out),
+        "device": device,
+    }
     done = subprocess.run([sys.executable, "-c", _CHILD, json.dumps(args)], env=env, capture_output=True, text=True)
     if done.returncode != 0:
         raise RuntimeError(f"probe run on {n} images failed:\n{done.stderr[-3000:]}")
@@ -79,8 +88,16 @@ def plot(rows: list[dict], path: str | Path) -> Path:
     return Path(path)
 
 
-def run(*, quick: bool = False, sizes: str | None = None, device: str = "cpu", threads: int | None = None,
-        work: str | None = None, plot_path: str | None = None, json_path: str | None = None) -> list[dict]:
+def run(
+    *,
+    quick: bool = False,
+    sizes: str | None = None,
+    device: str = "cpu",
+    threads: int | None = None,
+    work: str | None = None,
+    plot_path: str | None = None,
+    json_path: str | None = None,
+) -> list[dict]:
     """``probe run`` on growing seeded samples of one shape world; print a table (and plot it)."""
     chosen = tuple(int(s) for s in sizes.split(",")) if sizes else (QUICK_SIZES if quick else SIZES)
     with tempfile.TemporaryDirectory(prefix="probe-bench-scaling-") as scratch:
@@ -93,8 +110,10 @@ def run(*, quick: bool = False, sizes: str | None = None, device: str = "cpu", t
         weights = folder / "resnet_small.pth"
         if not weights.is_file():
             _checkpoint("resnet_small", weights, seed=1)
-        rows = [_one(n, data / "images", data / "masks", weights, folder / f"run-{n}", device, threads)
-                for n in sorted(chosen)]
+        rows = [
+            _one(n, data / "images", data / "masks", weights, folder / f"run-{n}", device, threads)
+            for n in sorted(chosen)
+        ]
     print(f"probe run on seeded samples of {largest} shape images at {SIZE} px, resnet_small, k=5, {device}")
     print("| images | " + " | ".join(STAGES) + " | whole run | peak RSS |")
     print("|---|" + "---|" * (len(STAGES) + 2))

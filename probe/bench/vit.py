@@ -57,8 +57,14 @@ def measure(arch: str, batch: int, size: int, repeats: int, memory: bool, cpu_ti
     model, images = build(arch, batch, size)
     clock = time.process_time if cpu_time else time.perf_counter
     seconds = time_calls({m: task(m, model, images) for m in METHODS}, repeats, clock)
-    row = {"model": arch, "batch": batch, "size": size, "repeats": repeats, "threads": torch.get_num_threads(),
-           "clock": "process CPU time" if cpu_time else "wall time"}
+    row = {
+        "model": arch,
+        "batch": batch,
+        "size": size,
+        "repeats": repeats,
+        "threads": torch.get_num_threads(),
+        "clock": "process CPU time" if cpu_time else "wall time",
+    }
     for method in METHODS:
         row[f"{method}_s"] = statistics.median(seconds[method])
         row[f"{method}_all_s"] = seconds[method]
@@ -86,9 +92,18 @@ def table(rows: Sequence[dict]) -> str:
     return "\n".join(lines)
 
 
-def run(*, quick: bool = False, model: str | None = None, batch: int | None = None, size: int | None = None,
-        repeats: int | None = None, threads: int | None = None, cpu_time: bool = False, memory: bool = True,
-        json_path: str | None = None) -> dict:
+def run(
+    *,
+    quick: bool = False,
+    model: str | None = None,
+    batch: int | None = None,
+    size: int | None = None,
+    repeats: int | None = None,
+    threads: int | None = None,
+    cpu_time: bool = False,
+    memory: bool = True,
+    json_path: str | None = None,
+) -> dict:
     """Measure the ViT methods against a forward+backward and print the table (``probe bench vit``)."""
     if threads:
         torch.set_num_threads(threads)
@@ -97,8 +112,11 @@ def run(*, quick: bool = False, model: str | None = None, batch: int | None = No
     quick_or_full = (2, 112, 1) if quick else (8, 224, 3)
     batch, size, repeats = (given or default for given, default in zip((batch, size, repeats), quick_or_full))
     load = os.getloadavg()
-    print(f"torch {torch.__version__}, {torch.get_num_threads()} threads, {os.cpu_count()} CPUs, "
-          f"load average {load[0]:.2f} at start", flush=True)
+    print(
+        f"torch {torch.__version__}, {torch.get_num_threads()} threads, {os.cpu_count()} CPUs, "
+        f"load average {load[0]:.2f} at start",
+        flush=True,
+    )
     row = measure(arch, batch, size, repeats, memory, cpu_time)
     print(f"times: {row['clock']}")
     print(table([row]))

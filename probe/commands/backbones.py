@@ -21,9 +21,12 @@ def register(sub: argparse._SubParsersAction) -> None:
     inner = p.add_subparsers(dest="backbones_command", metavar="ACTION")
     inner.required = True
     ls = inner.add_parser("list", help="formats and architectures known, plugins included")
-    ls.add_argument("--methods", action="store_true",
-                    help="also ask the attribution package which default methods explain each architecture "
-                         "(a structural check of a weightless build, about a second each)")
+    ls.add_argument(
+        "--methods",
+        action="store_true",
+        help="also ask the attribution package which default methods explain each architecture "
+        "(a structural check of a weightless build, about a second each)",
+    )
     ls.set_defaults(handler=lambda args: print_list(methods=args.methods))
     ins = inner.add_parser(
         "inspect",
@@ -69,8 +72,17 @@ def print_list(out: TextIO | None = None, *, methods: bool = False) -> int:
     rows = [("NAME", "FAMILY", "INPUT", "NORMALISATION", *(("METHODS",) if methods else ()), "ORIGIN", "DESCRIPTION")]
     for a in sorted(list_archs(), key=_arch_order):
         explained = (_arch_methods(a.name),) if methods else ()
-        rows.append((a.name, a.family, str(a.input_size), a.preprocessing.normalization.name, *explained, a.origin,
-                     a.description))
+        rows.append(
+            (
+                a.name,
+                a.family,
+                str(a.input_size),
+                a.preprocessing.normalization.name,
+                *explained,
+                a.origin,
+                a.description,
+            )
+        )
     _table(rows, out)
     if not methods:
         print("(probe backbones list --methods adds the default attribution methods of each architecture)", file=out)
@@ -87,8 +99,9 @@ def _arch_methods(arch: str, arch_kwargs: dict | None = None) -> str:
         return f"unknown ({type(exc).__name__})"
 
 
-def print_inspect(file: str | os.PathLike, *, format: str | None = None, arch: str | None = None,
-                  out: TextIO | None = None) -> int:
+def print_inspect(
+    file: str | os.PathLike, *, format: str | None = None, arch: str | None = None, out: TextIO | None = None
+) -> int:
     """Print what ``backbones.inspect`` finds; returns 0 if the file would load, 1 if it would not."""
     from backbones import inspect
 

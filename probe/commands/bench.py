@@ -17,8 +17,9 @@ def _attribution(p: argparse.ArgumentParser) -> None:
     p.add_argument("--batch", type=positive_int, help="images per call (default: 8)")
     p.add_argument("--size", type=positive_int, help="image height and width (default: 224)")
     p.add_argument("--repeats", type=positive_int, help="timed calls per method after a warm-up (default: 3)")
-    p.add_argument("--no-memory", dest="memory", action="store_false", default=None,
-                   help="skip the peak-memory subprocesses")
+    p.add_argument(
+        "--no-memory", dest="memory", action="store_false", default=None, help="skip the peak-memory subprocesses"
+    )
     p.add_argument("--json", dest="json_path", metavar="FILE", help="also write the measurements to this JSON file")
 
 
@@ -27,8 +28,11 @@ def _clustering(p: argparse.ArgumentParser) -> None:
     p.add_argument("--skip-large", action="store_true", help="leave out the 1,000,000 x 256 case")
     p.add_argument("--sklearn-cap-min", type=float, help="stop scikit-learn after this many minutes (default: 20)")
     p.add_argument("--seeds", type=positive_int, help="seeds of ours per case (default: 3)")
-    p.add_argument("--repeat", type=positive_int,
-                   help="time each run this many times and keep the fastest (default: 3; the 1,000,000 case runs once)")
+    p.add_argument(
+        "--repeat",
+        type=positive_int,
+        help="time each run this many times and keep the fastest (default: 3; the 1,000,000 case runs once)",
+    )
     p.add_argument("--json", dest="json_path", metavar="FILE", help="also write the rows to this JSON file")
 
 
@@ -54,18 +58,26 @@ def _extraction(p: argparse.ArgumentParser) -> None:
 
 
 def _pipeline(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--case", choices=("shapes", "digits"),
-                   help="shapes: generated shapes, ResNet-50 (default); digits: 600 scikit-learn digits, "
-                        "MoCo v2-layout ResNet-18")
-    p.add_argument("--quick", action="store_true", help="a smoke run (shapes: resnet_small, 48 images at 64 px, k=3; "
-                   "digits: 80 digits)")
+    p.add_argument(
+        "--case",
+        choices=("shapes", "digits"),
+        help="shapes: generated shapes, ResNet-50 (default); digits: 600 scikit-learn digits, MoCo v2-layout ResNet-18",
+    )
+    p.add_argument(
+        "--quick",
+        action="store_true",
+        help="a smoke run (shapes: resnet_small, 48 images at 64 px, k=3; digits: 80 digits)",
+    )
     p.add_argument("--images", type=positive_int, help="number of images (default: shapes 2000, digits 600)")
     p.add_argument("--image-size", type=positive_int, help="shapes: image side in pixels (default: 224, quick: 64)")
     p.add_argument("--arch", help="shapes: torchvision architecture or resnet_small (default: resnet50)")
     p.add_argument("--k", type=positive_int, help="shapes: pseudo-classes (default: 10, quick: 3)")
     p.add_argument("--eval-images", type=positive_int, help="evaluation subset cap (default: probe run's)")
-    p.add_argument("--eval-precision", type=float,
-                   help="stop evaluating once the primary gap is known within this (default: probe run's; 0: all)")
+    p.add_argument(
+        "--eval-precision",
+        type=float,
+        help="stop evaluating once the primary gap is known within this (default: probe run's; 0: all)",
+    )
     p.add_argument("--baselines", help="comma-separated baselines (default: probe run's)")
     p.add_argument("--batch-size", type=positive_int, help="batch size (default: probe run's)")
     p.add_argument("--device", help="cpu, cuda, cuda:N or auto (default: cpu)")
@@ -77,8 +89,9 @@ def _pipeline(p: argparse.ArgumentParser) -> None:
 def _fidelity(p: argparse.ArgumentParser) -> None:
     p.add_argument("--case", choices=("digits", "demo"), help="digits (default) or the demo world")
     p.add_argument("--quick", action="store_true", help="digits: 8 per class, a smoke run")
-    p.add_argument("--slow-code",
-                   help="a checkout whose code runs the slow path (default: this one with --eval-precision 0)")
+    p.add_argument(
+        "--slow-code", help="a checkout whose code runs the slow path (default: this one with --eval-precision 0)"
+    )
     p.add_argument("--work", help="keep the case's files and both runs in this folder")
     p.add_argument("--markdown", dest="markdown_path", metavar="FILE", help="also write the comparison to this file")
     p.add_argument("--json", dest="json_path", metavar="FILE", help="also write the comparison to this JSON file")
@@ -101,11 +114,16 @@ def _vit(p: argparse.ArgumentParser) -> None:
     p.add_argument("--size", type=positive_int, help="image height and width (default: 224)")
     p.add_argument("--repeats", type=positive_int, help="timed calls per method after a warm-up (default: 3)")
     p.add_argument("--threads", type=positive_int, help="torch threads (default: torch's choice)")
-    p.add_argument("--cpu-time", action="store_true", default=None,
-                   help="time with this process's CPU time instead of wall time (with --threads 1: robust on a "
-                   "machine other jobs share)")
-    p.add_argument("--no-memory", dest="memory", action="store_false", default=None,
-                   help="skip the peak-memory subprocesses")
+    p.add_argument(
+        "--cpu-time",
+        action="store_true",
+        default=None,
+        help="time with this process's CPU time instead of wall time (with --threads 1: robust on a "
+        "machine other jobs share)",
+    )
+    p.add_argument(
+        "--no-memory", dest="memory", action="store_false", default=None, help="skip the peak-memory subprocesses"
+    )
     p.add_argument("--json", dest="json_path", metavar="FILE", help="also write the measurements to this JSON file")
 
 
@@ -123,8 +141,11 @@ OPTIONS = {
 
 
 def register(sub: argparse._SubParsersAction) -> None:
-    p = sub.add_parser("bench", help="run speed/memory benchmarks (see docs/BENCHMARKS.md)",
-                       description="Without NAME: every benchmark, with its default options or --quick.")
+    p = sub.add_parser(
+        "bench",
+        help="run speed/memory benchmarks (see docs/BENCHMARKS.md)",
+        description="Without NAME: every benchmark, with its default options or --quick.",
+    )
     p.add_argument("--quick", action="store_true", help="small sizes, for a smoke run")
     inner = p.add_subparsers(dest="bench", metavar="NAME", help=f"one benchmark: {', '.join(OPTIONS)}")
     for name, (text, add_options) in OPTIONS.items():
@@ -138,7 +159,10 @@ def run(args: argparse.Namespace) -> int:
     """The chosen benchmark with the options given (the benchmark's own defaults for the rest), or all."""
     names = [args.bench] if args.bench else list(OPTIONS)
     for name in names:
-        options = {key: value for key, value in vars(args).items()
-                   if key not in ("command", "bench", "debug", "handler") and value is not None}
+        options = {
+            key: value
+            for key, value in vars(args).items()
+            if key not in ("command", "bench", "debug", "handler") and value is not None
+        }
         importlib.import_module(f"probe.bench.{name}").run(**options)
     return 0

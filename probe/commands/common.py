@@ -57,9 +57,12 @@ def add_backbone_arguments(p: argparse.ArgumentParser, *, weights_help: str | No
 
 def add_threads_argument(p: argparse.ArgumentParser) -> None:
     """--threads: torch's threads in this process (one per process is often fastest where cores are shared)."""
-    p.add_argument("--threads", type=positive_int,
-                   help="torch threads of this process (default: torch's choice, one per core; on a machine that "
-                        "other jobs share, 1 is often faster)")
+    p.add_argument(
+        "--threads",
+        type=positive_int,
+        help="torch threads of this process (default: torch's choice, one per core; on a machine that "
+        "other jobs share, 1 is often faster)",
+    )
 
 
 def use_threads(threads: int | None) -> None:

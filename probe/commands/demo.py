@@ -13,8 +13,9 @@ def register(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("demo", help="run the main job on the built-in synthetic world and write a report")
     p.add_argument("--out", default="demo-output", help="output directory (default: %(default)s)")
     add_device_argument(p)
-    p.add_argument("--seed", type=int_at_least(0),
-                   help=f"seed of the world and every random step (default: {ProbeOptions.seed})")
+    p.add_argument(
+        "--seed", type=int_at_least(0), help=f"seed of the world and every random step (default: {ProbeOptions.seed})"
+    )
     p.set_defaults(handler=run)
 
 

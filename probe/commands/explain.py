@@ -10,10 +10,15 @@ from .common import add_backbone_arguments, given
 
 
 def register(sub: argparse._SubParsersAction) -> None:
-    p = sub.add_parser("explain", help="explain one image's pseudo-class (AGF on CNNs, transformer attribution "
-                                       "on ViTs, or another method)")
-    add_backbone_arguments(p, weights_help="checkpoint file (default: the one recorded in --run; if given, "
-                                            "it must be the checkpoint the run was made with)")
+    p = sub.add_parser(
+        "explain",
+        help="explain one image's pseudo-class (AGF on CNNs, transformer attribution on ViTs, or another method)",
+    )
+    add_backbone_arguments(
+        p,
+        weights_help="checkpoint file (default: the one recorded in --run; if given, "
+        "it must be the checkpoint the run was made with)",
+    )
     p.add_argument("--image", required=True, help="image file")
     p.add_argument("--run", help="output directory of an earlier `probe run` (its pseudo-classes and head)")
     which = p.add_mutually_exclusive_group()

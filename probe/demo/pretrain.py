@@ -62,12 +62,26 @@ VIT_VIEWS = AugmentConfig(size=64, scale=(0.6, 1.0))
 #: The recipes of the shipped checkpoints (docs/DEMO_WORLD.md has the trials that chose them).
 RECIPES: dict[str, Recipe] = {
     "simclr": Recipe("simclr", steps=2400, batch_size=128, augment=OBJECT_SCALE_VIEWS),
-    "moco": Recipe("moco", steps=2400, batch_size=128, augment=OBJECT_SCALE_VIEWS,
-                   objective_kwargs={"temperature": 0.2, "queue_size": 1024}),
+    "moco": Recipe(
+        "moco",
+        steps=2400,
+        batch_size=128,
+        augment=OBJECT_SCALE_VIEWS,
+        objective_kwargs={"temperature": 0.2, "queue_size": 1024},
+    ),
     "byol": Recipe("byol", steps=800, batch_size=128, lr=1e-3, augment=OBJECT_SCALE_VIEWS),
     "supervised": Recipe("supervised", steps=800, batch_size=128, augment=OBJECT_SCALE_VIEWS),
-    "supervised_vit": Recipe("supervised", steps=2000, batch_size=128, lr=1e-3, weight_decay=0.05, warmup=0.05,
-                             augment=VIT_VIEWS, arch="vit_mini_patch8", arch_kwargs={"img_size": 64}),
+    "supervised_vit": Recipe(
+        "supervised",
+        steps=2000,
+        batch_size=128,
+        lr=1e-3,
+        weight_decay=0.05,
+        warmup=0.05,
+        augment=VIT_VIEWS,
+        arch="vit_mini_patch8",
+        arch_kwargs={"img_size": 64},
+    ),
 }
 
 
@@ -191,19 +205,34 @@ def pretrain(
         if held_out is not None and r.eval_every > 0 and step % r.eval_every == 0 and step < r.steps:
             measure(step, held_out)
         if r.save_every > 0 and step % r.save_every == 0 and step < r.steps:
-            _save_partial(partial, {
-                "recipe": json.dumps(r.to_json()), "seed": seed, "step": step, "elapsed": time.perf_counter() - started,
-                "objective": objective.state_dict(), "optimizer": optimizer.state_dict(),
-                "scheduler": scheduler.state_dict(), "generator": gen.get_state(), "history": json.dumps(history),
-            })
+            _save_partial(
+                partial,
+                {
+                    "recipe": json.dumps(r.to_json()),
+                    "seed": seed,
+                    "step": step,
+                    "elapsed": time.perf_counter() - started,
+                    "objective": objective.state_dict(),
+                    "optimizer": optimizer.state_dict(),
+                    "scheduler": scheduler.state_dict(),
+                    "generator": gen.get_state(),
+                    "history": json.dumps(history),
+                },
+            )
     bar.close()
     wall = time.perf_counter() - started
     metrics = measure(step, held_out) if held_out is not None else {}
     with atomic_path(out) as tmp:
         torch.save(objective.checkpoint(step), tmp)
     partial.unlink(missing_ok=True)
-    return {"method": r.method, "seed": seed, "steps": step, "wall_s": round(wall, 1), "metrics": metrics,
-            "history": history}
+    return {
+        "method": r.method,
+        "seed": seed,
+        "steps": step,
+        "wall_s": round(wall, 1),
+        "metrics": metrics,
+        "history": history,
+    }
 
 
 def control_metrics(r: Recipe, seed: int = 0, device: str | torch.device = "cpu") -> dict:

@@ -57,8 +57,10 @@ def present(checkpoints: list[tuple[str, Path]]) -> list[tuple[str, Path]]:
     """``checkpoints`` unchanged if every file exists; else an error naming the missing ones."""
     missing = [str(path) for _, path in checkpoints if not Path(path).is_file()]
     if missing:
-        raise ProbeValueError(f"shipped demo checkpoint(s) missing: {', '.join(missing)} "
-                              "(rebuild them with scripts/build_demo_checkpoints.py)")
+        raise ProbeValueError(
+            f"shipped demo checkpoint(s) missing: {', '.join(missing)} "
+            "(rebuild them with scripts/build_demo_checkpoints.py)"
+        )
     return checkpoints
 
 
@@ -111,7 +113,13 @@ def run_demo(out: str | os.PathLike, **options: Any) -> RunResults:
     checkpoints = shipped_checkpoints()
     seed = options.get("seed", ProbeOptions.seed)
     world_images, world_masks = build_world(out / WORLD_DIR, images=DEMO_IMAGES, seed=seed)
-    results = probe_world(world_images, world_masks, checkpoints, out=out, positive_controls=[POSITIVE_CONTROL],
-                          **{**DEMO_OPTIONS, **options})
+    results = probe_world(
+        world_images,
+        world_masks,
+        checkpoints,
+        out=out,
+        positive_controls=[POSITIVE_CONTROL],
+        **{**DEMO_OPTIONS, **options},
+    )
     print(closing_summary(results, str(out)))
     return results

@@ -139,8 +139,20 @@ def _outline(name: str) -> list[np.ndarray]:
         return [np.stack([np.cos(a), np.sin(a)], 1)]
     if name == "plus":
         w, L = 1 / 3, 1.0
-        pts = [(-w, -L), (w, -L), (w, -w), (L, -w), (L, w), (w, w),
-               (w, L), (-w, L), (-w, w), (-L, w), (-L, -w), (-w, -w)]
+        pts = [
+            (-w, -L),
+            (w, -L),
+            (w, -w),
+            (L, -w),
+            (L, w),
+            (w, w),
+            (w, L),
+            (-w, L),
+            (-w, w),
+            (-L, w),
+            (-L, -w),
+            (-w, -w),
+        ]
         return [np.array(pts)]
     if name == "star":
         a = t(10, -np.pi / 2)
@@ -414,8 +426,15 @@ class WorldManifest:
         root = Path(root)
         try:
             data = json.loads((root / "world.json").read_text())
-            return cls(root, WorldConfig.from_json(data["config"]), int(data["seed"]), int(data["n"]),
-                       list(data["class_names"]), list(data["images"]), int(data.get("renderer", 1)))
+            return cls(
+                root,
+                WorldConfig.from_json(data["config"]),
+                int(data["seed"]),
+                int(data["n"]),
+                list(data["class_names"]),
+                list(data["images"]),
+                int(data.get("renderer", 1)),
+            )
         except (OSError, ValueError, KeyError, TypeError) as exc:
             raise ProbeValueError(f"{root / 'world.json'} is not a readable world manifest: {exc}") from exc
 
@@ -458,8 +477,15 @@ def write_image_folder(
             rel = f"{sample.category}/{stem}.png"
             Image.fromarray(sample.image).save(tmp / "images" / rel, compress_level=1)
             Image.fromarray(sample.mask).save(tmp / "masks" / rel, compress_level=1)
-            records.append({"image": f"images/{rel}", "mask": f"masks/{rel}", "categories": list(sample.categories),
-                            "areas": sample.areas, "instances": sample.instances})
+            records.append(
+                {
+                    "image": f"images/{rel}",
+                    "mask": f"masks/{rel}",
+                    "categories": list(sample.categories),
+                    "areas": sample.areas,
+                    "instances": sample.instances,
+                }
+            )
         manifest = WorldManifest(root, cfg, int(seed), int(n), names, records)
         (tmp / "world.json").write_text(json.dumps(manifest.to_json(), indent=1) + "\n")
         if root.exists():

@@ -49,8 +49,9 @@ def explain_in_batches(
     with inference_mode(model):
         for start in starts if desc is None else progress(starts, desc=desc, total=len(starts), unit="batch"):
             x = to_device(images[start : start + batch_size], device)
-            maps = check_maps(explain_fn(model, x, to_device(targets[start : start + batch_size], device)),
-                              "explain_fn output")
+            maps = check_maps(
+                explain_fn(model, x, to_device(targets[start : start + batch_size], device)), "explain_fn output"
+            )
             if maps.shape[0] != x.shape[0] or tuple(maps.shape[1:]) != tuple(x.shape[2:]):
                 raise ProbeValueError(f"explain_fn returned maps {tuple(maps.shape)} for images {tuple(x.shape)}")
             chunks.append(maps.float().cpu())

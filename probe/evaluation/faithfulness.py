@@ -260,7 +260,16 @@ def faithfulness(
 ) -> FaithfulnessResult:
     """Positive and negative perturbation of ``maps`` on ``model`` (see :func:`perturbation_hits`)."""
     curves = perturbation_hits(
-        model, images, maps, target, mean=mean, std=std, fractions=fractions, batch_size=batch_size, device=device,
-        removal=removal, clean=clean,
+        model,
+        images,
+        maps,
+        target,
+        mean=mean,
+        std=std,
+        fractions=fractions,
+        batch_size=batch_size,
+        device=device,
+        removal=removal,
+        clean=clean,
     )
     return FaithfulnessResult(positive=curves["positive"], negative=curves["negative"])

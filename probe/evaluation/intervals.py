@@ -162,8 +162,12 @@ class Resampling:
 
     @classmethod
     def stratified(
-        cls, n: int, strata: Sequence[int] | np.ndarray | torch.Tensor | None = None, *,
-        seed: np.random.SeedSequence | int, resamples: int = RESAMPLES,
+        cls,
+        n: int,
+        strata: Sequence[int] | np.ndarray | torch.Tensor | None = None,
+        *,
+        seed: np.random.SeedSequence | int,
+        resamples: int = RESAMPLES,
     ) -> Resampling:
         """Resample ``n`` items with replacement within each stratum (each keeps its size); one stratum if None."""
         groups = np.zeros(n, dtype=np.int64) if strata is None else np.asarray(_as_array(strata), dtype=np.int64)
@@ -194,8 +198,9 @@ class Resampling:
             raise ProbeValueError(f"{x.size} values for a resampling of {self.size} items")
         return self.counts @ x
 
-    def mean(self, values: Sequence[float] | np.ndarray | torch.Tensor, *,
-             min_values: int = MIN_VALUES) -> Estimate | None:
+    def mean(
+        self, values: Sequence[float] | np.ndarray | torch.Tensor, *, min_values: int = MIN_VALUES
+    ) -> Estimate | None:
         """The mean of ``values [n]`` (NaN = undefined, left out) with its interval; None when none is defined.
 
         No interval (``low = high = None``) with fewer than ``min_values`` defined values."""
@@ -210,8 +215,11 @@ class Resampling:
             draws = self.sums(np.where(defined, x, 0.0)) / self.sums(defined)
         return estimate(value, draws)
 
-    def ratio(self, numerator: Sequence[float] | np.ndarray | torch.Tensor,
-              denominator: Sequence[float] | np.ndarray | torch.Tensor) -> Estimate | None:
+    def ratio(
+        self,
+        numerator: Sequence[float] | np.ndarray | torch.Tensor,
+        denominator: Sequence[float] | np.ndarray | torch.Tensor,
+    ) -> Estimate | None:
         """Σ numerator / Σ denominator over the items (a rate pooled over images) with its interval."""
         num, den = _as_array(numerator), _as_array(denominator)
         total = float(den.sum())
@@ -221,7 +229,6 @@ class Resampling:
             draws = self.sums(num) / self.sums(den)
         enough = int((den > 0).sum()) >= MIN_VALUES
         return estimate(float(num.sum()) / total, draws if enough else None)
-
 
 
 def replicate_counts(n: int, *, seed: np.random.SeedSequence | int, resamples: int = RESAMPLES) -> Iterator[np.ndarray]:

@@ -153,8 +153,9 @@ class ValFolder(torch.utils.data.Dataset):
         if class_index is None:
             if num_classes is not None and len(folders) != num_classes:
                 raise ParameterError(
-                    "imagenet_val", f"{self.root} has {len(folders)} class folders but the model has {num_classes} "
-                    "outputs; give a class index to map folders to output indices"
+                    "imagenet_val",
+                    f"{self.root} has {len(folders)} class folders but the model has {num_classes} "
+                    "outputs; give a class index to map folders to output indices",
                 )
             class_index = {name: i for i, name in enumerate(folders)}
         unknown = [f for f in folders if f not in class_index]
@@ -236,8 +237,13 @@ def run_perturbation(
             hits[mode].append(curves[mode].hits)
     if not hits["positive"]:
         raise ParameterError("imagenet_val", f"{folder}: no readable image")
-    out: dict[str, Any] = {"images": int(sum(h.shape[0] for h in hits["positive"])), "explained_class": explain_class,
-           "hits_against": "label" if clf.labelled else "prediction", "fractions": list(STEPS), "skipped": skipped}
+    out: dict[str, Any] = {
+        "images": int(sum(h.shape[0] for h in hits["positive"])),
+        "explained_class": explain_class,
+        "hits_against": "label" if clf.labelled else "prediction",
+        "fractions": list(STEPS),
+        "skipped": skipped,
+    }
     for mode, chunks in hits.items():
         survival = torch.cat(chunks).double().mean(dim=0)
         out[mode] = {"accuracy": survival.tolist(), "auc": perturbation_auc(STEPS, survival)}
@@ -347,9 +353,11 @@ def format_table(results: dict) -> str:
         s = results["segmentation"]
         fmt = lambda v: "n/a" if v is None else f"{v:.4f}"  # noqa: E731
         lines.append(f"segmentation on {s['images']} images (binarised at the map's {s['threshold_rule']}):")
-        lines.append(f"  pixel accuracy {fmt(s['pixel_accuracy'])}  mIoU {fmt(s['miou'])}  "
-                     f"AP (real, continuous map) {fmt(s['average_precision'])}  "
-                     f"mAP (papers' binary formula) {fmt(s['paper_binary_map'])}")
+        lines.append(
+            f"  pixel accuracy {fmt(s['pixel_accuracy'])}  mIoU {fmt(s['miou'])}  "
+            f"AP (real, continuous map) {fmt(s['average_precision'])}  "
+            f"mAP (papers' binary formula) {fmt(s['paper_binary_map'])}"
+        )
     return "\n".join(lines)
 
 
@@ -371,20 +379,28 @@ def benchmark(
     """The perturbation benchmark on ``imagenet_val`` and/or the segmentation one on ``imagenet_seg``,
     with ``method``'s maps (or ``explain_fn``'s); the results as one JSON-ready dict."""
     if not imagenet_val and not imagenet_seg:
-        raise ProbeValueError("nothing to do: neither an ImageNet validation folder (imagenet_val) nor the "
-                              "ImageNet-segmentation file (imagenet_seg) is given")
+        raise ProbeValueError(
+            "nothing to do: neither an ImageNet validation folder (imagenet_val) nor the "
+            "ImageNet-segmentation file (imagenet_seg) is given"
+        )
     for name, value in (("limit", limit), ("batch_size", batch_size), ("image_size", image_size)):
         if value is not None and value < 1:
             raise ParameterError(name, f"must be >= 1, got {value}")
     if threshold not in THRESHOLD_RULES:  # checked here too: the perturbation benchmark may run for hours first
         valid = ", ".join(THRESHOLD_RULES)
         raise ParameterError("threshold", f": unknown threshold rule {threshold!r}; valid: {valid}")
-    common: dict[str, Any] = dict(explain_fn=explain_fn or explainer(method), image_size=image_size, limit=limit,
-                                  batch_size=batch_size, device=torch.device(device))
+    common: dict[str, Any] = dict(
+        explain_fn=explain_fn or explainer(method),
+        image_size=image_size,
+        limit=limit,
+        batch_size=batch_size,
+        device=torch.device(device),
+    )
     results: dict = {"model": clf.name, "method": method, "image_size": image_size}
     if imagenet_val:
-        results["perturbation"] = run_perturbation(clf, imagenet_val, class_index=class_index,
-                                                   explain_class=explain_class, **common)
+        results["perturbation"] = run_perturbation(
+            clf, imagenet_val, class_index=class_index, explain_class=explain_class, **common
+        )
     if imagenet_seg:
         results["segmentation"] = run_segmentation(clf, imagenet_seg, rule=threshold, **common)
     return results

@@ -84,8 +84,10 @@ class MapEvaluation:
         (:func:`~probe.evaluation.intervals.difference`).
         """
         figures = self.overall()
-        out = {key: with_value(figures[key], resampling.mean(column) if column is not None else None)
-               for key, column in self._columns().items()}
+        out = {
+            key: with_value(figures[key], resampling.mean(column) if column is not None else None)
+            for key, column in self._columns().items()
+        }
         out.update(self._segmentation_estimates(resampling))
         return out
 
@@ -108,11 +110,14 @@ class MapEvaluation:
 
     def survival_estimates(self, resampling: Resampling) -> dict[str, list[Estimate | None]]:
         """Each step of the positive and negative survival curves with its interval."""
-        return {curve.mode: [resampling.mean(curve.hits[:, j].double()) for j in range(curve.hits.shape[1])]
-                for curve in (self.faithfulness.positive, self.faithfulness.negative)}
+        return {
+            curve.mode: [resampling.mean(curve.hits[:, j].double()) for j in range(curve.hits.shape[1])]
+            for curve in (self.faithfulness.positive, self.faithfulness.negative)
+        }
 
-    def class_estimates(self, classes: torch.Tensor | Sequence[int], k: int,
-                        resampling: Resampling) -> list[dict[str, Estimate | None]]:
+    def class_estimates(
+        self, classes: torch.Tensor | Sequence[int], k: int, resampling: Resampling
+    ) -> list[dict[str, Estimate | None]]:
         """:meth:`per_class` with intervals: the images of each pseudo-class resampled among themselves (no
         interval for a pseudo-class with fewer than :data:`MIN_CLASS_VALUES` defined values)."""
         classes = torch.as_tensor(classes).cpu()
@@ -122,17 +127,24 @@ class MapEvaluation:
         for c in range(k):
             members = classes == c
             sub = resampling.subset(members)
-            out.append({key: with_value(figures[c][key],
-                                        sub.mean(v[members], min_values=MIN_CLASS_VALUES) if v is not None else None)
-                        for key, v in columns.items()})
+            out.append(
+                {
+                    key: with_value(
+                        figures[c][key], sub.mean(v[members], min_values=MIN_CLASS_VALUES) if v is not None else None
+                    )
+                    for key, v in columns.items()
+                }
+            )
         return out
 
     def undefined(self) -> dict[str, int]:
         """Images with a mask whose pointing game (constant map) or mask energy (no positive relevance) is undefined."""
         if self.has_object is None or self.pointing is None or self.energy is None:  # all set when masks were given
             return {}
-        return {key: int((self.has_object & torch.isnan(v)).sum())
-                for key, v in (("pointing_game", self.pointing), ("mask_energy", self.energy))}
+        return {
+            key: int((self.has_object & torch.isnan(v)).sum())
+            for key, v in (("pointing_game", self.pointing), ("mask_energy", self.energy))
+        }
 
 
 def evaluate_maps(
@@ -163,10 +175,21 @@ def evaluate_maps(
     """
     maps = check_maps(maps).cpu()
     if perturbation is not None and perturbation.positive.hits.shape[0] != maps.shape[0]:
-        raise ProbeValueError(f"perturbation curves of {perturbation.positive.hits.shape[0]} images "
-                              f"for {maps.shape[0]} maps")
-    result = perturbation or faithfulness(model, images, maps, target, mean=mean, std=std, fractions=fractions,
-                                          batch_size=batch_size, device=device, removal=removal)
+        raise ProbeValueError(
+            f"perturbation curves of {perturbation.positive.hits.shape[0]} images for {maps.shape[0]} maps"
+        )
+    result = perturbation or faithfulness(
+        model,
+        images,
+        maps,
+        target,
+        mean=mean,
+        std=std,
+        fractions=fractions,
+        batch_size=batch_size,
+        device=device,
+        removal=removal,
+    )
     if masks is None:
         return MapEvaluation(result, None, None, None, None, None, None)
     masks = check_mask_batch(masks).cpu()

@@ -151,8 +151,10 @@ class Verdict:
 def _agreement(e: Evidence) -> Check:
     if e.agreement is None or e.agreement_control is None:
         return Check("agreement")
-    return Check("agreement", (compare(e.agreement_name, e.agreement, "random-init control", e.agreement_control,
-                                       AGREEMENT_MARGIN),))
+    return Check(
+        "agreement",
+        (compare(e.agreement_name, e.agreement, "random-init control", e.agreement_control, AGREEMENT_MARGIN),),
+    )
 
 
 def _no_room(baseline: Estimate, margin: float) -> bool:
@@ -169,13 +171,18 @@ def _localisation(e: Evidence) -> Check:
         return Check("localisation")
     name = e.method.upper() if e.method == "agf" else e.method
     point, mass = f"{name} pointing game", f"{name} mask energy"
-    pointing = (compare(point, hits, "random-init control", hits_control, POINTING_MARGIN),
-                compare(point, hits, "centre point", hits_centre, POINTING_MARGIN))
-    energy = (compare(mass, mass_in, "random-init control", mass_control, ENERGY_MARGIN),
-              compare(mass, mass_in, "mask area", mass_uniform, ENERGY_MARGIN))
+    pointing = (
+        compare(point, hits, "random-init control", hits_control, POINTING_MARGIN),
+        compare(point, hits, "centre point", hits_centre, POINTING_MARGIN),
+    )
+    energy = (
+        compare(mass, mass_in, "random-init control", mass_control, ENERGY_MARGIN),
+        compare(mass, mass_in, "mask area", mass_uniform, ENERGY_MARGIN),
+    )
     if any(_no_room(c.baseline_value, POINTING_MARGIN) for c in pointing):
-        return Check("localisation", energy, pointing,
-                     "the pointing game is left out: its baseline leaves no room to beat it")
+        return Check(
+            "localisation", energy, pointing, "the pointing game is left out: its baseline leaves no room to beat it"
+        )
     return Check("localisation", pointing + energy)
 
 
@@ -184,10 +191,15 @@ def _faithfulness(e: Evidence) -> Check:
         return Check("faithfulness")
     note = ""
     if e.faithfulness_gap_control is not None:
-        note = (f"the control's gap {e.faithfulness_gap_control} is for reference only: gaps of different models "
-                "are not comparable")
-    return Check("faithfulness", (compare("perturbation gap", e.faithfulness_gap, "random pixel order", constant(0.0),
-                                          FAITHFULNESS_MARGIN),), note=note)
+        note = (
+            f"the control's gap {e.faithfulness_gap_control} is for reference only: gaps of different models "
+            "are not comparable"
+        )
+    return Check(
+        "faithfulness",
+        (compare("perturbation gap", e.faithfulness_gap, "random pixel order", constant(0.0), FAITHFULNESS_MARGIN),),
+        note=note,
+    )
 
 
 def checks(evidence: Evidence) -> tuple[Check, Check, Check]:
@@ -208,8 +220,11 @@ def _check_text(check: Check, counted: bool, faithfulness: str | None) -> str:
     word = check.word.capitalize()
     outcome = check.outcome or "not judged"
     if not check.comparisons:
-        need = {"agreement": "no labels or no control", "localisation": "no masks or no control",
-                "faithfulness": "not measured"}[check.key]
+        need = {
+            "agreement": "no labels or no control",
+            "localisation": "no masks or no control",
+            "faithfulness": "not measured",
+        }[check.key]
         return f"{word} (not judged): {need}."
     note = ""
     if not counted:
@@ -230,17 +245,29 @@ def decide(tests: tuple[Check, ...], subject: str) -> Verdict:
         semantic, outcome = True, SEMANTIC
     else:
         semantic, outcome = None, VERDICT_INCONCLUSIVE if INCONCLUSIVE in outcomes else NOT_JUDGED
-    head = {SEMANTIC: "semantic evidence", NOT_SEMANTIC: "no semantic evidence",
-            VERDICT_INCONCLUSIVE: "inconclusive evidence", NOT_JUDGED: "not enough evidence to judge"}[outcome]
-    parts = [f"{subject}: {head}.", _check_text(agreement, True, None),
-             _check_text(localisation, counted or localisation.outcome is None, faithfulness.outcome),
-             _check_text(faithfulness, True, None)]
+    head = {
+        SEMANTIC: "semantic evidence",
+        NOT_SEMANTIC: "no semantic evidence",
+        VERDICT_INCONCLUSIVE: "inconclusive evidence",
+        NOT_JUDGED: "not enough evidence to judge",
+    }[outcome]
+    parts = [
+        f"{subject}: {head}.",
+        _check_text(agreement, True, None),
+        _check_text(localisation, counted or localisation.outcome is None, faithfulness.outcome),
+        _check_text(faithfulness, True, None),
+    ]
     return Verdict(semantic, outcome, tests, counted, " ".join(parts))
 
 
 def judge(evidence: Evidence, subject: str) -> Verdict:
     """Apply the rule of this module to ``evidence``; ``subject`` starts the statement (e.g. "Pseudo-class 3")."""
     if evidence.size is not None and evidence.size < MIN_CLASS_SIZE:
-        return Verdict(None, NOT_JUDGED, (), False, f"{subject}: too small to judge ({evidence.size} members; "
-                                                    f"the verdict needs at least {MIN_CLASS_SIZE}).")
+        return Verdict(
+            None,
+            NOT_JUDGED,
+            (),
+            False,
+            f"{subject}: too small to judge ({evidence.size} members; the verdict needs at least {MIN_CLASS_SIZE}).",
+        )
     return decide(checks(evidence), subject)

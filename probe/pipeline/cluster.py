@@ -35,8 +35,9 @@ def label_agreement(pseudo: PseudoClasses, features: Features) -> ClusterMetrics
     return cluster_metrics(pseudo.labels, features.labels, class_names=features.class_names, k=pseudo.k)
 
 
-def agreement_replicates(name: str, pseudo: PseudoClasses, features: Features,
-                         options: ProbeOptions) -> AgreementDraws | None:
+def agreement_replicates(
+    name: str, pseudo: PseudoClasses, features: Features, options: ProbeOptions
+) -> AgreementDraws | None:
     """Replicates of the label agreement: ``pseudo``'s clustering and :data:`AGREEMENT_SEEDS` − 1 more (seeds
     ``options.seed + 1, + 2, …``, each the best of ``options.restarts``), scored on resamples of the images.
 
@@ -46,10 +47,16 @@ def agreement_replicates(name: str, pseudo: PseudoClasses, features: Features,
     if features.labels is None:
         return None
     with timed(f"{name}: {AGREEMENT_SEEDS - 1} more clusterings (other seeds) for the agreement intervals"):
-        others = [kmeans(features, options.k, seed=options.seed + j, nredo=options.restarts, spherical=True).labels
-                  for j in range(1, AGREEMENT_SEEDS)]
+        others = [
+            kmeans(features, options.k, seed=options.seed + j, nredo=options.restarts, spherical=True).labels
+            for j in range(1, AGREEMENT_SEEDS)
+        ]
     truth = np.asarray(features.labels, dtype=np.int64)
-    return agreement_draws([np.asarray(pseudo.labels), *others], truth, k=pseudo.k,
-                           labels=max(len(features.class_names or ()), int(truth.max()) + 1),
-                           images_seed=seed_sequence(options.seed, CLUSTERED_IMAGES, len(truth)),
-                           choice_seed=seed_sequence(options.seed, name, "k-means seeds"))
+    return agreement_draws(
+        [np.asarray(pseudo.labels), *others],
+        truth,
+        k=pseudo.k,
+        labels=max(len(features.class_names or ()), int(truth.max()) + 1),
+        images_seed=seed_sequence(options.seed, CLUSTERED_IMAGES, len(truth)),
+        choice_seed=seed_sequence(options.seed, name, "k-means seeds"),
+    )

@@ -99,8 +99,9 @@ def _skipped(data: ImageFolderData, prepared: Sequence[Prepared]) -> list[Skippe
     return [SkippedImage(_relative(path, data.root), reason) for path, reason in sorted(found.items())]
 
 
-def _explain_and_evaluate(prep: Prepared, options: ProbeOptions, *, control: Prepared | None, clock: StageClock,
-                          group: Group) -> BackboneResults:
+def _explain_and_evaluate(
+    prep: Prepared, options: ProbeOptions, *, control: Prepared | None, clock: StageClock, group: Group
+) -> BackboneResults:
     """Stages explain and evaluate of one backbone (a probe, or a control when ``control`` is None), after
     saying what they will compute and about how long it will take."""
     masks = MaskReader(prep.data) if prep.data.masks_root is not None else None
@@ -111,22 +112,43 @@ def _explain_and_evaluate(prep: Prepared, options: ProbeOptions, *, control: Pre
     judged = prep.role != "control"
     card_images = options.card_members * prep.pseudo.k if judged else 0
     sanity_images = options.sanity_images if judged else 0
-    work = partial(plan, prep.name, methods, options, cap=len(indices), first=min(round_size(options), len(indices)),
-                   card_images=card_images, control_cards=control is not None, sanity_images=sanity_images)
-    bar = WorkBar(f"explain + evaluate {prep.name}", work(seconds_per_forward=1.0).forwards(len(indices)),
-                  show=group.is_main)
+    work = partial(
+        plan,
+        prep.name,
+        methods,
+        options,
+        cap=len(indices),
+        first=min(round_size(options), len(indices)),
+        card_images=card_images,
+        control_cards=control is not None,
+        sanity_images=sanity_images,
+    )
+    bar = WorkBar(
+        f"explain + evaluate {prep.name}", work(seconds_per_forward=1.0).forwards(len(indices)), show=group.is_main
+    )
     show = group.is_main and progress_enabled()
 
     def announce(seconds_per_forward: float) -> None:
         message = work(seconds_per_forward=seconds_per_forward).describe() + thread_advice(
-            os.getloadavg()[0] if hasattr(os, "getloadavg") else 0.0, os.cpu_count() or 1, torch.get_num_threads())
+            os.getloadavg()[0] if hasattr(os, "getloadavg") else 0.0, os.cpu_count() or 1, torch.get_num_threads()
+        )
         log.info("%s", message)
         if show:
             print(message, file=sys.stderr)
 
     try:
-        explained = measure(prep, methods, indices, options, masks=masks, clock=clock, group=group, bar=bar,
-                            task_cost=lambda m: map_cost(m, options) + PERTURBATION_COST, on_first_round=announce)
+        explained = measure(
+            prep,
+            methods,
+            indices,
+            options,
+            masks=masks,
+            clock=clock,
+            group=group,
+            bar=bar,
+            task_cost=lambda m: map_cost(m, options) + PERTURBATION_COST,
+            on_first_round=announce,
+        )
         budget = work(seconds_per_forward=1.0)
         bar.resize(budget.forwards(len(explained.indices)))
         if card_images:
@@ -140,20 +162,47 @@ def _explain_and_evaluate(prep: Prepared, options: ProbeOptions, *, control: Pre
         bar.close()
 
 
-def _probe_arch(arch: ArchGroup, data: ImageFolderData, *, out: Path, cache: Path, clock: StageClock,
-                positive_controls: Collection[str], group: Group) -> tuple[list[BackboneResults], list[Prepared]]:
+def _probe_arch(
+    arch: ArchGroup,
+    data: ImageFolderData,
+    *,
+    out: Path,
+    cache: Path,
+    clock: StageClock,
+    positive_controls: Collection[str],
+    group: Group,
+) -> tuple[list[BackboneResults], list[Prepared]]:
     """One architecture's backbones: its control prepared first, then each probe explained against it, then
     the control itself (prepared: the control first, then the probes)."""
     options, first = arch.options, arch.probes[0][1]
     control = backbones.random_like(first, options.seed)
-    reference = prepare(arch.control_name, "control", control, data, options,
-                        state_dir=backbone_dir(out, arch.control_name), cache_dir=cache, clock=clock, group=group,
-                        control_of=first, control_seed=options.seed)
+    reference = prepare(
+        arch.control_name,
+        "control",
+        control,
+        data,
+        options,
+        state_dir=backbone_dir(out, arch.control_name),
+        cache_dir=cache,
+        clock=clock,
+        group=group,
+        control_of=first,
+        control_seed=options.seed,
+    )
     results, prepared = [], [reference]
     for name, backbone in arch.probes:
         role = "positive control" if name in positive_controls else "probe"
-        prep = prepare(name, role, backbone, data, options, state_dir=backbone_dir(out, name), cache_dir=cache,
-                       clock=clock, group=group)
+        prep = prepare(
+            name,
+            role,
+            backbone,
+            data,
+            options,
+            state_dir=backbone_dir(out, name),
+            cache_dir=cache,
+            clock=clock,
+            group=group,
+        )
         results.append(_explain_and_evaluate(prep, options, control=reference, clock=clock, group=group))
         prepared.append(prep)
     results.append(_explain_and_evaluate(reference, options, control=None, clock=clock, group=group))
@@ -194,14 +243,19 @@ def probe_backbones(
         raise ParameterError("k", f"{k} is larger than the number of images ({len(data)}) in {data.root}")
     results, prepared, probes = [], [], []
     for arch in archs:
-        arch_results, arch_prepared = _probe_arch(arch, data, out=out, cache=cache, clock=clock,
-                                                  positive_controls=positive_controls, group=group)
+        arch_results, arch_prepared = _probe_arch(
+            arch, data, out=out, cache=cache, clock=clock, positive_controls=positive_controls, group=group
+        )
         results += arch_results
         prepared += arch_prepared
         probes += [(prep, arch.options) for prep in arch_prepared[1:]]
     run = RunResults(
-        backbones=results, dataset=data.root.name, num_images=len(prepared[-1].features),
-        skipped=_skipped(data, prepared), settings=dict(settings or {}), timings=clock.ordered(),
+        backbones=results,
+        dataset=data.root.name,
+        num_images=len(prepared[-1].features),
+        skipped=_skipped(data, prepared),
+        settings=dict(settings or {}),
+        timings=clock.ordered(),
         side_by_side=side_by_side(probes, clock=clock),
     )
     run.verdicts = judge_run(run)

@@ -53,8 +53,12 @@ def _pairs(prep: Prepared, options: ProbeOptions, masks: MaskReader | None) -> t
     """Two-object images whose labels map to different pseudo-classes of this backbone, or None."""
     if masks is None or prep.features.labels is None or options.specificity_images == 0:
         return None
-    rows = two_object_rows(len(prep.rows), lambda row: masks.objects(int(prep.rows[row])),
-                           count=options.specificity_images, seed=options.seed)
+    rows = two_object_rows(
+        len(prep.rows),
+        lambda row: masks.objects(int(prep.rows[row])),
+        count=options.specificity_images,
+        seed=options.seed,
+    )
     if not rows:
         return None
     indices = prep.rows[rows]
@@ -68,9 +72,9 @@ def _pairs(prep: Prepared, options: ProbeOptions, masks: MaskReader | None) -> t
     return indices[pairs.indices], pairs
 
 
-def _specificity(prep: Prepared, options: ProbeOptions, methods: tuple[str, ...],
-                 found: tuple[np.ndarray, TwoObjectPairs] | None
-                 ) -> tuple[dict[str, SpecificitySummary], list[SpecificityExample]]:
+def _specificity(
+    prep: Prepared, options: ProbeOptions, methods: tuple[str, ...], found: tuple[np.ndarray, TwoObjectPairs] | None
+) -> tuple[dict[str, SpecificitySummary], list[SpecificityExample]]:
     if found is None:
         return {}, []
     indices, pairs = found
@@ -78,20 +82,32 @@ def _specificity(prep: Prepared, options: ProbeOptions, methods: tuple[str, ...]
     results = {}
     for m in methods:
         with timed(f"{prep.name}: {m} specificity on {len(indices)} two-object images"):
-            results[m] = class_specificity(prep.model, images, pairs.targets_a, pairs.targets_b, pairs.masks_a,
-                                           pairs.masks_b, explain_fn=explainer(m, **options.options_of(m)),
-                                           batch_size=options.explain_batch, device=options.device)
+            results[m] = class_specificity(
+                prep.model,
+                images,
+                pairs.targets_a,
+                pairs.targets_b,
+                pairs.masks_a,
+                pairs.masks_b,
+                explain_fn=explainer(m, **options.options_of(m)),
+                batch_size=options.explain_batch,
+                device=options.device,
+            )
     primary = results[options.primary]
     shown = unnormalise(images[:SPECIFICITY_EXAMPLES], prep.backbone.mean, prep.backbone.std)
     examples = []
     for j in range(min(SPECIFICITY_EXAMPLES, len(indices))):
         pearson = float(primary.pearson[j])
-        examples.append(SpecificityExample(
-            name=prep.data.rel_paths[int(indices[j])], image=shown[j], labels=pairs.labels[j],
-            classes=(int(pairs.targets_a[j]), int(pairs.targets_b[j])),
-            maps=(primary.maps_a[j].numpy(), primary.maps_b[j].numpy()),
-            pearson=pearson if np.isfinite(pearson) else None,
-        ))
+        examples.append(
+            SpecificityExample(
+                name=prep.data.rel_paths[int(indices[j])],
+                image=shown[j],
+                labels=pairs.labels[j],
+                classes=(int(pairs.targets_a[j]), int(pairs.targets_b[j])),
+                maps=(primary.maps_a[j].numpy(), primary.maps_b[j].numpy()),
+                pearson=pearson if np.isfinite(pearson) else None,
+            )
+        )
     resampling = Resampling.stratified(len(indices), seed=seed_sequence(options.seed, prep.name, "two-object images"))
     return {m: specificity_summary(r, resampling) for m, r in results.items()}, examples
 
@@ -106,13 +122,27 @@ def sanity_curve(result: SanityResult, resampling: Resampling) -> SanityCurve:
     return SanityCurve(list(result.steps), result.estimates(resampling))
 
 
-def _pseudo_classes(prep: Prepared, evaluation: MapEvaluation, target: torch.Tensor,
-                    members: Sequence[Sequence[Member]], resampling: Resampling) -> list[PseudoClass]:
+def _pseudo_classes(
+    prep: Prepared,
+    evaluation: MapEvaluation,
+    target: torch.Tensor,
+    members: Sequence[Sequence[Member]],
+    resampling: Resampling,
+) -> list[PseudoClass]:
     k = prep.pseudo.k
     sizes = np.bincount(prep.clusters, minlength=k)
     figures = evaluation.class_estimates(target, k, resampling)
-    return [PseudoClass(id=c, size=int(sizes[c]), majority_label=prep.majority_label(c), purity=prep.purity(c),
-                        members=list(members[c]), **figures[c]) for c in range(k)]
+    return [
+        PseudoClass(
+            id=c,
+            size=int(sizes[c]),
+            majority_label=prep.majority_label(c),
+            purity=prep.purity(c),
+            members=list(members[c]),
+            **figures[c],
+        )
+        for c in range(k)
+    ]
 
 
 def curve(fractions: Sequence[float], values: Sequence[Estimate | None]) -> Curve:
@@ -129,7 +159,10 @@ def evaluated_images(name: str, target: torch.Tensor, seed: int) -> Resampling:
 
 
 def method_results(
-    evaluation: MapEvaluation, resampling: Resampling, *, sanity: SanityCurve | None = None,
+    evaluation: MapEvaluation,
+    resampling: Resampling,
+    *,
+    sanity: SanityCurve | None = None,
     specificity: SpecificitySummary | None = None,
 ) -> MethodResults:
     """A :class:`MethodResults` from :func:`probe.evaluation.evaluate_maps` with intervals on ``resampling``
@@ -153,8 +186,16 @@ def method_results(
     )
 
 
-def evaluate(prep: Prepared, explained: Explained, options: ProbeOptions, *, methods: tuple[str, ...],
-             masks: MaskReader | None, control: Prepared | None, clock: StageClock) -> BackboneResults:
+def evaluate(
+    prep: Prepared,
+    explained: Explained,
+    options: ProbeOptions,
+    *,
+    methods: tuple[str, ...],
+    masks: MaskReader | None,
+    control: Prepared | None,
+    clock: StageClock,
+) -> BackboneResults:
     """Every figure of ``prep`` (a probe, or a control when ``control`` is None) as ``BackboneResults``:
     ``explained`` carries the maps and perturbation curves of ``methods``; localisation, the sanity test
     (probes) and class specificity are measured here."""
@@ -162,32 +203,64 @@ def evaluate(prep: Prepared, explained: Explained, options: ProbeOptions, *, met
         evaluations = {}
         for m in methods:
             with timed(f"{prep.name}: {m} maps evaluated"):
-                evaluations[m] = evaluate_maps(prep.model, explained.images, explained.maps[m], explained.target,
-                                               mean=prep.backbone.mean, std=prep.backbone.std, masks=explained.masks,
-                                               batch_size=options.batch_size, device=options.device,
-                                               removal=FAITHFULNESS_REMOVAL, perturbation=explained.faithfulness[m])
+                evaluations[m] = evaluate_maps(
+                    prep.model,
+                    explained.images,
+                    explained.maps[m],
+                    explained.target,
+                    mean=prep.backbone.mean,
+                    std=prep.backbone.std,
+                    masks=explained.masks,
+                    batch_size=options.batch_size,
+                    device=options.device,
+                    removal=FAITHFULNESS_REMOVAL,
+                    perturbation=explained.faithfulness[m],
+                )
         sanity = None
         if prep.role != "control" and options.sanity_images > 0:
             n = options.sanity_images
             primary_fn = explainer(options.primary, **options.options_of(options.primary))
-            result = cascading_randomization(prep.model, explained.images[:n], explained.target[:n], seed=options.seed,
-                                             explain_fn=primary_fn, batch_size=options.explain_batch,
-                                             device=options.device)
+            result = cascading_randomization(
+                prep.model,
+                explained.images[:n],
+                explained.target[:n],
+                seed=options.seed,
+                explain_fn=primary_fn,
+                batch_size=options.explain_batch,
+                device=options.device,
+            )
             images = int(result.similarity.shape[0])
-            sanity = sanity_curve(result, Resampling.stratified(images, seed=seed_sequence(options.seed, prep.name,
-                                                                                             "sanity images")))
+            sanity = sanity_curve(
+                result, Resampling.stratified(images, seed=seed_sequence(options.seed, prep.name, "sanity images"))
+            )
         specificity, examples = _specificity(prep, options, methods, _pairs(prep, options, masks))
     resampling = evaluated_images(prep.name, explained.target, options.seed)
-    results = {m: method_results(evaluations[m], resampling, sanity=sanity if m == options.primary else None,
-                                 specificity=specificity.get(m)) for m in methods}
+    results = {
+        m: method_results(
+            evaluations[m], resampling, sanity=sanity if m == options.primary else None, specificity=specificity.get(m)
+        )
+        for m in methods
+    }
     overall = evaluations[options.primary].estimates(resampling)
-    log.info("%s: evaluated %d images (primary gap known within ±%.3f); %s", prep.name, len(explained.indices),
-             explained.gap_halfwidth, ", ".join(f"{m} gap {r.faithfulness_gap}" for m, r in results.items()))
+    log.info(
+        "%s: evaluated %d images (primary gap known within ±%.3f); %s",
+        prep.name,
+        len(explained.indices),
+        explained.gap_halfwidth,
+        ", ".join(f"{m} gap {r.faithfulness_gap}" for m, r in results.items()),
+    )
     members = explained.members or [[] for _ in range(prep.pseudo.k)]
     return BackboneResults(
-        name=prep.name, role=prep.role, clustering=prep.clustering(), method=options.primary, methods=results,
+        name=prep.name,
+        role=prep.role,
+        clustering=prep.clustering(),
+        method=options.primary,
+        methods=results,
         pseudo_classes=_pseudo_classes(prep, evaluations[options.primary], explained.target, members, resampling),
-        format=prep.backbone.format, arch=prep.backbone.arch, control=control.name if control is not None else None,
-        centre_pointing_game=overall["centre_pointing_game"], mask_fraction=overall["mask_fraction"],
+        format=prep.backbone.format,
+        arch=prep.backbone.arch,
+        control=control.name if control is not None else None,
+        centre_pointing_game=overall["centre_pointing_game"],
+        mask_fraction=overall["mask_fraction"],
         specificity_examples=examples,
     )

@@ -44,31 +44,46 @@ def predict(model: torch.nn.Module, images: torch.Tensor, *, batch: int, device:
     return torch.cat(out) if out else torch.zeros(0, dtype=torch.long)
 
 
-def explain_maps(prep: Prepared, images: torch.Tensor, target: torch.Tensor, method: str,
-                 options: ProbeOptions) -> torch.Tensor:
+def explain_maps(
+    prep: Prepared, images: torch.Tensor, target: torch.Tensor, method: str, options: ProbeOptions
+) -> torch.Tensor:
     """``method``'s maps (CPU) of ``images`` for ``target`` on ``prep``'s model, with the run's options for it."""
-    return explain_in_batches(explainer(method, **options.options_of(method)), prep.model, images, target,
-                              batch_size=options.explain_batch, device=options.device)
+    return explain_in_batches(
+        explainer(method, **options.options_of(method)),
+        prep.model,
+        images,
+        target,
+        batch_size=options.explain_batch,
+        device=options.device,
+    )
 
 
-def _maps_shared(prep: Prepared, images: torch.Tensor, target: torch.Tensor, options: ProbeOptions,
-                 group: Group) -> torch.Tensor:
+def _maps_shared(
+    prep: Prepared, images: torch.Tensor, target: torch.Tensor, options: ProbeOptions, group: Group
+) -> torch.Tensor:
     """The primary method's maps of ``images``, one batch per task dealt to the ranks."""
     size = options.explain_batch
     starts = list(range(0, images.shape[0], size))
-    parts = group.map(lambda s: explain_maps(prep, images[s : s + size], target[s : s + size], options.primary,
-                                             options), starts)
+    parts = group.map(
+        lambda s: explain_maps(prep, images[s : s + size], target[s : s + size], options.primary, options), starts
+    )
     return torch.cat(parts) if parts else torch.zeros(0, *images.shape[2:])
 
 
-def cards(prep: Prepared, evaluated: Explained, control: Prepared | None, options: ProbeOptions,
-          group: Group) -> list[list[Member]]:
+def cards(
+    prep: Prepared, evaluated: Explained, control: Prepared | None, options: ProbeOptions, group: Group
+) -> list[list[Member]]:
     """Each pseudo-class's most central images with the primary method's map and the control's map.
 
     A card image that was evaluated for the same pseudo-class keeps the map it got there.
     """
-    per_class = central_rows(np.asarray(prep.features), prep.clusters, prep.pseudo.centroids,
-                             spherical=prep.pseudo.spherical, count=options.card_members)
+    per_class = central_rows(
+        np.asarray(prep.features),
+        prep.clusters,
+        prep.pseudo.centroids,
+        spherical=prep.pseudo.spherical,
+        count=options.card_members,
+    )
     rows = [row for group_rows in per_class for row in group_rows]
     if not rows:
         return [[] for _ in per_class]
@@ -97,13 +112,15 @@ def cards(prep: Prepared, evaluated: Explained, control: Prepared | None, option
         card = []
         for _ in group_rows:
             index = int(indices[j])
-            card.append(Member(
-                name=prep.data.rel_paths[index],
-                image=shown[j],
-                map=maps[j].numpy(),
-                label=prep.data.class_names[int(labels[index])] if labels is not None else None,
-                control_map=control_maps[j].numpy() if control_maps is not None else None,
-            ))
+            card.append(
+                Member(
+                    name=prep.data.rel_paths[index],
+                    image=shown[j],
+                    map=maps[j].numpy(),
+                    label=prep.data.class_names[int(labels[index])] if labels is not None else None,
+                    control_map=control_maps[j].numpy() if control_maps is not None else None,
+                )
+            )
             j += 1
         members.append(card)
     return members

@@ -26,16 +26,30 @@ class Extracted:
     rows: np.ndarray  # dataset index of each feature row (images that failed to decode have none)
 
 
-def extract(name: str, backbone: backbones.Backbone, data: ImageFolderData, options: ProbeOptions, *,
-            cache_dir: Path | None, clock: StageClock) -> Extracted:
+def extract(
+    name: str,
+    backbone: backbones.Backbone,
+    data: ImageFolderData,
+    options: ProbeOptions,
+    *,
+    cache_dir: Path | None,
+    clock: StageClock,
+) -> Extracted:
     """Features of ``data`` under ``backbone``; at least ``options.k`` images must have decoded."""
     view = with_transform(data, backbone.preprocess)
     with clock("extract", name):
-        features = extract_features(backbone, view, batch_size=options.batch_size, num_workers=options.num_workers,
-                                    cache_dir=cache_dir, device=options.device)
+        features = extract_features(
+            backbone,
+            view,
+            batch_size=options.batch_size,
+            num_workers=options.num_workers,
+            cache_dir=cache_dir,
+            device=options.device,
+        )
     if options.k > len(features):
-        raise ParameterError("k", f"{options.k} is larger than the number of usable images ({len(features)}) "
-                                  f"in {data.root}")
+        raise ParameterError(
+            "k", f"{options.k} is larger than the number of usable images ({len(features)}) in {data.root}"
+        )
     index = {path: i for i, path in enumerate(view.paths)}
     rows = np.array([index[p] for p in features.paths], dtype=np.int64)
     return Extracted(view, features, rows)

@@ -9,8 +9,15 @@ from .options import ProbeOptions
 from .stages import StageClock
 
 
-def fit_head(name: str, features: Features, clusters: KMeansResult, backbone: backbones.Backbone,
-             options: ProbeOptions, *, clock: StageClock) -> PseudoClasses:
+def fit_head(
+    name: str,
+    features: Features,
+    clusters: KMeansResult,
+    backbone: backbones.Backbone,
+    options: ProbeOptions,
+    *,
+    clock: StageClock,
+) -> PseudoClasses:
     """The pseudo-classes of ``clusters`` with their head (L-BFGS on a held-out split), tied to ``backbone``."""
     with clock("head", name):
         return PseudoClasses.from_clusters(features, clusters, backbone=backbone, nredo=options.restarts)

@@ -28,8 +28,9 @@ def seeded_subset(data: ImageFolderData, count: int | None, seed: int) -> ImageF
     return data.subset(np.sort(rng.choice(len(data), size=count, replace=False)).tolist())
 
 
-def load_batch(data: ImageFolderData, indices: Sequence[int] | np.ndarray, device: str | torch.device | None = None
-               ) -> torch.Tensor:
+def load_batch(
+    data: ImageFolderData, indices: Sequence[int] | np.ndarray, device: str | torch.device | None = None
+) -> torch.Tensor:
     """The preprocessed images ``[N, 3, H, W]`` at dataset ``indices`` (on ``device``: on a GPU copied from
     pinned memory without waiting)."""
     images = torch.stack([data[int(i)][0] for i in indices])

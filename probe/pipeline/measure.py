@@ -68,24 +68,41 @@ def round_size(options: ProbeOptions) -> int:
 def subset(prep: Prepared, options: ProbeOptions, masks: MaskReader | None) -> np.ndarray:
     """Dataset indices of the evaluation subset, in the order drawn (single-object images when masks exist)."""
     usable = (lambda row: masks.objects(int(prep.rows[row])) < 2) if masks is not None else None
-    rows = evaluation_rows(prep.clusters, prep.pseudo.k, per_class=options.eval_per_class, cap=options.eval_images,
-                           seed=options.seed, usable=usable)
+    rows = evaluation_rows(
+        prep.clusters,
+        prep.pseudo.k,
+        per_class=options.eval_per_class,
+        cap=options.eval_images,
+        seed=options.seed,
+        usable=usable,
+    )
     return prep.rows[rows]
 
 
-def _task(prep: Prepared, images: torch.Tensor, target: torch.Tensor, options: ProbeOptions
-          ) -> Callable[[tuple[int, int, str]], _Done]:
+def _task(
+    prep: Prepared, images: torch.Tensor, target: torch.Tensor, options: ProbeOptions
+) -> Callable[[tuple[int, int, str]], _Done]:
     def run(item: tuple[int, int, str]) -> _Done:
         start, stop, method = item
         x, t = images[start:stop], target[start:stop]
         began = time.perf_counter()
         maps = explain_maps(prep, x, t, method, options)
         explained = time.perf_counter()
-        curves = perturbation_hits(prep.model, x, maps, t, mean=prep.backbone.mean, std=prep.backbone.std,
-                                   batch_size=options.batch_size, device=options.device,
-                                   removal=FAITHFULNESS_REMOVAL, clean=torch.ones(stop - start, dtype=torch.bool))
-        return _Done(maps, curves["positive"].hits, curves["negative"].hits, explained - began,
-                     time.perf_counter() - explained)
+        curves = perturbation_hits(
+            prep.model,
+            x,
+            maps,
+            t,
+            mean=prep.backbone.mean,
+            std=prep.backbone.std,
+            batch_size=options.batch_size,
+            device=options.device,
+            removal=FAITHFULNESS_REMOVAL,
+            clean=torch.ones(stop - start, dtype=torch.bool),
+        )
+        return _Done(
+            maps, curves["positive"].hits, curves["negative"].hits, explained - began, time.perf_counter() - explained
+        )
 
     return run
 
@@ -95,16 +112,26 @@ def gaps(curves: FaithfulnessResult) -> torch.Tensor:
     return curves.negative.per_image_auc() - curves.positive.per_image_auc()
 
 
-def _round(prep: Prepared, images: torch.Tensor, methods: tuple[str, ...], options: ProbeOptions, *,
-           clock: StageClock, group: Group, bar: WorkBar, task_cost: Callable[[str], float],
-           after_forward: Callable[[float], None] | None) -> tuple[torch.Tensor, list[tuple[str, _Done]]]:
+def _round(
+    prep: Prepared,
+    images: torch.Tensor,
+    methods: tuple[str, ...],
+    options: ProbeOptions,
+    *,
+    clock: StageClock,
+    group: Group,
+    bar: WorkBar,
+    task_cost: Callable[[str], float],
+    after_forward: Callable[[float], None] | None,
+) -> tuple[torch.Tensor, list[tuple[str, _Done]]]:
     """One round: the images' targets, then every (batch, method) task. Returns the targets and the tasks'
     outputs with their method; ``after_forward(seconds per image)`` once the clean forward pass is timed."""
     batch = options.explain_batch
     grid = batches(images.shape[0], batch)
     began = time.perf_counter()
-    target = torch.cat(group.map(lambda b: predict(prep.model, images[b[0] : b[1]], batch=batch,
-                                                   device=options.device), grid))
+    target = torch.cat(
+        group.map(lambda b: predict(prep.model, images[b[0] : b[1]], batch=batch, device=options.device), grid)
+    )
     forward_s = time.perf_counter() - began
     clock.add("explain", forward_s)
     bar.advance(images.shape[0])
@@ -121,14 +148,29 @@ def _round(prep: Prepared, images: torch.Tensor, methods: tuple[str, ...], optio
     began = time.perf_counter()
     results = group.map(tracked, tasks)
     _split_time(clock, results, time.perf_counter() - began)
-    bar.advance(sum((stop - start) * task_cost(m) for i, (start, stop, m) in enumerate(tasks)
-                    if i % group.world_size != group.rank))  # the other ranks' share, now gathered
+    bar.advance(
+        sum(
+            (stop - start) * task_cost(m)
+            for i, (start, stop, m) in enumerate(tasks)
+            if i % group.world_size != group.rank
+        )
+    )  # the other ranks' share, now gathered
     return target, [(m, result) for (_, _, m), result in zip(tasks, results)]
 
 
-def measure(prep: Prepared, methods: tuple[str, ...], indices: np.ndarray, options: ProbeOptions, *,
-            masks: MaskReader | None, clock: StageClock, group: Group, bar: WorkBar,
-            task_cost: Callable[[str], float], on_first_round: Callable[[float], None] | None = None) -> Explained:
+def measure(
+    prep: Prepared,
+    methods: tuple[str, ...],
+    indices: np.ndarray,
+    options: ProbeOptions,
+    *,
+    masks: MaskReader | None,
+    clock: StageClock,
+    group: Group,
+    bar: WorkBar,
+    task_cost: Callable[[str], float],
+    on_first_round: Callable[[float], None] | None = None,
+) -> Explained:
     """Explain and perturb ``indices`` (the subset, in order) round by round until precise enough.
 
     ``task_cost(method)`` is the forward passes per image of one method's map and perturbation test (the
@@ -145,8 +187,17 @@ def measure(prep: Prepared, methods: tuple[str, ...], indices: np.ndarray, optio
             began = time.perf_counter()
             images = load_batch(prep.data, chunk, device=options.device)
             clock.add("explain", time.perf_counter() - began)
-            target, done = _round(prep, images, methods, options, clock=clock, group=group, bar=bar,
-                                  task_cost=task_cost, after_forward=on_first_round if rounds == 0 else None)
+            target, done = _round(
+                prep,
+                images,
+                methods,
+                options,
+                clock=clock,
+                group=group,
+                bar=bar,
+                task_cost=task_cost,
+                after_forward=on_first_round if rounds == 0 else None,
+            )
             for m, result in done:
                 parts[m].append(result)
             kept.append(images.cpu())
@@ -160,12 +211,24 @@ def measure(prep: Prepared, methods: tuple[str, ...], indices: np.ndarray, optio
     all_images = torch.cat(kept)
     image_size = (int(all_images.shape[-2]), int(all_images.shape[-1]))
     object_masks = masks.union(evaluated.tolist(), image_size) if masks is not None else None
-    log.info("explain + evaluate %s: %d of %d images in %d round(s), %s gap known within ±%.3f", prep.name,
-             len(evaluated), len(indices), rounds, methods[0], halfwidth)
+    log.info(
+        "explain + evaluate %s: %d of %d images in %d round(s), %s gap known within ±%.3f",
+        prep.name,
+        len(evaluated),
+        len(indices),
+        rounds,
+        methods[0],
+        halfwidth,
+    )
     return Explained(
-        indices=evaluated, images=all_images, masks=object_masks, target=torch.cat(targets),
+        indices=evaluated,
+        images=all_images,
+        masks=object_masks,
+        target=torch.cat(targets),
         maps={m: torch.cat([p.maps for p in parts[m]]) for m in methods},
-        faithfulness={m: _curves(parts[m]) for m in methods}, members=[], gap_halfwidth=halfwidth,
+        faithfulness={m: _curves(parts[m]) for m in methods},
+        members=[],
+        gap_halfwidth=halfwidth,
     )
 
 

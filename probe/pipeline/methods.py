@@ -35,8 +35,9 @@ def defaults_for(model: nn.Module, defaults: Sequence[MethodDefaults] = DEFAULT_
     return next((d for d in defaults if supports(model, d.method)), None)
 
 
-def arch_defaults(arch: str, arch_kwargs: Mapping[str, Any] | None = None,
-                  defaults: Sequence[MethodDefaults] = DEFAULT_METHODS) -> MethodDefaults | None:
+def arch_defaults(
+    arch: str, arch_kwargs: Mapping[str, Any] | None = None, defaults: Sequence[MethodDefaults] = DEFAULT_METHODS
+) -> MethodDefaults | None:
     """The default methods of architecture ``arch``, asked of a weightless build on the meta device
     (what ``probe backbones`` shows); None when no default explains it."""
     import torch
@@ -58,8 +59,12 @@ def settle_methods(options: ProbeOptions, backbone: backbones.Backbone, name: st
 
     model = with_head(backbone, options.k)
     defaults = defaults_for(model, options.method_defaults)
-    suggestion = (f"; the default for {defaults.models} works: --method {defaults.method} "
-                  f"--baselines {','.join(defaults.baselines)}" if defaults is not None else "")
+    suggestion = (
+        f"; the default for {defaults.models} works: --method {defaults.method} "
+        f"--baselines {','.join(defaults.baselines)}"
+        if defaults is not None
+        else ""
+    )
     what = f"{name} (architecture {backbone.arch})"
     if options.method is not None:
         answer = supports(model, options.method)
@@ -74,8 +79,9 @@ def settle_methods(options: ProbeOptions, backbone: backbones.Backbone, name: st
         return options
     if defaults is None:
         kinds = ", ".join(d.method for d in options.method_defaults)
-        raise ParameterError("method", f"none of the default methods ({kinds}) can explain {what}; "
-                                       "choose one with --method")
+        raise ParameterError(
+            "method", f"none of the default methods ({kinds}) can explain {what}; choose one with --method"
+        )
     method = options.method if options.method is not None else defaults.method
     baselines = options.baselines
     if baselines is None:

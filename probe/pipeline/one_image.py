@@ -88,8 +88,11 @@ def explain_image(
     ``rank``, default the top-1) with ``method`` (default: the run defaults' primary method for the backbone,
     e.g. AGF for a CNN) and write the overlay PNG to ``out`` (default ``<stem>.<method>.pc<C>.png`` here)."""
     if run is None:
-        raise ParameterError("run", "not given: pseudo-classes come from `probe run`; run `probe run --weights CKPT "
-                                    "--data DIR --k K --out RUN` first, then explain with its folder RUN")
+        raise ParameterError(
+            "run",
+            "not given: pseudo-classes come from `probe run`; run `probe run --weights CKPT "
+            "--data DIR --k K --out RUN` first, then explain with its folder RUN",
+        )
     resolved = resolve_device(device)
     check_methods(method)
     directory = resolve_run_dir(run)

@@ -156,6 +156,7 @@ class ProbeOptions:
 
     def describe_methods(self) -> str:
         """``"agf, gradcam, integrated_gradients (n_steps=16)"``: the methods with their extra options."""
+
         def one(m: str) -> str:
             extra = ", ".join(f"{k}={v}" for k, v in self.options_of(m).items())
             return f"{m} ({extra})" if extra else m

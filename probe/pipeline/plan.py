@@ -55,8 +55,10 @@ class Plan:
         """One paragraph: what will be computed and how long it should take."""
         methods = ", ".join(self.methods)
         if self.precision > 0 and self.first < self.cap:
-            images = (f"{self.first} to {self.cap} images (rounds of {self.first} until the {self.methods[0]} "
-                      f"faithfulness gap is known within ±{self.precision:g})")
+            images = (
+                f"{self.first} to {self.cap} images (rounds of {self.first} until the {self.methods[0]} "
+                f"faithfulness gap is known within ±{self.precision:g})"
+            )
         else:
             images = f"{self.cap} images"
         extras = []
@@ -66,18 +68,21 @@ class Plan:
             extras.append(f"the sanity test on {self.sanity_images} images")
         low, high = (self.forwards(n) * self.seconds_per_forward for n in (min(self.first, self.cap), self.cap))
         span = _duration(high) if _duration(low) == _duration(high) else f"{_duration(low)} to {_duration(high)}"
-        return (f"explain + evaluate {self.name}: {images} with {methods}"
-                + (f"; {', '.join(extras)}" if extras else "")
-                + f": about {span} ({self.seconds_per_forward * 1000:.0f} ms per forward pass, measured). "
-                "--eval-images and --eval-precision trade precision for time.")
+        return (
+            f"explain + evaluate {self.name}: {images} with {methods}"
+            + (f"; {', '.join(extras)}" if extras else "")
+            + f": about {span} ({self.seconds_per_forward * 1000:.0f} ms per forward pass, measured). "
+            "--eval-images and --eval-precision trade precision for time."
+        )
 
 
 def thread_advice(load: float, cores: int, threads: int) -> str:
     """A sentence advising ``--threads 1`` when the machine is busier than its cores and torch uses
     several threads (spinning threads on shared cores slow explanations several times); else ``""``."""
     if threads > 1 and load >= cores:
-        return (f" The machine is busy (load {load:.1f} on {cores} cores): --threads 1 is often several times "
-                "faster here.")
+        return (
+            f" The machine is busy (load {load:.1f} on {cores} cores): --threads 1 is often several times faster here."
+        )
     return ""
 
 
@@ -87,13 +92,34 @@ def _duration(seconds: float) -> str:
     return f"{round(seconds / 60)} min"
 
 
-def plan(name: str, methods: tuple[str, ...], options: ProbeOptions, *, cap: int, first: int, card_images: int,
-         control_cards: bool, sanity_images: int, seconds_per_forward: float) -> Plan:
+def plan(
+    name: str,
+    methods: tuple[str, ...],
+    options: ProbeOptions,
+    *,
+    cap: int,
+    first: int,
+    card_images: int,
+    control_cards: bool,
+    sanity_images: int,
+    seconds_per_forward: float,
+) -> Plan:
     """The plan of one backbone's explain and evaluate stages (``control_cards``: the cards also show the
     control's map of each card image, one more map and a clean pass on the control)."""
     per_image = 1.0 + sum(map_cost(m, options) + PERTURBATION_COST for m in methods)
     primary = map_cost(options.primary, options)
     cards = card_images * (primary + (primary + 1.0 if control_cards else 0.0))
     sanity = min(sanity_images, cap)
-    return Plan(name, methods, cap, first, options.eval_precision, per_image, cards,
-                sanity * (SANITY_MAX_STEPS + 1) * primary, card_images, sanity, seconds_per_forward)
+    return Plan(
+        name,
+        methods,
+        cap,
+        first,
+        options.eval_precision,
+        per_image,
+        cards,
+        sanity * (SANITY_MAX_STEPS + 1) * primary,
+        card_images,
+        sanity,
+        seconds_per_forward,
+    )

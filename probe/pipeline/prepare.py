@@ -56,10 +56,13 @@ class Prepared:
         m, d = self.metrics, self.agreement
         if m is None:
             return Clustering(k=self.pseudo.k)
-        return Clustering(k=self.pseudo.k, nmi=estimate(m.nmi, d.nmi if d else None),
-                          ari=estimate(m.ari, d.ari if d else None),
-                          accuracy=estimate(m.hungarian_accuracy, d.accuracy if d else None),
-                          purity=estimate(m.purity, d.purity if d else None))
+        return Clustering(
+            k=self.pseudo.k,
+            nmi=estimate(m.nmi, d.nmi if d else None),
+            ari=estimate(m.ari, d.ari if d else None),
+            accuracy=estimate(m.hungarian_accuracy, d.accuracy if d else None),
+            purity=estimate(m.purity, d.purity if d else None),
+        )
 
     def majority_label(self, pseudo_class: int) -> str | None:
         """The folder label most of ``pseudo_class``'s images carry (None without labels or images)."""
@@ -75,9 +78,20 @@ class Prepared:
         return estimate(entry.purity, draws)
 
 
-def prepare(name: str, role: str, backbone: backbones.Backbone, data: ImageFolderData, options: ProbeOptions, *,
-            state_dir: Path, cache_dir: Path | None, clock: StageClock, group: Group | None = None,
-            control_of: backbones.Backbone | None = None, control_seed: int | None = None) -> Prepared:
+def prepare(
+    name: str,
+    role: str,
+    backbone: backbones.Backbone,
+    data: ImageFolderData,
+    options: ProbeOptions,
+    *,
+    state_dir: Path,
+    cache_dir: Path | None,
+    clock: StageClock,
+    group: Group | None = None,
+    control_of: backbones.Backbone | None = None,
+    control_seed: int | None = None,
+) -> Prepared:
     """Features of ``data`` under ``backbone``, its pseudo-classes (fitted or reused) and their head.
 
     The state is saved as pending in ``state_dir`` (moved into place with the report). Under torchrun
@@ -99,12 +113,25 @@ def prepare(name: str, role: str, backbone: backbones.Backbone, data: ImageFolde
             clusters = cluster(name, features, options, clock=clock)
             pseudo = fit_head(name, features, clusters, backbone, options, clock=clock)
             pseudo.save(pending(state_path))  # moved into place with the report
-        write_meta(state_dir, name=name, role=role, backbone=backbone, control_of=control_of,
-                   control_seed=control_seed, k=options.k, seed=options.seed)
+        write_meta(
+            state_dir,
+            name=name,
+            role=role,
+            backbone=backbone,
+            control_of=control_of,
+            control_seed=control_seed,
+            k=options.k,
+            seed=options.seed,
+        )
     pseudo = group.broadcast(pseudo)
     metrics = label_agreement(pseudo, features)
     agreement = agreement_replicates(name, pseudo, features, options) if metrics is not None else None
-    log.info("%s: k=%d, head held-out accuracy %s, %s", name, pseudo.k, pseudo.head_report.get("heldout_accuracy"),
-             "no labels" if metrics is None else f"NMI {metrics.nmi:.3f}, ARI {metrics.ari:.3f}")
+    log.info(
+        "%s: k=%d, head held-out accuracy %s, %s",
+        name,
+        pseudo.k,
+        pseudo.head_report.get("heldout_accuracy"),
+        "no labels" if metrics is None else f"NMI {metrics.nmi:.3f}, ARI {metrics.ari:.3f}",
+    )
     model = pseudo.probe_model(backbone).to(options.device, memory_format=torch.channels_last).eval()
     return Prepared(name, role, backbone, extracted.data, features, extracted.rows, pseudo, model, metrics, agreement)

@@ -54,19 +54,28 @@ def run_probe(
     if max_images is not None and max_images < 1:
         raise ParameterError("max_images", f"must be >= 1, got {max_images}")
     with run_session(out, chosen.device) as session:
-        log.info("probe run: weights=%s data=%s masks=%s k=%d method=%s baselines=%s seed=%d device=%s",
-                 weights, data, masks, k, chosen.method or "(the backbone's default)",
-                 "(the backbone's default)" if chosen.baselines is None else ",".join(chosen.baselines),
-                 chosen.seed, chosen.device)
+        log.info(
+            "probe run: weights=%s data=%s masks=%s k=%d method=%s baselines=%s seed=%d device=%s",
+            weights,
+            data,
+            masks,
+            k,
+            chosen.method or "(the backbone's default)",
+            "(the backbone's default)" if chosen.baselines is None else ",".join(chosen.baselines),
+            chosen.seed,
+            chosen.device,
+        )
         dataset = seeded_subset(ImageFolderData(data, masks=masks), max_images, chosen.seed)
         backbone = backbones.load(weights, format=format, arch=arch, device=chosen.device)
         sample = f" (seeded sample, max_images {max_images})" if max_images else ""
         header: dict[str, str | int | float] = {
-            "checkpoint": str(weights), "format": backbone.format, "arch": backbone.arch,
-            "data": str(dataset.root), "masks": str(dataset.masks_root) if dataset.masks_root is not None else "none",
+            "checkpoint": str(weights),
+            "format": backbone.format,
+            "arch": backbone.arch,
+            "data": str(dataset.root),
+            "masks": str(dataset.masks_root) if dataset.masks_root is not None else "none",
             "images used": f"{len(dataset)}{sample}",
             "evaluated images": f"up to {chosen.eval_per_class} per pseudo-class, {chosen.eval_images} in all",
             "k-means": f"{chosen.restarts} restarts, lowest objective kept",
         }
-        return session.probe([(_name(Path(weights)), backbone)], dataset, chosen, settings=header,
-                             cache_dir=cache_dir)
+        return session.probe([(_name(Path(weights)), backbone)], dataset, chosen, settings=header, cache_dir=cache_dir)

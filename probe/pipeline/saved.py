@@ -65,23 +65,35 @@ def backbone_dir(out: Path, name: str) -> Path:
     return Path(out) / BACKBONES_DIR / slug(name)
 
 
-def write_meta(directory: Path, *, name: str, role: str, backbone: backbones.Backbone,
-               control_of: backbones.Backbone | None, control_seed: int | None, k: int, seed: int) -> None:
+def write_meta(
+    directory: Path,
+    *,
+    name: str,
+    role: str,
+    backbone: backbones.Backbone,
+    control_of: backbones.Backbone | None,
+    control_seed: int | None,
+    k: int,
+    seed: int,
+) -> None:
     """Record how to rebuild ``backbone`` (a control is rebuilt from its probe's checkpoint and seed), as pending."""
     source = control_of if control_of is not None else backbone
     path = source.source.path
-    atomic_write_json(pending(directory / META_FILE), {
-        "version": META_VERSION,
-        "name": name,
-        "role": role,
-        "weights": str(Path(path).resolve()) if path is not None else None,
-        "format": source.format,
-        "arch": source.arch,
-        "sha256": source.source.sha256,
-        "control_seed": control_seed,
-        "k": int(k),
-        "seed": int(seed),
-    })
+    atomic_write_json(
+        pending(directory / META_FILE),
+        {
+            "version": META_VERSION,
+            "name": name,
+            "role": role,
+            "weights": str(Path(path).resolve()) if path is not None else None,
+            "format": source.format,
+            "arch": source.arch,
+            "sha256": source.source.sha256,
+            "control_seed": control_seed,
+            "k": int(k),
+            "seed": int(seed),
+        },
+    )
 
 
 def read_meta(directory: Path) -> dict[str, Any]:
@@ -100,19 +112,29 @@ def resolve_run_dir(run_dir: str | os.PathLike) -> Path:
     run_dir = Path(run_dir)
     if (run_dir / META_FILE).is_file():
         return run_dir
-    probes = sorted(p.parent for p in run_dir.glob(f"{BACKBONES_DIR}/*/{META_FILE}")
-                    if read_meta(p.parent).get("role") != "control")
+    probes = sorted(
+        p.parent for p in run_dir.glob(f"{BACKBONES_DIR}/*/{META_FILE}") if read_meta(p.parent).get("role") != "control"
+    )
     if len(probes) == 1:
         return probes[0]
     if probes:
         listed = ", ".join(str(p) for p in probes)
         raise ParameterError("run", f"{run_dir} holds several probed backbones; pass one of: {listed}")
-    raise ParameterError("run", f"{run_dir} is not the output of `probe run` (no {BACKBONES_DIR}/*/{META_FILE}); "
-                                "run `probe run --weights CKPT --data DIR --k K --out DIR` first")
+    raise ParameterError(
+        "run",
+        f"{run_dir} is not the output of `probe run` (no {BACKBONES_DIR}/*/{META_FILE}); "
+        "run `probe run --weights CKPT --data DIR --k K --out DIR` first",
+    )
 
 
-def load_backbone(directory: Path, *, weights: str | os.PathLike | None = None, format: str | None = None,
-                  arch: str | None = None, device: str | torch.device = "cpu") -> backbones.Backbone:
+def load_backbone(
+    directory: Path,
+    *,
+    weights: str | os.PathLike | None = None,
+    format: str | None = None,
+    arch: str | None = None,
+    device: str | torch.device = "cpu",
+) -> backbones.Backbone:
     """The backbone a run folder was made with.
 
     ``weights`` replaces the recorded checkpoint path (its format and architecture are then detected
@@ -122,8 +144,9 @@ def load_backbone(directory: Path, *, weights: str | os.PathLike | None = None, 
     if weights is None:
         weights, format, arch = meta["weights"], format or meta["format"], arch or meta["arch"]
         if weights is None or not Path(weights).is_file():
-            raise ParameterError("weights", f"not given, and the checkpoint {weights} recorded in "
-                                            f"{directory / META_FILE} is not found")
+            raise ParameterError(
+                "weights", f"not given, and the checkpoint {weights} recorded in {directory / META_FILE} is not found"
+            )
     backbone = backbones.load(weights, format=format, arch=arch, device=device)
     if meta["control_seed"] is not None:
         backbone = backbones.random_like(backbone, int(meta["control_seed"]))
@@ -138,8 +161,9 @@ def load_pseudo_classes(directory: Path, backbone: backbones.Backbone) -> Pseudo
         raise ParameterError("run", f"{directory}: {exc}") from None
 
 
-def reusable_pseudo_classes(path: Path, features: Features, backbone: backbones.Backbone,
-                            options: ProbeOptions) -> PseudoClasses | None:
+def reusable_pseudo_classes(
+    path: Path, features: Features, backbone: backbones.Backbone, options: ProbeOptions
+) -> PseudoClasses | None:
     """The pseudo-classes saved at ``path`` if they were made from these features, k, seed and restarts."""
     if not path.is_file() or features.key is None:
         return None
@@ -148,8 +172,13 @@ def reusable_pseudo_classes(path: Path, features: Features, backbone: backbones.
     except DataError as exc:
         log.info("not reusing %s: %s", path, exc)
         return None
-    same = (state.feature_key == features.key and state.k == options.k and state.seed == options.seed
-            and state.spherical and state.config.get("nredo") == options.restarts)
+    same = (
+        state.feature_key == features.key
+        and state.k == options.k
+        and state.seed == options.seed
+        and state.spherical
+        and state.config.get("nredo") == options.restarts
+    )
     if not same:
         log.info("not reusing %s: made from other features, k, seed or restarts", path)
         return None

@@ -50,8 +50,9 @@ def evaluation_rows(
     return np.array(drawn, dtype=np.int64)
 
 
-def central_rows(features: np.ndarray, clusters: np.ndarray, centroids: np.ndarray, *, spherical: bool,
-                 count: int) -> list[list[int]]:
+def central_rows(
+    features: np.ndarray, clusters: np.ndarray, centroids: np.ndarray, *, spherical: bool, count: int
+) -> list[list[int]]:
     """For each pseudo-class, its ``count`` rows nearest to the centroid (cosine when spherical), nearest first."""
     x = np.asarray(features, dtype=np.float32)
     if spherical:
@@ -71,8 +72,9 @@ def label_to_class(truth: np.ndarray, clusters: np.ndarray, class_names: Sequenc
     return {name: int(table[j].argmax()) for j, name in enumerate(class_names) if table[j].sum() > 0}
 
 
-def two_object_rows(n: int, objects: Callable[[int], int], *, count: int, seed: int,
-                    scan: int = SPECIFICITY_SCAN) -> list[int]:
+def two_object_rows(
+    n: int, objects: Callable[[int], int], *, count: int, seed: int, scan: int = SPECIFICITY_SCAN
+) -> list[int]:
     """Up to ``count`` rows (seeded order, at most ``scan`` looked at) whose image holds exactly two objects."""
     if count <= 0:
         return []
@@ -86,8 +88,9 @@ def two_object_rows(n: int, objects: Callable[[int], int], *, count: int, seed: 
     return sorted(found)
 
 
-def side_by_side_rows(n: int, labels: np.ndarray | None, *, count: int, seed: int,
-                      usable: Callable[[int], bool] | None = None) -> list[int]:
+def side_by_side_rows(
+    n: int, labels: np.ndarray | None, *, count: int, seed: int, usable: Callable[[int], bool] | None = None
+) -> list[int]:
     """Up to ``count`` rows for the side-by-side maps: one usable row per label in label order (each the first of
     a seeded shuffle), or without labels the first usable rows of that shuffle."""
     order = np.random.default_rng([seed, 0x51DE]).permutation(n).tolist()

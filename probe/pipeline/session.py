@@ -62,9 +62,16 @@ class RunSession:
     clock: StageClock = field(default_factory=StageClock)
     group: Group = field(default_factory=Group)
 
-    def probe(self, probes: Sequence[tuple[str, backbones.Backbone]], data: ImageFolderData, options: ProbeOptions,
-              *, settings: Mapping[str, str | int | float], cache_dir: str | os.PathLike | None = None,
-              positive_controls: Collection[str] = ()) -> RunResults:
+    def probe(
+        self,
+        probes: Sequence[tuple[str, backbones.Backbone]],
+        data: ImageFolderData,
+        options: ProbeOptions,
+        *,
+        settings: Mapping[str, str | int | float],
+        cache_dir: str | os.PathLike | None = None,
+        positive_controls: Collection[str] = (),
+    ) -> RunResults:
         """Probe ``probes`` on ``data``, each architecture against its random-init control, and write the report.
 
         ``settings`` head the report's settings; k, seed, methods, control and device follow. The methods
@@ -73,13 +80,24 @@ class RunSession:
         """
         archs = group_by_arch(probes, options)
         several = len(archs) > 1
-        header = {**settings, "k": options.k, "seed": options.seed,
-                  "methods": "; ".join(a.options.describe_methods() + (f" ({a.arch})" if several else "")
-                                       for a in archs),
-                  "control": "; ".join(a.describe_control() for a in archs),
-                  "device": str(options.device)}
-        results = probe_backbones(archs, data, out=self.out, cache_dir=cache_dir, clock=self.clock,
-                                  settings=header, positive_controls=positive_controls, group=self.group)
+        header = {
+            **settings,
+            "k": options.k,
+            "seed": options.seed,
+            "methods": "; ".join(a.options.describe_methods() + (f" ({a.arch})" if several else "") for a in archs),
+            "control": "; ".join(a.describe_control() for a in archs),
+            "device": str(options.device),
+        }
+        results = probe_backbones(
+            archs,
+            data,
+            out=self.out,
+            cache_dir=cache_dir,
+            clock=self.clock,
+            settings=header,
+            positive_controls=positive_controls,
+            group=self.group,
+        )
         problem: BaseException | None = None
         if self.group.is_main:
             try:
@@ -111,6 +129,7 @@ def run_session(out: str | os.PathLike, device: str | torch.device = "cpu") -> I
         if not group.all_true(problem is None):
             raise problem or OutputError(f"rank 0 could not hold the output directory {out}; see its error")
         if group.world_size > 1 and group.is_main:
-            log.info("%d processes (torchrun): explain and evaluate dealt to the ranks, rank 0 writes",
-                     group.world_size)
+            log.info(
+                "%d processes (torchrun): explain and evaluate dealt to the ranks, rank 0 writes", group.world_size
+            )
         yield RunSession(out, group=group)

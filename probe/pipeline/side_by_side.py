@@ -17,8 +17,9 @@ from .selection import side_by_side_rows
 from .stages import StageClock
 
 
-def side_by_side(probes: Sequence[tuple[Prepared, ProbeOptions]], *, clock: StageClock,
-                 count: int = SIDE_BY_SIDE_IMAGES) -> SideBySide | None:
+def side_by_side(
+    probes: Sequence[tuple[Prepared, ProbeOptions]], *, clock: StageClock, count: int = SIDE_BY_SIDE_IMAGES
+) -> SideBySide | None:
     """Each probe's primary-method maps of the same images (single-object ones when there are masks);
     None for a run with fewer than two probed backbones."""
     if len(probes) < 2:
@@ -38,13 +39,24 @@ def side_by_side(probes: Sequence[tuple[Prepared, ProbeOptions]], *, clock: Stag
             images = load_batch(prep.data, indices)
             target = predict(prep.model, images, batch=chosen.batch_size, device=chosen.device)
             explain = explainer(chosen.primary, **chosen.options_of(chosen.primary))
-            found = explain_in_batches(explain, prep.model, images, target, batch_size=chosen.explain_batch,
-                                       device=chosen.device, desc=f"explain {prep.name} side by side")
-            maps.append(MapRow(
-                backbone=prep.name, method=chosen.primary, classes=[int(c) for c in target],
-                images=list(unnormalise(images, prep.backbone.mean, prep.backbone.std)),
-                maps=[m.numpy() for m in found],
-            ))
+            found = explain_in_batches(
+                explain,
+                prep.model,
+                images,
+                target,
+                batch_size=chosen.explain_batch,
+                device=chosen.device,
+                desc=f"explain {prep.name} side by side",
+            )
+            maps.append(
+                MapRow(
+                    backbone=prep.name,
+                    method=chosen.primary,
+                    classes=[int(c) for c in target],
+                    images=list(unnormalise(images, prep.backbone.mean, prep.backbone.std)),
+                    maps=[m.numpy() for m in found],
+                )
+            )
     names = [data.rel_paths[int(i)] for i in indices]
     class_names = first.features.class_names
     folder: list[str | None] = (

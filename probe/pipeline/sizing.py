@@ -22,8 +22,9 @@ log = logging.getLogger("probe.pipeline")
 TRIAL_IMAGES = 2
 
 
-def explain_bytes_per_image(prep: Prepared, images: torch.Tensor, methods: tuple[str, ...],
-                            options: ProbeOptions) -> float:
+def explain_bytes_per_image(
+    prep: Prepared, images: torch.Tensor, methods: tuple[str, ...], options: ProbeOptions
+) -> float:
     """Peak CUDA memory per image of explaining ``images`` with the costliest of ``methods``."""
     device = torch.device(options.device)
     target = predict(prep.model, images, batch=images.shape[0], device=device)
@@ -38,8 +39,9 @@ def explain_bytes_per_image(prep: Prepared, images: torch.Tensor, methods: tuple
     return worst
 
 
-def sized_for_device(prep: Prepared, images: torch.Tensor, methods: tuple[str, ...], options: ProbeOptions,
-                     group: Group) -> ProbeOptions:
+def sized_for_device(
+    prep: Prepared, images: torch.Tensor, methods: tuple[str, ...], options: ProbeOptions, group: Group
+) -> ProbeOptions:
     """``options`` with the explanation batch sized to the free memory of its CUDA device, measured on the
     first :data:`TRIAL_IMAGES` of ``images``; at most one round (:data:`EVAL_ROUND`), so that where the
     evaluation stops does not depend on the GPU. Rank 0's size holds on every rank (the same batch grid).
@@ -51,7 +53,13 @@ def sized_for_device(prep: Prepared, images: torch.Tensor, methods: tuple[str, .
         per_image = explain_bytes_per_image(prep, images[:TRIAL_IMAGES], methods, options)
         free, _ = torch.cuda.mem_get_info(torch.device(options.device))
         size = batch_for_memory(free, per_image, most=EVAL_ROUND)
-        log.info("%s: explanation batch of %d images (%.0f MiB per image measured, %.1f GiB free on %s)",
-                 prep.name, size, per_image / 2**20, free / 2**30, options.device)
+        log.info(
+            "%s: explanation batch of %d images (%.0f MiB per image measured, %.1f GiB free on %s)",
+            prep.name,
+            size,
+            per_image / 2**20,
+            free / 2**30,
+            options.device,
+        )
     size = group.broadcast(size)
     return replace(options, explain_batch_size=size)

@@ -63,8 +63,13 @@ class WorkBar:
         if show and progress_enabled():
             from tqdm.auto import tqdm
 
-            self._bar = tqdm(total=total, desc=label, leave=False, smoothing=0.05,
-                             bar_format="{desc}: {percentage:3.0f}%|{bar}| {elapsed}<{remaining}")
+            self._bar = tqdm(
+                total=total,
+                desc=label,
+                leave=False,
+                smoothing=0.05,
+                bar_format="{desc}: {percentage:3.0f}%|{bar}| {elapsed}<{remaining}",
+            )
 
     def advance(self, amount: float) -> None:
         if self._bar is not None:

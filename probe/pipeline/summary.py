@@ -19,13 +19,27 @@ def summary_table(results: RunResults) -> str:
         primary = b.methods[b.method]
         gradcam = b.methods.get("gradcam")
         verdict = "control" if not b.judged else results.verdicts[b.name].backbone.outcome
-        rows.append([b.name, b.role, _cell(b.clustering.nmi), b.method, _cell(primary.mask_energy),
-                     _cell(primary.pointing_game),
-                     _cell(gradcam.mask_energy if gradcam else None), _cell(primary.faithfulness_gap), verdict])
+        rows.append(
+            [
+                b.name,
+                b.role,
+                _cell(b.clustering.nmi),
+                b.method,
+                _cell(primary.mask_energy),
+                _cell(primary.pointing_game),
+                _cell(gradcam.mask_energy if gradcam else None),
+                _cell(primary.faithfulness_gap),
+                verdict,
+            ]
+        )
     widths = [max(len(row[i]) for row in rows) for i in range(len(header))]
     text = (0, 1, 3, len(header) - 1)  # left-aligned columns
-    lines = ["  ".join(cell.ljust(w) if i in text else cell.rjust(w)
-                       for i, (cell, w) in enumerate(zip(row, widths))).rstrip() for row in rows]
+    lines = [
+        "  ".join(
+            cell.ljust(w) if i in text else cell.rjust(w) for i, (cell, w) in enumerate(zip(row, widths))
+        ).rstrip()
+        for row in rows
+    ]
     lines.insert(1, "  ".join("-" * w for w in widths))
     return "\n".join(lines)
 

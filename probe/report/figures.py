@@ -216,8 +216,17 @@ def metric_bars(backbone: BackboneResults, control: BackboneResults | None, meth
                 errors.append(_error_bars(e.value, e))
         hatch = "//" if label.startswith("control") else None
         yerr = np.array(errors).T if errors else None
-        ax.bar(xs, ys, width=width, color=colour, hatch=hatch, edgecolor="white", label=label, yerr=yerr,
-               error_kw={"elinewidth": 0.8, "capsize": 2, "ecolor": "#333333"})
+        ax.bar(
+            xs,
+            ys,
+            width=width,
+            color=colour,
+            hatch=hatch,
+            edgecolor="white",
+            label=label,
+            yerr=yerr,
+            error_kw={"elinewidth": 0.8, "capsize": 2, "ecolor": "#333333"},
+        )
     baselines = {
         "pointing_game": (backbone.centre_pointing_game, "centre point"),
         "mask_energy": (backbone.mask_fraction, "mask area"),
@@ -235,8 +244,11 @@ def metric_bars(backbone: BackboneResults, control: BackboneResults | None, meth
 
 def sanity_figure(backbone: BackboneResults, control: BackboneResults | None, method: str, path: Path) -> Path | None:
     """Spearman similarity to the original maps per cascading-randomisation step; None if not measured."""
-    curves = [(label, m.sanity, colour, style) for label, m, colour, style in _series(backbone, control, method)
-              if m.sanity is not None]
+    curves = [
+        (label, m.sanity, colour, style)
+        for label, m, colour, style in _series(backbone, control, method)
+        if m.sanity is not None
+    ]
     if not curves:
         return None
     fig = Figure(figsize=(9, 3.6), layout="constrained")
@@ -257,8 +269,9 @@ def sanity_figure(backbone: BackboneResults, control: BackboneResults | None, me
     return _save_figure(fig, path)
 
 
-def overview_figure(backbone: BackboneResults, control: BackboneResults | None, method: str, path: Path,
-                    colour: str = PALETTE[0]) -> Path | None:
+def overview_figure(
+    backbone: BackboneResults, control: BackboneResults | None, method: str, path: Path, colour: str = PALETTE[0]
+) -> Path | None:
     """The verdict's figures at a glance: NMI, pointing game, mask energy and perturbation gap of ``backbone``
     (its primary method) against the control and the data-only baselines, each with its 95 % interval."""
     m = backbone.methods[method]
@@ -266,8 +279,13 @@ def overview_figure(backbone: BackboneResults, control: BackboneResults | None, 
     zero = Estimate(0.0, 0.0, 0.0)
     rows = [  # (label, backbone's figure, control's figure, baseline's name, baseline's figure)
         ("NMI", backbone.clustering.nmi, control.clustering.nmi if control else None, None, None),
-        (f"{method} pointing game", m.pointing_game, c.pointing_game if c else None, "centre point",
-         backbone.centre_pointing_game),
+        (
+            f"{method} pointing game",
+            m.pointing_game,
+            c.pointing_game if c else None,
+            "centre point",
+            backbone.centre_pointing_game,
+        ),
         (f"{method} mask energy", m.mask_energy, c.mask_energy if c else None, "mask area", backbone.mask_fraction),
         (f"{method} perturbation gap", m.faithfulness_gap, c.faithfulness_gap if c else None, "random order", zero),
     ]
@@ -278,15 +296,26 @@ def overview_figure(backbone: BackboneResults, control: BackboneResults | None, 
     ax = fig.subplots()
     labelled: set[str] = set()
     for y, (_, mine, theirs, base_name, base) in enumerate(rows):
-        points = ((mine, 0.18, colour, "o", backbone.name), (theirs, 0.0, CONTROL_COLOUR, "s", "random-init control"),
-                  (base, -0.18, "black", "D", "baseline"))
+        points = (
+            (mine, 0.18, colour, "o", backbone.name),
+            (theirs, 0.0, CONTROL_COLOUR, "s", "random-init control"),
+            (base, -0.18, "black", "D", "baseline"),
+        )
         for e, offset, point_colour, marker, legend in points:
             if e is None:
                 continue
             at = len(rows) - 1 - y + offset
             low, high = _error_bars(e.value, e)
-            ax.errorbar(e.value, at, xerr=[[low], [high]], fmt=marker, color=point_colour, capsize=3, markersize=5,
-                        label=legend if legend not in labelled else None)
+            ax.errorbar(
+                e.value,
+                at,
+                xerr=[[low], [high]],
+                fmt=marker,
+                color=point_colour,
+                capsize=3,
+                markersize=5,
+                label=legend if legend not in labelled else None,
+            )
             labelled.add(legend)
             if e is base and base_name is not None:
                 ax.annotate(base_name, (e.value, at), xytext=(6, -3), textcoords="offset points", fontsize=7)

@@ -76,8 +76,15 @@ footer { color:var(--muted); font-size:12.5px; margin-top:40px; }
 """
 
 #: CSS class of each outcome: a verdict's (semantic, ...) and a test's or comparison's (passes, ...).
-OUTCOME_CLASS = {"semantic": "yes", "not semantic": "no", "inconclusive": "maybe", "not judged": "na",
-                 "passes": "yes", "fails": "no", None: "na"}
+OUTCOME_CLASS = {
+    "semantic": "yes",
+    "not semantic": "no",
+    "inconclusive": "maybe",
+    "not judged": "na",
+    "passes": "yes",
+    "fails": "no",
+    None: "na",
+}
 
 
 def esc(value: object) -> str:
@@ -138,10 +145,15 @@ def _header(results: RunResults) -> str:
 
 def _comparison_row(test: str, c: Comparison, css: str = "") -> str:
     difference = "–" if c.difference is None else c.difference.format()
-    cells = [test, f'<td class="text">{esc(c.figure)}</td>', _num(c.value),
-             f'<td class="text">{esc(c.baseline)}</td>', _num(c.baseline_value),
-             f"<td>{esc(difference)} ≥ {c.margin:.2f}</td>",
-             f'<td class="text">{_badge(c.outcome) if css != "left-out" else "left out"}</td>']
+    cells = [
+        test,
+        f'<td class="text">{esc(c.figure)}</td>',
+        _num(c.value),
+        f'<td class="text">{esc(c.baseline)}</td>',
+        _num(c.baseline_value),
+        f"<td>{esc(difference)} ≥ {c.margin:.2f}</td>",
+        f'<td class="text">{_badge(c.outcome) if css != "left-out" else "left out"}</td>',
+    ]
     return _row(cells, css)
 
 
@@ -150,20 +162,29 @@ def _check_rows(check: Check, counted: bool) -> list[str]:
     note = ""
     if not counted and check.comparisons:
         note = '<span class="ci">not counted: the maps are not shown faithful</span>'
-    head = (f'<td class="text" rowspan="{{span}}"><strong>{esc(check.word)}</strong><br>'
-            f"{_badge(check.outcome)}{note}</td>")
+    head = (
+        f'<td class="text" rowspan="{{span}}"><strong>{esc(check.word)}</strong><br>{_badge(check.outcome)}{note}</td>'
+    )
     if not check.comparisons:
-        return [_row([head.format(span=1), '<td class="text na" colspan="6">not judged: '
-                      f'{esc(_NOT_JUDGED[check.key])}</td>'])]
+        return [
+            _row(
+                [head.format(span=1), f'<td class="text na" colspan="6">not judged: {esc(_NOT_JUDGED[check.key])}</td>']
+            )
+        ]
     rows = [(c, "") for c in check.comparisons] + [(c, "left-out") for c in check.left_out]
     return [_comparison_row(head.format(span=len(rows)) if i == 0 else "", c, css) for i, (c, css) in enumerate(rows)]
 
 
-_NOT_JUDGED = {"agreement": "no labels, or no control", "localisation": "no masks, or no control",
-               "faithfulness": "not measured"}
-_VERDICT_HEAD = ('<tr><th class="text">test</th><th class="text">figure</th><th>value [95 % interval]</th>'
-                 '<th class="text">baseline</th><th>baseline value</th><th>difference ≥ minimum</th>'
-                 '<th class="text">outcome</th></tr>')
+_NOT_JUDGED = {
+    "agreement": "no labels, or no control",
+    "localisation": "no masks, or no control",
+    "faithfulness": "not measured",
+}
+_VERDICT_HEAD = (
+    '<tr><th class="text">test</th><th class="text">figure</th><th>value [95 % interval]</th>'
+    '<th class="text">baseline</th><th>baseline value</th><th>difference ≥ minimum</th>'
+    '<th class="text">outcome</th></tr>'
+)
 
 
 def _verdict_table(v: Verdict) -> str:
@@ -176,9 +197,11 @@ def _verdict_table(v: Verdict) -> str:
 
 def _verdict_box(b: BackboneResults, v: Verdict) -> str:
     role = " (positive control)" if b.role == "positive control" else ""
-    return (f'<div class="verdict {OUTCOME_CLASS[v.outcome]}"><h3>{esc(b.name)}{esc(role)} {_badge(v.outcome)}</h3>'
-            f"{_verdict_table(v)}<details><summary>The verdict in words</summary><p>{esc(v.statement)}</p>"
-            "</details></div>")
+    return (
+        f'<div class="verdict {OUTCOME_CLASS[v.outcome]}"><h3>{esc(b.name)}{esc(role)} {_badge(v.outcome)}</h3>'
+        f"{_verdict_table(v)}<details><summary>The verdict in words</summary><p>{esc(v.statement)}</p>"
+        "</details></div>"
+    )
 
 
 def _summary(results: RunResults) -> str:
@@ -186,22 +209,47 @@ def _summary(results: RunResults) -> str:
     boxes = "".join(_verdict_box(b, verdicts[b.name].backbone) for b in results.backbones if b.judged)
     head = "".join(
         f'<th class="{c}">{esc(t)}</th>' if c else f"<th>{esc(t)}</th>"
-        for t, c in (("backbone", "text"), ("role", "text"), ("format", "text"), ("arch", "text"), ("k", ""),
-                     ("NMI", ""), ("ARI", ""), ("accuracy", ""), ("purity", ""), ("verdict", "text"))
+        for t, c in (
+            ("backbone", "text"),
+            ("role", "text"),
+            ("format", "text"),
+            ("arch", "text"),
+            ("k", ""),
+            ("NMI", ""),
+            ("ARI", ""),
+            ("accuracy", ""),
+            ("purity", ""),
+            ("verdict", "text"),
+        )
     )
     rows = []
     for b in results.backbones:
         c = b.clustering
-        rows.append(_row(
-            [_text(b.name), _text(b.role), _text(b.format), _text(b.arch), f"<td>{int(c.k)}</td>",
-             _num(c.nmi), _num(c.ari), _num(c.accuracy), _num(c.purity),
-             f'<td class="text">{_badge(verdicts[b.name].backbone.outcome) if b.judged else "reference"}</td>'],
-            "control" if not b.judged else "",
-        ))
-    clustering = (f'<h3>Clustering</h3><div class="table-wrap"><table><tr>{head}</tr>{"".join(rows)}</table></div>'
-                  '<p class="sub">Intervals: 95 %, over both the k-means seed and the images.</p>')
-    return (f'<section id="summary"><h2>Summary</h2>{boxes}{clustering}{_faithfulness_table(results)}'
-            f"{_localisation_table(results)}</section>")
+        rows.append(
+            _row(
+                [
+                    _text(b.name),
+                    _text(b.role),
+                    _text(b.format),
+                    _text(b.arch),
+                    f"<td>{int(c.k)}</td>",
+                    _num(c.nmi),
+                    _num(c.ari),
+                    _num(c.accuracy),
+                    _num(c.purity),
+                    f'<td class="text">{_badge(verdicts[b.name].backbone.outcome) if b.judged else "reference"}</td>',
+                ],
+                "control" if not b.judged else "",
+            )
+        )
+    clustering = (
+        f'<h3>Clustering</h3><div class="table-wrap"><table><tr>{head}</tr>{"".join(rows)}</table></div>'
+        '<p class="sub">Intervals: 95 %, over both the k-means seed and the images.</p>'
+    )
+    return (
+        f'<section id="summary"><h2>Summary</h2>{boxes}{clustering}{_faithfulness_table(results)}'
+        f"{_localisation_table(results)}</section>"
+    )
 
 
 FAITHFULNESS_COLUMNS = (
@@ -222,11 +270,20 @@ def _sanity_final(m: MethodResults) -> Estimate | None:
     return m.sanity.similarity[-1] if m.sanity and m.sanity.similarity else None
 
 
-def _method_table(title: str, results: RunResults, columns: tuple[tuple[str, str], ...], extra: tuple[str, ...],
-                  baseline: bool, note: str) -> str:
+def _method_table(
+    title: str,
+    results: RunResults,
+    columns: tuple[tuple[str, str], ...],
+    extra: tuple[str, ...],
+    baseline: bool,
+    note: str,
+) -> str:
     """A table with a row per (backbone, method): ``columns`` of each method's figures, then ``extra`` columns."""
-    head = '<th class="text">backbone</th><th class="text">method</th>' + "".join(
-        f"<th>{esc(t)}</th>" for t, _ in columns) + "".join(f"<th>{esc(t)}</th>" for t in extra)
+    head = (
+        '<th class="text">backbone</th><th class="text">method</th>'
+        + "".join(f"<th>{esc(t)}</th>" for t, _ in columns)
+        + "".join(f"<th>{esc(t)}</th>" for t in extra)
+    )
     rows = []
     for b in results.backbones:
         for name, m in b.methods.items():
@@ -235,34 +292,57 @@ def _method_table(title: str, results: RunResults, columns: tuple[tuple[str, str
                 cells.append(_num(_sanity_final(m)))
             rows.append(_row(cells, "control" if not b.judged else ""))
         if baseline and (b.centre_pointing_game is not None or b.mask_fraction is not None):
-            cells = [_text(b.name), _text("baseline: centre point / mask area"), _num(b.centre_pointing_game),
-                     _num(b.mask_fraction)] + ['<td class="na">–</td>'] * (len(columns) - 2)
+            cells = [
+                _text(b.name),
+                _text("baseline: centre point / mask area"),
+                _num(b.centre_pointing_game),
+                _num(b.mask_fraction),
+            ] + ['<td class="na">–</td>'] * (len(columns) - 2)
             rows.append(_row(cells, "baseline"))
-    return (f"<h3>{esc(title)}</h3>"
-            f'<div class="table-wrap"><table><tr>{head}</tr>{"".join(rows)}</table></div><p class="sub">{note}</p>')
+    return (
+        f"<h3>{esc(title)}</h3>"
+        f'<div class="table-wrap"><table><tr>{head}</tr>{"".join(rows)}</table></div><p class="sub">{note}</p>'
+    )
 
 
 def _undefined_note(results: RunResults) -> str:
-    words = {"pointing_game": "image(s) whose map is constant (no maximum), left out of the pointing game",
-             "mask_energy": "image(s) whose map has no positive relevance, left out of the mask energy"}
-    parts = [f"{esc(name)} on {esc(b.name)}: {count} {words[key]}"
-             for b in results.backbones for name, m in b.methods.items() for key, count in m.undefined.items() if count]
+    words = {
+        "pointing_game": "image(s) whose map is constant (no maximum), left out of the pointing game",
+        "mask_energy": "image(s) whose map has no positive relevance, left out of the mask energy",
+    }
+    parts = [
+        f"{esc(name)} on {esc(b.name)}: {count} {words[key]}"
+        for b in results.backbones
+        for name, m in b.methods.items()
+        for key, count in m.undefined.items()
+        if count
+    ]
     return (" Undefined and left out: " + "; ".join(parts) + ".") if parts else " No map was undefined."
 
 
 def _faithfulness_table(results: RunResults) -> str:
     return _method_table(
-        "Faithfulness", results, FAITHFULNESS_COLUMNS, ("sanity final ↓",), False,
+        "Faithfulness",
+        results,
+        FAITHFULNESS_COLUMNS,
+        ("sanity final ↓",),
+        False,
         "Perturbation with removed pixels blurred; ↓ lower is better, ↑ higher is better. The gap is judged against "
         "a random pixel order (gap 0); the random-init control's gap (italic rows) is shown for reference, gaps of "
-        "different models are not comparable.")
+        "different models are not comparable.",
+    )
 
 
 def _localisation_table(results: RunResults) -> str:
     return _method_table(
-        "Localisation", results, LOCALISATION_COLUMNS, (), True,
+        "Localisation",
+        results,
+        LOCALISATION_COLUMNS,
+        (),
+        True,
         "Italic rows: the random-init control of the same architecture; grey rows: what pointing at the image "
-        "centre, or spreading relevance uniformly, would score." + _undefined_note(results))
+        "centre, or spreading relevance uniformly, would score." + _undefined_note(results),
+    )
 
 
 def _figure(src: str | None, alt: str, caption: str) -> str:
@@ -278,21 +358,41 @@ def _figures(results: RunResults, figures: dict[str, BackboneFigures]) -> str:
             continue
         f = figures[b.name]
         parts.append(f"<h3>{esc(b.name)}</h3>")
-        parts.append(_figure(f.overview, f"overview of {b.name}",
-                             "The verdict's figures with their 95 % intervals: this backbone against the random-init "
-                             "control and the data-only baselines (centre point, mask area; a random pixel order's "
-                             "gap is 0)."))
-        parts.append(_figure(f.perturbation, f"perturbation curves of {b.name}",
-                             "Share of images whose pseudo-class prediction survives as pixels are blurred out, most "
-                             "relevant first (left) or least relevant first (right); bands: 95 % intervals. Grey "
-                             "dashed: the random-init control."))
-        parts.append(_figure(f.bars, f"metric bars of {b.name}",
-                             "Each metric per method with its 95 % interval; hatched: the random-init control; "
-                             "dotted: the centre-point / mask-area baselines."))
-        parts.append(_figure(f.sanity, f"sanity curves of {b.name}",
-                             "Cascading randomisation from the top layer down: similarity of the maps to the original "
-                             "ones must fall (the test passes below "
-                             f"{SANITY_MAX_FINAL_SIMILARITY:.2f} once every layer is random); bands: 95 % intervals."))
+        parts.append(
+            _figure(
+                f.overview,
+                f"overview of {b.name}",
+                "The verdict's figures with their 95 % intervals: this backbone against the random-init "
+                "control and the data-only baselines (centre point, mask area; a random pixel order's "
+                "gap is 0).",
+            )
+        )
+        parts.append(
+            _figure(
+                f.perturbation,
+                f"perturbation curves of {b.name}",
+                "Share of images whose pseudo-class prediction survives as pixels are blurred out, most "
+                "relevant first (left) or least relevant first (right); bands: 95 % intervals. Grey "
+                "dashed: the random-init control.",
+            )
+        )
+        parts.append(
+            _figure(
+                f.bars,
+                f"metric bars of {b.name}",
+                "Each metric per method with its 95 % interval; hatched: the random-init control; "
+                "dotted: the centre-point / mask-area baselines.",
+            )
+        )
+        parts.append(
+            _figure(
+                f.sanity,
+                f"sanity curves of {b.name}",
+                "Cascading randomisation from the top layer down: similarity of the maps to the original "
+                "ones must fall (the test passes below "
+                f"{SANITY_MAX_FINAL_SIMILARITY:.2f} once every layer is random); bands: 95 % intervals.",
+            )
+        )
     body = "".join(parts) or '<p class="sub">No figure was drawn.</p>'
     return f'<section id="figures"><h2>Figures</h2>{body}</section>'
 
@@ -302,14 +402,22 @@ def _side_by_side(results: RunResults, src: str | None) -> str:
     side = results.side_by_side
     if side is None or src is None:
         return ""
-    images = ", ".join(esc(name) + (f" ({esc(label)})" if label is not None else "")
-                       for name, label in zip(side.names, side.labels))
-    rows = "; ".join(f"row {i + 2}: {esc(row.backbone)} ({esc(row.method)}, pseudo-classes "
-                     f"{', '.join(str(int(c)) for c in row.classes)})" for i, row in enumerate(side.rows))
-    caption = (f"The same images, left to right: {images}. Row 1: the images; {rows}. Each backbone explains its own "
-               "top-1 pseudo-class of each image with its primary method (red positive, blue negative).")
-    return (f'<section id="side-by-side"><h2>Side by side</h2>'
-            f"{_figure(src, 'the same images explained by every probed backbone', caption)}</section>")
+    images = ", ".join(
+        esc(name) + (f" ({esc(label)})" if label is not None else "") for name, label in zip(side.names, side.labels)
+    )
+    rows = "; ".join(
+        f"row {i + 2}: {esc(row.backbone)} ({esc(row.method)}, pseudo-classes "
+        f"{', '.join(str(int(c)) for c in row.classes)})"
+        for i, row in enumerate(side.rows)
+    )
+    caption = (
+        f"The same images, left to right: {images}. Row 1: the images; {rows}. Each backbone explains its own "
+        "top-1 pseudo-class of each image with its primary method (red positive, blue negative)."
+    )
+    return (
+        f'<section id="side-by-side"><h2>Side by side</h2>'
+        f"{_figure(src, 'the same images explained by every probed backbone', caption)}</section>"
+    )
 
 
 def _fact(name: str, value: str) -> str:
@@ -329,8 +437,10 @@ def _card(anchor: str, pc: PseudoClass, verdict: Verdict, strip: str | None, met
         _fact("purity", _fmt(pc.purity)),
         _fact("pointing game", f"{_fmt(pc.pointing_game)} (centre point {_fmt(pc.centre_pointing_game)})"),
         _fact("mask energy", f"{_fmt(pc.mask_energy)} (mask area {_fmt(pc.mask_fraction)})"),
-        _fact("perturbation AUC", f"positive {_fmt(pc.positive_perturbation_auc)} · negative "
-                                  f"{_fmt(pc.negative_perturbation_auc)}"),
+        _fact(
+            "perturbation AUC",
+            f"positive {_fmt(pc.positive_perturbation_auc)} · negative {_fmt(pc.negative_perturbation_auc)}",
+        ),
         _fact("perturbation gap", _fmt(pc.faithfulness_gap)),
     ]
     picture = ""
@@ -338,12 +448,14 @@ def _card(anchor: str, pc: PseudoClass, verdict: Verdict, strip: str | None, met
         names = ", ".join(esc(m.name) + (f" ({esc(m.label)})" if m.label is not None else "") for m in pc.members)
         bottom = "; bottom: the random-init control's map" if has_control else ""
         rows = f"top: image; middle: {esc(method)} map{bottom}"
-        picture = (f"<figure>{_img(strip, f'most central members of pseudo-class {pc.id}')}"
-                   f"<figcaption>Most central members, left to right: {names}. {rows} (red positive, blue negative)."
-                   "</figcaption></figure>")
+        picture = (
+            f"<figure>{_img(strip, f'most central members of pseudo-class {pc.id}')}"
+            f"<figcaption>Most central members, left to right: {names}. {rows} (red positive, blue negative)."
+            "</figcaption></figure>"
+        )
     return (
         f'<article class="card" id="{anchor}"><h3>Pseudo-class {int(pc.id)} {_badge(verdict.outcome)}</h3>'
-        f"<dl>{''.join(facts)}</dl>{picture}<p class=\"statement\">{esc(verdict.statement)}</p></article>"
+        f'<dl>{"".join(facts)}</dl>{picture}<p class="statement">{esc(verdict.statement)}</p></article>'
     )
 
 
@@ -358,16 +470,27 @@ def _classes(results: RunResults, figures: dict[str, BackboneFigures]) -> str:
             _card(f"b{i}-pc{int(pc.id)}", pc, v, figures[b.name].classes.get(pc.id), b.method, has_control)
             for pc, v in zip(b.pseudo_classes, verdicts[b.name].pseudo_classes)
         )
-        parts.append(f"<h3>{esc(b.name)}</h3><div class=\"cards\">{cards}</div>")
+        parts.append(f'<h3>{esc(b.name)}</h3><div class="cards">{cards}</div>')
     return f'<section id="classes"><h2>Pseudo-classes</h2>{"".join(parts)}</section>'
 
 
 def _specificity_rows(b: BackboneResults) -> list[str]:
     css = "control" if not b.judged else ""
     return [
-        _row([_text(b.name), _text(name), _num(m.specificity.pointing_explained), _num(m.specificity.pointing_other),
-              _num(m.specificity.pearson), _num(m.specificity.spearman), f"<td>{int(m.specificity.images)}</td>"], css)
-        for name, m in b.methods.items() if m.specificity is not None
+        _row(
+            [
+                _text(b.name),
+                _text(name),
+                _num(m.specificity.pointing_explained),
+                _num(m.specificity.pointing_other),
+                _num(m.specificity.pearson),
+                _num(m.specificity.spearman),
+                f"<td>{int(m.specificity.images)}</td>",
+            ],
+            css,
+        )
+        for name, m in b.methods.items()
+        if m.specificity is not None
     ]
 
 
@@ -387,9 +510,15 @@ def _specificity(results: RunResults, figures: dict[str, BackboneFigures]) -> st
         )
         if not rows and not examples:
             continue
-        table = ('<div class="table-wrap"><table><tr><th class="text">backbone</th><th class="text">method</th>'
-                 "<th>pointing on explained object ↑</th><th>pointing on the other object ↓</th><th>Pearson ↓</th>"
-                 f"<th>Spearman ↓</th><th>images</th></tr>{''.join(rows)}</table></div>") if rows else ""
+        table = (
+            (
+                '<div class="table-wrap"><table><tr><th class="text">backbone</th><th class="text">method</th>'
+                "<th>pointing on explained object ↑</th><th>pointing on the other object ↓</th><th>Pearson ↓</th>"
+                f"<th>Spearman ↓</th><th>images</th></tr>{''.join(rows)}</table></div>"
+            )
+            if rows
+            else ""
+        )
         parts.append(f"<h3>{esc(b.name)}</h3>{table}{examples}")
     body = "".join(parts) or '<p class="sub">Not measured: the data has no images with two labelled objects.</p>'
     return f'<section id="specificity"><h2>Class specificity</h2>{body}</section>'
@@ -399,39 +528,64 @@ def _skipped(results: RunResults) -> str:
     if not results.skipped:
         return '<section id="skipped"><h2>Skipped images</h2><p class="sub">None: every image was read.</p></section>'
     items = "".join(f"<li><code>{esc(s.path)}</code>: {esc(s.reason)}</li>" for s in results.skipped)
-    return (f'<section id="skipped"><h2>Skipped images ({len(results.skipped)})</h2><ul class="skipped">{items}</ul>'
-            "</section>")
+    return (
+        f'<section id="skipped"><h2>Skipped images ({len(results.skipped)})</h2><ul class="skipped">{items}</ul>'
+        "</section>"
+    )
 
 
 def _definitions() -> str:
     items = (
-        ("95 % intervals", f"Every figure is shown with the percentile interval of {RESAMPLES} bootstrap resamples "
-         f"({LEVEL:.0%}), seeded: resampling the evaluated images within each pseudo-class for the per-image figures, "
-         "and both the k-means seed (five clusterings) and the images for NMI, ARI, accuracy and purity."),
-        ("Perturbation AUC", "Pixels are replaced by a Gaussian blur of the image (σ = 3/64 of its side) 10 %, 20 %, "
-         "…, 90 % at a time, most relevant first (positive) or least relevant first (negative), ranked by the signed "
-         "map; the curve is the share of images still predicted as their pseudo-class; AUC = trapezoid over 0 %…90 % "
-         "(clean image included) divided by 0.9. The gap is negative minus positive AUC."),
-        ("Pointing game", f"Hit when the map's maximum lies closer than {POINTING_TOLERANCE} px to an object pixel "
-         "(TorchRay's protocol); a constant map has no maximum and is left out. The centre-point baseline always "
-         "points at the image centre."),
-        ("Mask energy", "Share of the map's positive relevance inside the object mask; a uniform map scores the mask's "
-         "area share."),
-        ("mIoU, pixel accuracy, AP", "Map binarised at its own mean per image; IoU of object and background "
-         "accumulated over all pixels, averaged over the two; AP ranks the pixels by the continuous map."),
-        ("Sanity", "Layers are randomised from the top down; the Spearman similarity of the maps to the original ones "
-         "must fall."),
-        ("Class specificity", "Two-object images explained for each object's pseudo-class: each map should point at "
-         "its own object, and the two maps should differ (low correlation)."),
-        ("Verdict", "Each test compares figures with baselines by the 95 % interval of their difference: it passes "
-         "when the interval lies wholly at or above the minimum effect, fails when it lies wholly below, and is "
-         f"inconclusive otherwise. Labels: purity (NMI for a backbone) against the random-init control, minimum "
-         f"{AGREEMENT_MARGIN:.2f}. Objects: the pointing game against the control and the centre point (minimum "
-         f"{POINTING_MARGIN:.2f}; left out when a baseline is above {1 - POINTING_MARGIN:.2f}) and the mask energy "
-         f"against the control and the mask area (minimum {ENERGY_MARGIN:.2f}). Faithfulness: the perturbation gap "
-         f"against a random pixel order's 0 (minimum {FAITHFULNESS_MARGIN:.2f}). Object evidence only counts with "
-         "faithful maps. Semantic: labels or objects pass and none fails; not semantic: one fails; inconclusive or "
-         f"not judged otherwise, and always for pseudo-classes with fewer than {MIN_CLASS_SIZE} members."),
+        (
+            "95 % intervals",
+            f"Every figure is shown with the percentile interval of {RESAMPLES} bootstrap resamples "
+            f"({LEVEL:.0%}), seeded: resampling the evaluated images within each pseudo-class for the per-image "
+            "figures, and both the k-means seed (five clusterings) and the images for NMI, ARI, accuracy and purity.",
+        ),
+        (
+            "Perturbation AUC",
+            "Pixels are replaced by a Gaussian blur of the image (σ = 3/64 of its side) 10 %, 20 %, "
+            "…, 90 % at a time, most relevant first (positive) or least relevant first (negative), ranked by the "
+            "signed map; the curve is the share of images still predicted as their pseudo-class; AUC = trapezoid "
+            "over 0 %…90 % (clean image included) divided by 0.9. The gap is negative minus positive AUC.",
+        ),
+        (
+            "Pointing game",
+            f"Hit when the map's maximum lies closer than {POINTING_TOLERANCE} px to an object pixel "
+            "(TorchRay's protocol); a constant map has no maximum and is left out. The centre-point baseline always "
+            "points at the image centre.",
+        ),
+        (
+            "Mask energy",
+            "Share of the map's positive relevance inside the object mask; a uniform map scores the mask's area share.",
+        ),
+        (
+            "mIoU, pixel accuracy, AP",
+            "Map binarised at its own mean per image; IoU of object and background "
+            "accumulated over all pixels, averaged over the two; AP ranks the pixels by the continuous map.",
+        ),
+        (
+            "Sanity",
+            "Layers are randomised from the top down; the Spearman similarity of the maps to the original ones "
+            "must fall.",
+        ),
+        (
+            "Class specificity",
+            "Two-object images explained for each object's pseudo-class: each map should point at "
+            "its own object, and the two maps should differ (low correlation).",
+        ),
+        (
+            "Verdict",
+            "Each test compares figures with baselines by the 95 % interval of their difference: it passes "
+            "when the interval lies wholly at or above the minimum effect, fails when it lies wholly below, and is "
+            f"inconclusive otherwise. Labels: purity (NMI for a backbone) against the random-init control, minimum "
+            f"{AGREEMENT_MARGIN:.2f}. Objects: the pointing game against the control and the centre point (minimum "
+            f"{POINTING_MARGIN:.2f}; left out when a baseline is above {1 - POINTING_MARGIN:.2f}) and the mask energy "
+            f"against the control and the mask area (minimum {ENERGY_MARGIN:.2f}). Faithfulness: the perturbation gap "
+            f"against a random pixel order's 0 (minimum {FAITHFULNESS_MARGIN:.2f}). Object evidence only counts with "
+            "faithful maps. Semantic: labels or objects pass and none fails; not semantic: one fails; inconclusive or "
+            f"not judged otherwise, and always for pseudo-classes with fewer than {MIN_CLASS_SIZE} members.",
+        ),
     )
     body = "".join(f"<dt>{esc(t)}</dt><dd>{esc(d)}</dd>" for t, d in items)
     return f'<section id="definitions"><h2>Definitions</h2><dl class="defs">{body}</dl></section>'
@@ -445,11 +599,19 @@ def _footer(results: RunResults) -> str:
 
 def render_html(results: RunResults, figures: dict[str, BackboneFigures], side_by_side: str | None = None) -> str:
     """The whole page as a string (``side_by_side``: the path of the side-by-side figure, if drawn)."""
-    body = "".join((
-        _header(results), _summary(results), _figures(results, figures), _side_by_side(results, side_by_side),
-        _classes(results, figures),
-        _specificity(results, figures), _skipped(results), _definitions(), _footer(results),
-    ))
+    body = "".join(
+        (
+            _header(results),
+            _summary(results),
+            _figures(results, figures),
+            _side_by_side(results, side_by_side),
+            _classes(results, figures),
+            _specificity(results, figures),
+            _skipped(results),
+            _definitions(),
+            _footer(results),
+        )
+    )
     return (
         '<!DOCTYPE html>\n<html lang="en"><head><meta charset="utf-8">'
         '<meta name="viewport" content="width=device-width, initial-scale=1">'

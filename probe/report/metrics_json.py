@@ -63,8 +63,15 @@ _COMPARISON = {
     "margin": "number",
     "outcome": "string",
 }
-_CHECK = {"?": {"outcome": "string?", "counted": "boolean", "comparisons": [_COMPARISON], "left_out": [_COMPARISON],
-                "note": "string"}}
+_CHECK = {
+    "?": {
+        "outcome": "string?",
+        "counted": "boolean",
+        "comparisons": [_COMPARISON],
+        "left_out": [_COMPARISON],
+        "note": "string",
+    }
+}
 _EVIDENCE = {"agreement": _CHECK, "localisation": _CHECK, "faithfulness": _CHECK}
 _PSEUDO_CLASS = {
     "id": "integer",
@@ -88,8 +95,12 @@ _PSEUDO_CLASS = {
 SCHEMA: dict = {
     "schema_version": "integer",
     "tool": {"name": "string", "version": "string"},
-    "protocol": {"interval_level": "number", "resamples": "integer", "perturbation_removal": "string",
-                 "pointing_tolerance_px": "number"},
+    "protocol": {
+        "interval_level": "number",
+        "resamples": "integer",
+        "perturbation_removal": "string",
+        "pointing_tolerance_px": "number",
+    },
     "dataset": {"name": "string", "images": "integer", "skipped": [{"path": "string", "reason": "string"}]},
     "backbones": [
         {
@@ -166,16 +177,27 @@ def _method(m: MethodResults) -> dict:
 
 
 def _comparison(c: Comparison) -> dict:
-    return {"figure": c.figure, "value": _figure(c.value), "baseline": c.baseline,
-            "baseline_value": _figure(c.baseline_value), "difference": _figure(c.difference),
-            "margin": float(c.margin), "outcome": c.outcome}
+    return {
+        "figure": c.figure,
+        "value": _figure(c.value),
+        "baseline": c.baseline,
+        "baseline_value": _figure(c.baseline_value),
+        "difference": _figure(c.difference),
+        "margin": float(c.margin),
+        "outcome": c.outcome,
+    }
 
 
 def _test(check: Check | None, counted: bool) -> dict | None:
     if check is None:
         return None
-    return {"outcome": check.outcome, "counted": counted, "comparisons": [_comparison(c) for c in check.comparisons],
-            "left_out": [_comparison(c) for c in check.left_out], "note": check.note}
+    return {
+        "outcome": check.outcome,
+        "counted": counted,
+        "comparisons": [_comparison(c) for c in check.comparisons],
+        "left_out": [_comparison(c) for c in check.left_out],
+        "note": check.note,
+    }
 
 
 def verdict_json(v: Verdict) -> dict:
@@ -222,8 +244,10 @@ def _backbone(b: BackboneResults, verdicts: BackboneVerdicts) -> dict:
             "purity": _figure(b.clustering.purity),
         },
         "attribution": {name: _method(m) for name, m in b.methods.items()},
-        "baselines": {"centre_pointing_game": _figure(b.centre_pointing_game),
-                      "mask_fraction": _figure(b.mask_fraction)},
+        "baselines": {
+            "centre_pointing_game": _figure(b.centre_pointing_game),
+            "mask_fraction": _figure(b.mask_fraction),
+        },
         **verdict_json(verdicts.backbone),
         "pseudo_classes": [_pseudo_class(pc, pv) for pc, pv in zip(b.pseudo_classes, verdicts.pseudo_classes)],
     }
@@ -234,8 +258,12 @@ def build_metrics(results: RunResults) -> dict:
     obj = {
         "schema_version": SCHEMA_VERSION,
         "tool": {"name": "ssl-probe", "version": __version__},
-        "protocol": {"interval_level": LEVEL, "resamples": RESAMPLES, "perturbation_removal": FAITHFULNESS_REMOVAL,
-                     "pointing_tolerance_px": float(POINTING_TOLERANCE)},
+        "protocol": {
+            "interval_level": LEVEL,
+            "resamples": RESAMPLES,
+            "perturbation_removal": FAITHFULNESS_REMOVAL,
+            "pointing_tolerance_px": float(POINTING_TOLERANCE),
+        },
         "dataset": {
             "name": results.dataset,
             "images": int(results.num_images),
@@ -279,8 +307,9 @@ def _check(value: Any, schema: Any, where: str) -> None:
         missing = sorted(set(schema) - set(value))
         extra = sorted(set(value) - set(schema))
         if missing or extra:
-            raise ProbeValueError(f"metrics.json {where or 'top level'}: missing keys {missing}, "
-                                  f"unexpected keys {extra}")
+            raise ProbeValueError(
+                f"metrics.json {where or 'top level'}: missing keys {missing}, unexpected keys {extra}"
+            )
         for key, sub in schema.items():
             _check(value[key], sub, f"{where}.{key}" if where else key)
 

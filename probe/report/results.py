@@ -254,15 +254,20 @@ class RunResults:
             if control is not None and control.role != "control":
                 raise ProbeValueError(f"backbone {b.name!r}: its control {control.name!r} has role {control.role!r}")
             if control is not None and control.method != b.method:
-                raise ProbeValueError(f"backbone {b.name!r} is explained with {b.method} but its control "
-                                      f"{control.name!r} with {control.method}")
+                raise ProbeValueError(
+                    f"backbone {b.name!r} is explained with {b.method} but its control "
+                    f"{control.name!r} with {control.method}"
+                )
             verdicts = self.verdicts.get(b.name)
             if verdicts is None or len(verdicts.pseudo_classes) != len(b.pseudo_classes):
-                raise ProbeValueError(f"backbone {b.name!r} has no verdicts for itself and each pseudo-class "
-                                      "(probe.pipeline.verdicts.judge_run fills them)")
+                raise ProbeValueError(
+                    f"backbone {b.name!r} has no verdicts for itself and each pseudo-class "
+                    "(probe.pipeline.verdicts.judge_run fills them)"
+                )
         if self.side_by_side is not None:
             for row in self.side_by_side.rows:
                 n = len(self.side_by_side.names)
                 if not self.backbone(row.backbone).judged or not len(row.images) == len(row.maps) == n:
-                    raise ProbeValueError(f"side-by-side row {row.backbone!r} must be a probed backbone with "
-                                          f"{n} images and maps")
+                    raise ProbeValueError(
+                        f"side-by-side row {row.backbone!r} must be a probed backbone with {n} images and maps"
+                    )

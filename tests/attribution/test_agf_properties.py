@@ -41,8 +41,19 @@ def test_explain_is_deterministic(images):
 
 
 # docs/ATTRIBUTION.md#invariants: every rule preserves the signed sum of relevance, up to the 1e-9 stabiliser
-CONSERVING = ("conv", "linear", "batchnorm", "relu", "maxpool", "avgpool", "adaptive_avgpool", "mean", "add", "reshape",
-              "identity")
+CONSERVING = (
+    "conv",
+    "linear",
+    "batchnorm",
+    "relu",
+    "maxpool",
+    "avgpool",
+    "adaptive_avgpool",
+    "mean",
+    "add",
+    "reshape",
+    "identity",
+)
 
 
 @pytest.mark.parametrize("build", [tiny_vgg, lambda: tiny_vgg(batchnorm=True), resnet_with_head, functional_net])

@@ -67,6 +67,8 @@ def test_agf_matches_published_maps(reference, arch, residual_eps):
 def test_published_residual_split_is_exact_in_float64(reference):
     maps, published = _explain_like_published(reference, "resnet50", torch.float64, residual_eps=0.0)
     worst, pearson = _worst_pixel(maps, published), _pearson(maps, published)
-    print(f"resnet50 float64: worst pixel / map maximum {[f'{w:.1e}' for w in worst]}, "  # <= 7.3e-4 measured
-          f"Pearson r {[f'{p:.10f}' for p in pearson]}")
+    print(
+        f"resnet50 float64: worst pixel / map maximum {[f'{w:.1e}' for w in worst]}, "  # <= 7.3e-4 measured
+        f"Pearson r {[f'{p:.10f}' for p in pearson]}"
+    )
     assert max(worst) < 0.01 and min(pearson) >= 0.9999

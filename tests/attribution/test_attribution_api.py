@@ -119,12 +119,17 @@ class SigmoidNet(GeluNet):
 
 UNSUPPORTED = [
     (GeluNet(), r"module 'body.1' \(torch.nn.modules.activation.GELU\)"),
-    (nn.Sequential(nn.Conv2d(3, 4, 3), nn.GroupNorm(2, 4), nn.AdaptiveAvgPool2d(1), nn.Flatten(), nn.Linear(4, 2)),
-     r"'1' \(.*GroupNorm\)"),
+    (
+        nn.Sequential(nn.Conv2d(3, 4, 3), nn.GroupNorm(2, 4), nn.AdaptiveAvgPool2d(1), nn.Flatten(), nn.Linear(4, 2)),
+        r"'1' \(.*GroupNorm\)",
+    ),
     (SigmoidNet(), r"torch.sigmoid in the model's top-level forward"),
-    (nn.Sequential(nn.Conv2d(3, 4, 3), nn.BatchNorm2d(4, track_running_stats=False), nn.Flatten(),
-                   nn.Linear(4 * 30 * 30, 2)),
-     "running statistics"),
+    (
+        nn.Sequential(
+            nn.Conv2d(3, 4, 3), nn.BatchNorm2d(4, track_running_stats=False), nn.Flatten(), nn.Linear(4 * 30 * 30, 2)
+        ),
+        "running statistics",
+    ),
 ]
 
 

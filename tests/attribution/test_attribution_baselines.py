@@ -20,9 +20,14 @@ def tiny_cnn(bias: bool = True, relu: bool = True) -> nn.Module:
     torch.manual_seed(0)
     act = nn.ReLU if relu else nn.Identity
     return nn.Sequential(
-        nn.Conv2d(3, 4, 3, padding=1, bias=bias), act(), nn.MaxPool2d(2),
-        nn.Conv2d(4, 6, 3, padding=1, bias=bias), act(),
-        nn.AdaptiveAvgPool2d(1), nn.Flatten(), nn.Linear(6, 3, bias=bias),
+        nn.Conv2d(3, 4, 3, padding=1, bias=bias),
+        act(),
+        nn.MaxPool2d(2),
+        nn.Conv2d(4, 6, 3, padding=1, bias=bias),
+        act(),
+        nn.AdaptiveAvgPool2d(1),
+        nn.Flatten(),
+        nn.Linear(6, 3, bias=bias),
     ).eval()
 
 

@@ -16,7 +16,13 @@ from probe.attribution import conv_rules
 from tests.support.agf_models import quick_init, resnet_with_head
 
 TORCHVISION_RESNETS = [
-    "resnet18", "resnet34", "resnet50", "resnet101", "resnet152", "wide_resnet50_2", "resnext50_32x4d"
+    "resnet18",
+    "resnet34",
+    "resnet50",
+    "resnet101",
+    "resnet152",
+    "wide_resnet50_2",
+    "resnext50_32x4d",
 ]
 VGGS = [f"vgg{d}{bn}" for d in (11, 13, 16, 19) for bn in ("", "_bn")]
 TIMM = ["resnet18", "resnet50"]

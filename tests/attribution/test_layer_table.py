@@ -32,8 +32,9 @@ def test_traced_steps_carry_their_kind_as_an_enum():
 
 def _same_padding_net(kernel: int) -> nn.Module:
     torch.manual_seed(0)
-    return nn.Sequential(nn.Conv2d(3, 4, kernel, padding="same"), nn.ReLU(), nn.AdaptiveAvgPool2d(1), nn.Flatten(),
-                         nn.Linear(4, 3))
+    return nn.Sequential(
+        nn.Conv2d(3, 4, kernel, padding="same"), nn.ReLU(), nn.AdaptiveAvgPool2d(1), nn.Flatten(), nn.Linear(4, 3)
+    )
 
 
 def test_same_padding_is_explained_when_symmetric_and_refused_at_the_trace_when_not():

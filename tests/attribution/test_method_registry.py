@@ -56,8 +56,9 @@ def test_a_registered_method_works_through_probe_explain(private_registry, image
     # no target: explain resolves each image's rank-th class for it with one forward pass
     with torch.no_grad():
         second = model(images).argsort(1, descending=True)[:, 1]
-    torch.testing.assert_close(explain(model, images, rank=1, method="plugin_gradient"),
-                               _gradient_by_hand(model, images, second))
+    torch.testing.assert_close(
+        explain(model, images, rank=1, method="plugin_gradient"), _gradient_by_hand(model, images, second)
+    )
     with pytest.raises(ValueError, match="scale must be a positive number"):
         explain(model, images, method="plugin_gradient", scale=-1)
     with pytest.raises(TypeError, match="unknown option.*colour.*its options: scale"):
@@ -122,7 +123,7 @@ def test_model_agnostic_methods_do_not_need_a_traceable_model(images):
         explain(model, images, method="agf")
 
 
-EXPLAIN_SCRIPT = '''
+EXPLAIN_SCRIPT = """
 import sys, torch, probe
 from probe.attribution import get_method
 torch.manual_seed(0)
@@ -134,7 +135,7 @@ x = images.clone().requires_grad_(True)
 grad = torch.autograd.grad(model(x)[[0, 1], [0, 2]].sum(), x)[0]
 assert torch.allclose(maps, 3 * grad.abs().sum(1)), "maps differ"
 print(get_method("plugin_gradient").origin, list(probe.METHODS)[-1], tuple(maps.shape))
-'''
+"""
 
 
 def test_entry_point_plugin_works_through_probe_explain(tmp_path):

@@ -43,9 +43,9 @@ def close(ours: torch.Tensor, theirs: torch.Tensor, tol: float = 1e-6) -> bool:
 
 def literal(model: nn.Module, x: torch.Tensor, method: str, start_layer: int = 0, head: nn.Module | None = None):
     head = model.head if head is None else head
-    return torch.stack([
-        literal_map(model, head, x[i:i + 1], t, method, start_layer) for i, t in enumerate(TARGETS[: len(x)])
-    ])
+    return torch.stack(
+        [literal_map(model, head, x[i : i + 1], t, method, start_layer) for i, t in enumerate(TARGETS[: len(x)])]
+    )
 
 
 def start_layers(method: str) -> list[int]:
@@ -146,10 +146,12 @@ def test_a_batch_gives_the_maps_of_its_images_one_by_one(method):
     x = images(model, 3)
     for start_layer in start_layers(method):
         batch = patch_maps(model, x, torch.tensor(TARGETS), method, **opts(method, start_layer))
-        alone = torch.cat([
-            patch_maps(model, x[i:i + 1], torch.tensor([t]), method, **opts(method, start_layer))
-            for i, t in enumerate(TARGETS)
-        ])
+        alone = torch.cat(
+            [
+                patch_maps(model, x[i : i + 1], torch.tensor([t]), method, **opts(method, start_layer))
+                for i, t in enumerate(TARGETS)
+            ]
+        )
         assert close(batch, alone, 1e-9)
 
 
@@ -158,7 +160,7 @@ def test_float32_batches_match_their_images_one_by_one():
     x = images(model, 3).float()
     for method in ("generic_attention", "attention_rollout", "raw_attention"):
         batch = patch_maps(model, x, torch.tensor(TARGETS), method)
-        alone = torch.cat([patch_maps(model, x[i:i + 1], torch.tensor([t]), method) for i, t in enumerate(TARGETS)])
+        alone = torch.cat([patch_maps(model, x[i : i + 1], torch.tensor([t]), method) for i, t in enumerate(TARGETS)])
         assert close(batch.double(), alone.double(), 1e-4)
 
 
@@ -212,9 +214,9 @@ def test_a_vit_with_a_projection_head_inside_a_probe_model(method):
     wrapped = ProbeModel(as_backbone(model, 16, 64, arch="clip_vit"), outer)
     x = images(model, 2)
     ours = patch_maps(wrapped, x, torch.tensor([1, 3]), method)
-    expected = torch.stack([
-        literal_map(model, [model.head, outer], x[i:i + 1], t, method) for i, t in enumerate([1, 3])
-    ])
+    expected = torch.stack(
+        [literal_map(model, [model.head, outer], x[i : i + 1], t, method) for i, t in enumerate([1, 3])]
+    )
     assert close(ours, expected)
 
 
@@ -227,8 +229,9 @@ def test_fused_attention_is_turned_off_for_the_call_and_restored():
         block.attn.fused_attn = False
     x = images(model, 2)
     for method in METHODS:
-        assert torch.equal(patch_maps(model, x, torch.tensor([1, 7]), method),
-                           patch_maps(plain, x, torch.tensor([1, 7]), method))
+        assert torch.equal(
+            patch_maps(model, x, torch.tensor([1, 7]), method), patch_maps(plain, x, torch.tensor([1, 7]), method)
+        )
         assert all(block.attn.fused_attn for block in model.blocks)
 
 
@@ -254,12 +257,15 @@ def test_training_mode_models_are_explained_with_inference_semantics():
     assert all(module.training for module in noisy.modules())
 
 
-@pytest.mark.parametrize("where,replacement", [
-    ("blocks.1.mlp.act", lambda b: nn.SiLU()),
-    ("blocks.0.attn.q_norm", lambda b: nn.LayerNorm(16)),
-    ("blocks.2.mlp", lambda b: SwiGLUPacked(48, 96)),
-    ("fc_norm", lambda b: nn.BatchNorm1d(48)),
-])
+@pytest.mark.parametrize(
+    "where,replacement",
+    [
+        ("blocks.1.mlp.act", lambda b: nn.SiLU()),
+        ("blocks.0.attn.q_norm", lambda b: nn.LayerNorm(16)),
+        ("blocks.2.mlp", lambda b: SwiGLUPacked(48, 96)),
+        ("fc_norm", lambda b: nn.BatchNorm1d(48)),
+    ],
+)
 def test_a_module_without_a_rule_is_named(where, replacement):
     model = tiny()
     parent, name = where.rsplit(".", 1) if "." in where else ("", where)
@@ -290,15 +296,23 @@ def test_attention_without_probabilities_is_refused():
         patch_maps(model, images(model, 1), None, "raw_attention")
 
 
-@pytest.mark.parametrize("build,message", [
-    (lambda: nn.Sequential(nn.Flatten(), nn.Linear(3 * 64 * 64, 3)),
-     "generic_attention explains timm VisionTransformers; Sequential holds none"),
-    (lambda: nn.ModuleDict({"a": tiny(), "b": tiny()}), "holds several: 'a', 'b'"),
-    (lambda: VisionTransformer(**TINY, global_pool="map"), "global_pool='map'"),
-    (lambda: nn.Sequential(tiny(num_classes=0), nn.ReLU(), nn.Linear(48, 5)), "does not read the output of the ViT"),
-    (lambda: nn.Sequential(tiny(), nn.Softmax(dim=1)), "output is not the output of its classifier"),
-    (lambda: nn.Sequential(tiny(num_classes=0), nn.Linear(48, 48), nn.Linear(48, 5)), "several Linears"),
-])
+@pytest.mark.parametrize(
+    "build,message",
+    [
+        (
+            lambda: nn.Sequential(nn.Flatten(), nn.Linear(3 * 64 * 64, 3)),
+            "generic_attention explains timm VisionTransformers; Sequential holds none",
+        ),
+        (lambda: nn.ModuleDict({"a": tiny(), "b": tiny()}), "holds several: 'a', 'b'"),
+        (lambda: VisionTransformer(**TINY, global_pool="map"), "global_pool='map'"),
+        (
+            lambda: nn.Sequential(tiny(num_classes=0), nn.ReLU(), nn.Linear(48, 5)),
+            "does not read the output of the ViT",
+        ),
+        (lambda: nn.Sequential(tiny(), nn.Softmax(dim=1)), "output is not the output of its classifier"),
+        (lambda: nn.Sequential(tiny(num_classes=0), nn.Linear(48, 48), nn.Linear(48, 5)), "several Linears"),
+    ],
+)
 def test_other_structures_are_refused(build, message):
     model = build().double()
     with pytest.raises(ProbeError, match=message):

@@ -121,8 +121,9 @@ def test_other_sizes_match_the_published_code(configs, config):
         assert relative_error(ours, published) < (1e-7 if precision == "float64" else 1e-4), (method, precision)
 
 
-@pytest.mark.parametrize("method", ["transformer_attribution", "generic_attention", "attention_rollout",
-                                    "raw_attention"])
+@pytest.mark.parametrize(
+    "method", ["transformer_attribution", "generic_attention", "attention_rollout", "raw_attention"]
+)
 def test_literal_oracle_matches_the_published_code(reference, method):
     """The slow transcription that checks the cases beyond the published code is itself right."""
     key = {"transformer_attribution": "transformer_attribution_eps6"}.get(method, METHODS[method][0])

@@ -101,8 +101,12 @@ def test_list_shows_formats_and_architectures(capsys):
     assert ".safetensors" in out and "TorchScript archives" in out.split("refused:")[1]
     rows = {line.split()[0]: line.split() for line in out.splitlines() if line.startswith("  ")}
     normalisations = {name: rows[name][3] for name in ("clip_vit", "clip_resnet", "resnet50", "resnet18_cifar")}
-    assert normalisations == {"clip_vit": "clip", "clip_resnet": "clip", "resnet50": "imagenet",
-                              "resnet18_cifar": "cifar"}
+    assert normalisations == {
+        "clip_vit": "clip",
+        "clip_resnet": "clip",
+        "resnet50": "imagenet",
+        "resnet18_cifar": "cifar",
+    }
     assert rows["simclr_v2_r50_1x_sk0"][3:5] == ["raw", "[0,1]"]
 
 

@@ -38,16 +38,28 @@ def clip_quickgelu(tmp_path):
 def _structure(vit: VisionTransformer) -> tuple:
     """What distinguishes the families: prefix tokens, pooling, pre-norm, LayerScale, activation, head."""
     block = vit.blocks[0]
-    return (vit.num_prefix_tokens, vit.global_pool, type(vit.norm_pre).__name__, type(block.ls1).__name__,
-            type(block.mlp.act).__name__, type(vit.fc_norm).__name__, type(vit.head).__name__,
-            tuple(vit.patch_embed.grid_size), len(vit.blocks))
+    return (
+        vit.num_prefix_tokens,
+        vit.global_pool,
+        type(vit.norm_pre).__name__,
+        type(block.ls1).__name__,
+        type(block.mlp.act).__name__,
+        type(vit.fc_norm).__name__,
+        type(vit.head).__name__,
+        tuple(vit.patch_embed.grid_size),
+        len(vit.blocks),
+    )
 
 
-@pytest.mark.parametrize("write, expected", [
-    (dinov2_registers, ("vit_small_patch14_dinov2", (5, "token", "Identity", "LayerScale"))),
-    (mae_average_pool, ("vit_tiny_patch16", (1, "avg", "Identity", "Identity"))),
-    (clip_quickgelu, ("clip_vit_quickgelu", (1, "token", "LayerNorm", "Identity"))),
-], ids=["dinov2_registers_layer_scale", "mae_average_pool", "clip_pre_norm_quickgelu"])
+@pytest.mark.parametrize(
+    "write, expected",
+    [
+        (dinov2_registers, ("vit_small_patch14_dinov2", (5, "token", "Identity", "LayerScale"))),
+        (mae_average_pool, ("vit_tiny_patch16", (1, "avg", "Identity", "Identity"))),
+        (clip_quickgelu, ("clip_vit_quickgelu", (1, "token", "LayerNorm", "Identity"))),
+    ],
+    ids=["dinov2_registers_layer_scale", "mae_average_pool", "clip_pre_norm_quickgelu"],
+)
 def test_the_control_of_a_vit_is_a_random_vit_of_its_configuration(write, expected, tmp_path):
     written = write(tmp_path)
     path, arch = written if isinstance(written, tuple) else (written, None)

@@ -42,8 +42,11 @@ def test_written_checkpoint_loads_as_its_format_with_the_same_features(method, t
     saved = torch.load(path, weights_only=True)
     state = {
         "simclr": lambda: saved["state_dict"],
-        "moco": lambda: {k.removeprefix("module.encoder_q."): v for k, v in saved["state_dict"].items()
-                         if k.startswith("module.encoder_q.")},
+        "moco": lambda: {
+            k.removeprefix("module.encoder_q."): v
+            for k, v in saved["state_dict"].items()
+            if k.startswith("module.encoder_q.")
+        },
         "supervised_vit": lambda: saved["model"],  # DeiT's layout, the classifier as timm's head
     }.get(method, lambda: saved)()
     vit = method in TINY_ARCHS

@@ -97,7 +97,7 @@ def test_moco_checkpoint_is_the_v2_layout(tmp_path):
     sd = ckpt["state_dict"]
     head = {"fc.0.weight", "fc.0.bias", "fc.2.weight", "fc.2.bias"}
     for enc in ("module.encoder_q.", "module.encoder_k."):
-        assert {k[len(enc):] for k in sd if k.startswith(enc)} == _backbone_keys() | head
+        assert {k[len(enc) :] for k in sd if k.startswith(enc)} == _backbone_keys() | head
     assert sd["module.encoder_q.fc.0.weight"].shape == (16, 16) and sd["module.encoder_q.fc.2.weight"].shape == (16, 16)
     assert sd["module.queue"].shape == (16, 64) and sd["module.queue_ptr"].tolist() == [32]
     assert torch.allclose(sd["module.queue"].norm(dim=0), torch.ones(64), atol=1e-5)

@@ -36,13 +36,21 @@ def _two_backbones(n: int = 600):
 
 def test_intervals_cover_the_value_and_vary_with_both_seed_and_images():
     truth, good, _ = _two_backbones()
-    draws = agreement_draws(good, truth, k=4, labels=4, images_seed=seed_sequence(0, "images"),
-                            choice_seed=seed_sequence(0, "good"), resamples=500)
+    draws = agreement_draws(
+        good,
+        truth,
+        k=4,
+        labels=4,
+        images_seed=seed_sequence(0, "images"),
+        choice_seed=seed_sequence(0, "good"),
+        resamples=500,
+    )
     value = normalized_mutual_info_score(truth, good[0])
     e = estimate(value, draws.nmi)
     assert e.low < value < e.high and e.high - e.low < 0.15
-    images_only = agreement_draws(good[:1], truth, k=4, labels=4, images_seed=seed_sequence(0, "images"),
-                                  choice_seed=0, resamples=500)
+    images_only = agreement_draws(
+        good[:1], truth, k=4, labels=4, images_seed=seed_sequence(0, "images"), choice_seed=0, resamples=500
+    )
     # the other seeds' clusterings differ, so the interval over seeds and images is wider than over images alone
     assert np.std(draws.nmi) > np.std(images_only.nmi)
     # each pseudo-class's purity: the run's clustering on the same resamples
@@ -68,8 +76,15 @@ def test_a_near_zero_nmi_lies_inside_its_interval_although_resamples_inflate_it(
     truth = rng.integers(0, 6, 1200)
     noise = [rng.integers(0, 6, 1200) for _ in range(3)]
     value = normalized_mutual_info_score(truth, noise[0])
-    draws = agreement_draws(noise, truth, k=6, labels=6, images_seed=seed_sequence(1, "images"),
-                            choice_seed=seed_sequence(1, "noise"), resamples=500)
+    draws = agreement_draws(
+        noise,
+        truth,
+        k=6,
+        labels=6,
+        images_seed=seed_sequence(1, "images"),
+        choice_seed=seed_sequence(1, "noise"),
+        resamples=500,
+    )
     tables = np.zeros((500, 6, 6))
     for b, counts in enumerate(replicate_counts(1200, seed=seed_sequence(1, "images"), resamples=500)):
         np.add.at(tables[b], (noise[0], truth), counts)

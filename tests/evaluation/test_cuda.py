@@ -19,8 +19,9 @@ def test_metrics_agree_between_cpu_and_cuda():
     model = small_cnn(classes=3)
     target = model(images).argmax(dim=1).detach()
     cpu = evaluate_maps(model, images, maps, target, mean=None, std=None, masks=masks, batch_size=4)
-    gpu = evaluate_maps(model.cuda(), images.cuda(), maps.cuda(), target.cuda(), mean=None, std=None,
-                        masks=masks.cuda(), batch_size=4)
+    gpu = evaluate_maps(
+        model.cuda(), images.cuda(), maps.cuda(), target.cuda(), mean=None, std=None, masks=masks.cuda(), batch_size=4
+    )
     assert torch.equal(cpu.faithfulness.positive.hits, gpu.faithfulness.positive.hits)
     for key, value in cpu.overall().items():
         assert gpu.overall()[key] == pytest.approx(value, nan_ok=True)

@@ -109,8 +109,10 @@ def test_blur_removal_value_is_a_mirrored_gaussian_blur(size, sigma):
 
     images = torch.rand(2, 3, size, size, generator=torch.Generator().manual_seed(0), dtype=torch.float64)
     expected_sigma = 3.0 if sigma is None else sigma  # default: 3/64 of the side
-    expected = [[gaussian_filter(images[n, c].numpy(), expected_sigma, mode="mirror", truncate=3.0) for c in range(3)]
-                for n in range(2)]
+    expected = [
+        [gaussian_filter(images[n, c].numpy(), expected_sigma, mode="mirror", truncate=3.0) for c in range(3)]
+        for n in range(2)
+    ]
     assert torch.allclose(blurred(images, sigma), torch.from_numpy(np.array(expected)), atol=1e-9)
 
 
@@ -130,8 +132,13 @@ def _dropout_net() -> torch.nn.Module:
     """A small classifier whose train-mode behaviour differs: batch statistics and dropout."""
     torch.manual_seed(0)
     return torch.nn.Sequential(
-        torch.nn.Conv2d(3, 8, 3, padding=1), torch.nn.BatchNorm2d(8), torch.nn.ReLU(), torch.nn.Dropout(0.5),
-        torch.nn.AdaptiveAvgPool2d(2), torch.nn.Flatten(), torch.nn.Linear(32, 3),
+        torch.nn.Conv2d(3, 8, 3, padding=1),
+        torch.nn.BatchNorm2d(8),
+        torch.nn.ReLU(),
+        torch.nn.Dropout(0.5),
+        torch.nn.AdaptiveAvgPool2d(2),
+        torch.nn.Flatten(),
+        torch.nn.Linear(32, 3),
     )
 
 
@@ -169,8 +176,9 @@ def test_known_clean_predictions_replace_the_clean_forward_pass():
     model.register_forward_hook(lambda module, args, out: batches.append(args[0].shape[0]))
     computed = perturbation_hits(model, images, maps, target, mean=None, std=None, batch_size=2)
     forwards = len(batches)
-    given = perturbation_hits(model, images, maps, target, mean=None, std=None, batch_size=2,
-                              clean=torch.tensor([True, True, True, False]))
+    given = perturbation_hits(
+        model, images, maps, target, mean=None, std=None, batch_size=2, clean=torch.tensor([True, True, True, False])
+    )
     assert len(batches) - forwards == forwards - 2  # one clean forward per batch of 2 saved
     for mode in ("positive", "negative"):
         assert torch.equal(given[mode].hits, computed[mode].hits)

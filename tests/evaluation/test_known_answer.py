@@ -17,8 +17,9 @@ ROOT = Path(__file__).resolve().parents[2]
 DATA = ROOT / "tests" / "data" / "known_answer_verdicts.json"
 DOC = ROOT / "docs" / "EVALUATION.md"
 TESTS = ("agreement", "localisation", "faithfulness")
-ROW = re.compile(r"^\| (agreement|localisation|faithfulness|verdict)\b[^|]*\| (\d+) of (\d+) \| (\d+) of (\d+) \|",
-                 re.MULTILINE)
+ROW = re.compile(
+    r"^\| (agreement|localisation|faithfulness|verdict)\b[^|]*\| (\d+) of (\d+) \| (\d+) of (\d+) \|", re.MULTILINE
+)
 
 
 def _estimate(obj: dict | None) -> Estimate | None:
@@ -26,8 +27,14 @@ def _estimate(obj: dict | None) -> Estimate | None:
 
 
 def _comparison(obj: dict) -> Comparison:
-    return Comparison(obj["figure"], _estimate(obj["value"]), obj["baseline"], _estimate(obj["baseline_value"]),
-                      _estimate(obj["difference"]), obj["margin"])
+    return Comparison(
+        obj["figure"],
+        _estimate(obj["value"]),
+        obj["baseline"],
+        _estimate(obj["baseline_value"]),
+        _estimate(obj["difference"]),
+        obj["margin"],
+    )
 
 
 def _check(key: str, obj: dict | None) -> Check:

@@ -136,8 +136,9 @@ def test_class_index_files(tmp_path):
     _folder(tmp_path / "val", {"n02": 1, "n09": 1})
     clf = _clf(RegionModel(torch.ones(10, 10)))
     with pytest.raises(ProbeValueError, match=r"no entry for folder\(s\) \['n09'\]"):
-        run_perturbation(clf, tmp_path / "val", explain_fn=brightness, class_index=read_class_index(text),
-                         image_size=10)
+        run_perturbation(
+            clf, tmp_path / "val", explain_fn=brightness, class_index=read_class_index(text), image_size=10
+        )
     clf.num_classes = 1000
     with pytest.raises(ProbeValueError, match="2 class folders but the model has 1000 outputs"):
         run_perturbation(clf, tmp_path / "val", explain_fn=brightness, image_size=10)
@@ -151,9 +152,27 @@ def test_command_line_end_to_end(tmp_path, capsys):
     scenes = [_scene(40, 48, s) for s in range(3)]
     write_gtsegs(tmp_path / "seg.mat", [s[0] for s in scenes], [s[1] for s in scenes])
     out = tmp_path / "res.json"
-    argv = ["paper", "--model", "resnet18", "--weights", str(weights), "--imagenet-val", str(tmp_path / "val"),
-            "--imagenet-seg", str(tmp_path / "seg.mat"), "--image-size", "32", "--batch-size", "3", "--out", str(out),
-            "--method", "input_x_gradient", "--device", "cpu"]
+    argv = [
+        "paper",
+        "--model",
+        "resnet18",
+        "--weights",
+        str(weights),
+        "--imagenet-val",
+        str(tmp_path / "val"),
+        "--imagenet-seg",
+        str(tmp_path / "seg.mat"),
+        "--image-size",
+        "32",
+        "--batch-size",
+        "3",
+        "--out",
+        str(out),
+        "--method",
+        "input_x_gradient",
+        "--device",
+        "cpu",
+    ]
     assert main(argv) == 0
     printed = capsys.readouterr().out
     assert "AUC" in printed and "mAP (papers' binary formula)" in printed and "AP (real, continuous map)" in printed

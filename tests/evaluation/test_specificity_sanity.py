@@ -80,11 +80,25 @@ def test_layer_helpers():
     flat = layer_groups(["f", "e", "d", "c", "b"], 2)  # too flat for 2 steps: near-equal runs
     assert [names for _, names in flat] == [["f", "e"], ["d", "c", "b"]] and flat[1][0] == "d … b"
     assert layer_groups(["b", "a"], 8) == [("b", ["b"]), ("a", ["a"])]
-    resnet = ["fc", "layer4.1.conv2", "layer4.1.bn1", "layer4.0.conv1", "layer3.1.conv1", "layer3.0.conv1", "bn1",
-              "conv1"]
+    resnet = [
+        "fc",
+        "layer4.1.conv2",
+        "layer4.1.bn1",
+        "layer4.0.conv1",
+        "layer3.1.conv1",
+        "layer3.0.conv1",
+        "bn1",
+        "conv1",
+    ]
     assert [label for label, _ in layer_groups(resnet, 5)] == ["fc", "layer4", "layer3", "bn1", "conv1"]
     assert [label for label, _ in layer_groups(resnet, 7)] == [
-        "fc", "layer4.1", "layer4.0", "layer3.1", "layer3.0", "bn1", "conv1"
+        "fc",
+        "layer4.1",
+        "layer4.0",
+        "layer3.1",
+        "layer3.0",
+        "bn1",
+        "conv1",
     ]
     assert [label for label, _ in layer_groups(resnet, 8)] == resnet  # the deepest level that fits
     a, b = small_cnn(), small_cnn()

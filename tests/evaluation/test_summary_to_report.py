@@ -64,8 +64,9 @@ def test_estimates_keep_the_figures_and_add_seeded_intervals():
     for key, value in ev.overall().items():
         assert estimates[key].value == value, key  # the figure itself is unchanged, to the last bit
         assert estimates[key].low <= estimates[key].high, key
-    assert estimates == evaluate_maps(model, images, maps, target, mean=None, std=None, masks=masks,
-                                      removal="blur").estimates(evaluated_images("b", target, seed=0))
+    assert estimates == evaluate_maps(
+        model, images, maps, target, mean=None, std=None, masks=masks, removal="blur"
+    ).estimates(evaluated_images("b", target, seed=0))
     assert estimates != ev.estimates(evaluated_images("b", target, seed=1))
     survival = ev.survival_estimates(resampling)["positive"]
     assert [e.value for e in survival] == pytest.approx(ev.faithfulness.positive.survival.tolist())
@@ -98,16 +99,29 @@ def test_measured_results_make_a_valid_report(tmp_path):
                 figures, rows = ev.estimates(resampling), ev.class_estimates(target, K, resampling)
                 agf_maps = maps
         classes = [
-            PseudoClass(id=c, size=int((target == c).sum()), **rows[c],
-                        members=[Member(f"img{i}.png", images[i].permute(1, 2, 0).numpy(), agf_maps[i].numpy())
-                                 for i in torch.nonzero(target == c).flatten().tolist()[:2]])
+            PseudoClass(
+                id=c,
+                size=int((target == c).sum()),
+                **rows[c],
+                members=[
+                    Member(f"img{i}.png", images[i].permute(1, 2, 0).numpy(), agf_maps[i].numpy())
+                    for i in torch.nonzero(target == c).flatten().tolist()[:2]
+                ],
+            )
             for c in range(K)
         ]
-        backbones.append(BackboneResults(
-            name=name, role=role, clustering=Clustering(k=K), methods=methods, pseudo_classes=classes,
-            control="control" if role == "probe" else None,
-            centre_pointing_game=figures["centre_pointing_game"], mask_fraction=figures["mask_fraction"],
-        ))
+        backbones.append(
+            BackboneResults(
+                name=name,
+                role=role,
+                clustering=Clustering(k=K),
+                methods=methods,
+                pseudo_classes=classes,
+                control="control" if role == "probe" else None,
+                centre_pointing_game=figures["centre_pointing_game"],
+                mask_fraction=figures["mask_fraction"],
+            )
+        )
     results = RunResults(backbones=backbones, dataset="synthetic", num_images=6)
     results.verdicts = judge_run(results)
     write_report(tmp_path, results)

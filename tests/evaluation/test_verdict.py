@@ -26,13 +26,20 @@ def c(value: float) -> Estimate:
 
 # Every test passes comfortably here; each case below breaks one thing.
 GOOD = Evidence(
-    agreement=est(0.80, 0.75, 0.85), agreement_control=c(0.30),
-    pointing=est(0.75, 0.68, 0.82), pointing_control=c(0.40), pointing_centre=c(0.50),
-    energy=est(0.60, 0.56, 0.64), energy_control=c(0.35), energy_uniform=c(0.30),
-    faithfulness_gap=est(0.50, 0.42, 0.58), faithfulness_gap_control=est(0.10, 0.05, 0.15),
+    agreement=est(0.80, 0.75, 0.85),
+    agreement_control=c(0.30),
+    pointing=est(0.75, 0.68, 0.82),
+    pointing_control=c(0.40),
+    pointing_centre=c(0.50),
+    energy=est(0.60, 0.56, 0.64),
+    energy_control=c(0.35),
+    energy_uniform=c(0.30),
+    faithfulness_gap=est(0.50, 0.42, 0.58),
+    faithfulness_gap_control=est(0.10, 0.05, 0.15),
 )
-NO_MASKS = dict(pointing=None, pointing_control=None, pointing_centre=None, energy=None, energy_control=None,
-                energy_uniform=None)
+NO_MASKS = dict(
+    pointing=None, pointing_control=None, pointing_centre=None, energy=None, energy_control=None, energy_uniform=None
+)
 
 
 def test_all_evidence_passes_and_the_statement_gives_the_numbers():
@@ -158,7 +165,10 @@ def test_the_same_images_give_a_paired_and_narrower_comparison():
 
 
 def test_decide_works_from_stored_checks():
-    tests = (Check("agreement", (compare("NMI", est(0.5, 0.4, 0.6), "random-init control", c(0.0), 0.1),)),
-             Check("localisation"), Check("faithfulness"))
+    tests = (
+        Check("agreement", (compare("NMI", est(0.5, 0.4, 0.6), "random-init control", c(0.0), 0.1),)),
+        Check("localisation"),
+        Check("faithfulness"),
+    )
     v = decide(tests, "Backbone b")
     assert (v.semantic, v.agreement, v.localisation, v.faithfulness) == (True, PASSES, None, None)

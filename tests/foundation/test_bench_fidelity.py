@@ -15,10 +15,17 @@ def _metrics(gap: float, class_gap: float, outcome: str = "semantic") -> dict:
     check = {"outcome": outcome, "counted": True, "comparisons": [], "left_out": [], "note": ""}
     evidence = {"agreement": check, "localisation": check, "faithfulness": None}
     figures = {"faithfulness_gap": _figure(gap), "pointing_game": _figure(0.5), "mask_energy": None}
-    return {"backbones": [{
-        "name": "probe", "outcome": outcome, "evidence": evidence, "attribution": {"agf": figures},
-        "pseudo_classes": [{"id": 0, "outcome": outcome, "faithfulness_gap": _figure(class_gap)}],
-    }]}
+    return {
+        "backbones": [
+            {
+                "name": "probe",
+                "outcome": outcome,
+                "evidence": evidence,
+                "attribution": {"agf": figures},
+                "pseudo_classes": [{"id": 0, "outcome": outcome, "faithfulness_gap": _figure(class_gap)}],
+            }
+        ]
+    }
 
 
 def test_values_inside_the_fast_interval_and_equal_verdicts_agree():

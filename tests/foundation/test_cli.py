@@ -106,8 +106,10 @@ def test_parameter_errors_read_as_the_library_names_them_and_survive_pickling():
 
 
 def test_building_the_parser_imports_no_torch():
-    code = ("import sys, probe.cli; probe.cli.build_parser(); "
-            "print(sorted(m for m in sys.modules if m.startswith('torch')))")
+    code = (
+        "import sys, probe.cli; probe.cli.build_parser(); "
+        "print(sorted(m for m in sys.modules if m.startswith('torch')))"
+    )
     done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
     assert done.returncode == 0, done.stderr
     assert done.stdout.strip() == "[]"

@@ -47,10 +47,11 @@ def test_broken_plugins_are_skipped_with_a_warning_and_the_rest_labelled(install
     with pytest.warns(UserWarning) as caught:
         loaded = load_entry_points(GROUP, "test", accept)
     messages = sorted(str(w.message) for w in caught)
-    assert messages == ["test plugin 'broken' (ep_broken) failed to load: no such dependency",
-                        "test plugin 'refused' (ep_good:REFUSED) failed to load: not a thing"]
-    assert sorted((p.name, p.origin) for p in loaded) == [("labels", "plugin:fake-dist"),
-                                                          ("thing", "plugin:fake-dist")]
+    assert messages == [
+        "test plugin 'broken' (ep_broken) failed to load: no such dependency",
+        "test plugin 'refused' (ep_good:REFUSED) failed to load: not a thing",
+    ]
+    assert sorted((p.name, p.origin) for p in loaded) == [("labels", "plugin:fake-dist"), ("thing", "plugin:fake-dist")]
     assert sorted(accepted) == [("labels", "plugin:fake-dist"), ("thing", "plugin:fake-dist")]
     assert [p.obj for p in loaded if p.name == "thing"] == ["a thing"]
     assert sys.modules["ep_labels"].SEEN == "plugin:fake-dist" and current_origin() is None

@@ -17,10 +17,21 @@ from unsupervised import ImageFolderData, extract_features
 REPO = Path(__file__).resolve().parents[2]
 
 
-@pytest.mark.parametrize("value, enabled", [
-    ("1", False), ("true", False), (" YES ", False), ("on", False),
-    ("0", True), ("false", True), ("No", True), ("off", True), ("", True), (None, True),
-])
+@pytest.mark.parametrize(
+    "value, enabled",
+    [
+        ("1", False),
+        ("true", False),
+        (" YES ", False),
+        ("on", False),
+        ("0", True),
+        ("false", True),
+        ("No", True),
+        ("off", True),
+        ("", True),
+        (None, True),
+    ],
+)
 def test_values(monkeypatch, value, enabled):
     if value is None:
         monkeypatch.delenv("PROBE_NO_PROGRESS", raising=False)
@@ -38,8 +49,12 @@ def test_an_unknown_value_is_an_error_naming_the_variable(monkeypatch):
 def test_no_other_module_reads_the_variable():
     """Every stage asks ``progress_enabled``; only setting the variable for a child process is allowed elsewhere."""
     reads = re.compile(r"(environ\.get|environ\[|getenv)\(?\s*[\"']PROBE_NO_PROGRESS")
-    readers = [str(path.relative_to(REPO)) for package in ("probe", "backbones", "unsupervised")
-               for path in sorted((REPO / package).rglob("*.py")) if reads.search(path.read_text(encoding="utf-8"))]
+    readers = [
+        str(path.relative_to(REPO))
+        for package in ("probe", "backbones", "unsupervised")
+        for path in sorted((REPO / package).rglob("*.py"))
+        if reads.search(path.read_text(encoding="utf-8"))
+    ]
     assert readers == []
 
 

@@ -17,8 +17,17 @@ pytestmark = [pytest.mark.gpu, pytest.mark.skipif(not torch.cuda.is_available(),
 
 def test_run_on_cuda_matches_the_cpu_run(run_dir, world, checkpoints, tmp_path):
     images, masks = world
-    run_probe(checkpoints["moco_v2"], data=images, masks=masks, k=3, out=tmp_path, baselines=("gradcam",),
-              eval_images=24, batch_size=32, device="cuda")
+    run_probe(
+        checkpoints["moco_v2"],
+        data=images,
+        masks=masks,
+        k=3,
+        out=tmp_path,
+        baselines=("gradcam",),
+        eval_images=24,
+        batch_size=32,
+        device="cuda",
+    )
     on_gpu, on_cpu = (json.loads((d / "metrics.json").read_text()) for d in (tmp_path, run_dir[0]))
     validate_metrics(on_gpu)
     for gpu, cpu in zip(on_gpu["backbones"], on_cpu["backbones"]):
@@ -28,4 +37,3 @@ def test_run_on_cuda_matches_the_cpu_run(run_dir, world, checkpoints, tmp_path):
     assert sized and all(1 <= b <= EVAL_ROUND for b in sized)  # sized to the GPU, at most one round
     model = load_probe_model(tmp_path, device="cuda").model
     assert next(model.parameters()).is_cuda
-

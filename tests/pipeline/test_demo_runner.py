@@ -16,13 +16,26 @@ from probe.report import validate_metrics
 def test_probe_world_compares_every_backbone_with_one_shared_control(world, checkpoints, tmp_path):
     images, masks = world
     chosen = [("simclr", checkpoints["simclr"]), ("byol", checkpoints["byol"])]  # [0, 1] input and ImageNet input
-    results = runner.probe_world(images, masks, chosen, out=tmp_path, device="cpu", seed=0, positive_controls=["byol"],
-                                 baselines=("gradcam",), eval_images=12, sanity_images=2, specificity_images=4)
+    results = runner.probe_world(
+        images,
+        masks,
+        chosen,
+        out=tmp_path,
+        device="cpu",
+        seed=0,
+        positive_controls=["byol"],
+        baselines=("gradcam",),
+        eval_images=12,
+        sanity_images=2,
+        specificity_images=4,
+    )
     metrics = json.loads((tmp_path / "metrics.json").read_text())
     validate_metrics(metrics)
     assert [(b["name"], b["role"], b["control"]) for b in metrics["backbones"]] == [
-        ("simclr", "probe", "random-init control"), ("byol", "positive control", "random-init control"),
-        ("random-init control", "control", None)]
+        ("simclr", "probe", "random-init control"),
+        ("byol", "positive control", "random-init control"),
+        ("random-init control", "control", None),
+    ]
     byol = metrics["backbones"][1]  # a positive control is judged like a probe, and labelled as what it is
     assert byol["evidence"]["agreement"] is not None and "(positive control)" in (tmp_path / "report.html").read_text()
     assert byol["attribution"]["agf"]["sanity"] is not None
@@ -55,28 +68,51 @@ def test_missing_shipped_checkpoints_are_named(checkpoints, tmp_path):
 
 @pytest.mark.slow
 def test_a_vit_beside_the_resnets_gets_its_own_control_and_methods_and_changes_nothing_else(
-        world, checkpoints, vit_checkpoint, tmp_path):
+    world, checkpoints, vit_checkpoint, tmp_path
+):
     images, masks = world
-    cheap = dict(device="cpu", seed=0, eval_images=9, sanity_images=2, specificity_images=4, restarts=2,
-                 method_defaults=(MethodDefaults("CNNs", "agf", ("gradcam",)),
-                                  MethodDefaults("ViTs", "transformer_attribution", ("raw_attention",))))
+    cheap = dict(
+        device="cpu",
+        seed=0,
+        eval_images=9,
+        sanity_images=2,
+        specificity_images=4,
+        restarts=2,
+        method_defaults=(
+            MethodDefaults("CNNs", "agf", ("gradcam",)),
+            MethodDefaults("ViTs", "transformer_attribution", ("raw_attention",)),
+        ),
+    )
     alone = runner.probe_world(images, masks, [("byol", checkpoints["byol"])], out=tmp_path / "alone", **cheap)
-    both = runner.probe_world(images, masks, [("byol", checkpoints["byol"]), ("vit", vit_checkpoint)],
-                              out=tmp_path / "both", **cheap)
+    both = runner.probe_world(
+        images, masks, [("byol", checkpoints["byol"]), ("vit", vit_checkpoint)], out=tmp_path / "both", **cheap
+    )
     metrics = json.loads((tmp_path / "both" / "metrics.json").read_text())
     validate_metrics(metrics)
     vit_control = "random-init control (vit_mini_patch8)"
-    assert [(b["name"], b["role"], b["arch"], b["method"], b["control"], sorted(b["attribution"]))
-            for b in metrics["backbones"]] == [
+    assert [
+        (b["name"], b["role"], b["arch"], b["method"], b["control"], sorted(b["attribution"]))
+        for b in metrics["backbones"]
+    ] == [
         ("byol", "probe", "resnet_small", "agf", "random-init control", ["agf", "gradcam"]),
         ("random-init control", "control", "resnet_small", "agf", None, ["agf"]),  # a control: its primary only
-        ("vit", "probe", "vit_mini_patch8", "transformer_attribution", vit_control,
-         ["raw_attention", "transformer_attribution"]),
-        (vit_control, "control", "vit_mini_patch8", "transformer_attribution", None, ["transformer_attribution"])]
-    assert both.settings["control"] == ("random-init control: random init of resnet_small, seed 0; "
-                                        f"{vit_control}: random init of vit_mini_patch8, seed 0")
-    assert both.settings["methods"] == ("agf, gradcam (resnet_small); "
-                                        "transformer_attribution, raw_attention (vit_mini_patch8)")
+        (
+            "vit",
+            "probe",
+            "vit_mini_patch8",
+            "transformer_attribution",
+            vit_control,
+            ["raw_attention", "transformer_attribution"],
+        ),
+        (vit_control, "control", "vit_mini_patch8", "transformer_attribution", None, ["transformer_attribution"]),
+    ]
+    assert both.settings["control"] == (
+        "random-init control: random init of resnet_small, seed 0; "
+        f"{vit_control}: random init of vit_mini_patch8, seed 0"
+    )
+    assert both.settings["methods"] == (
+        "agf, gradcam (resnet_small); transformer_attribution, raw_attention (vit_mini_patch8)"
+    )
     page = (tmp_path / "both" / "report.html").read_text()
     assert "explained with <strong>agf</strong>, <strong>transformer_attribution</strong>" in page
     # the same images explained by both, each with its own primary method

@@ -35,8 +35,19 @@ def _classes_by_probability(stdout: str) -> list[int]:
 def test_explain_writes_the_overlay_of_the_requested_pseudo_class(run_dir, world, run_cli, tmp_path):
     out, _ = run_dir
     image = next((world[0] / "square").glob("*.png"))
-    done = run_cli("explain", "--run", str(out), "--image", str(image), "--pseudo-class", "1",
-                   "--out", str(tmp_path / "x.png"), "--device", "cpu")
+    done = run_cli(
+        "explain",
+        "--run",
+        str(out),
+        "--image",
+        str(image),
+        "--pseudo-class",
+        "1",
+        "--out",
+        str(tmp_path / "x.png"),
+        "--device",
+        "cpu",
+    )
     assert done.returncode == 0, done.stderr
     assert _explained(done.stdout) == 1 and sorted(_classes_by_probability(done.stdout)) == [0, 1, 2]
     written = np.asarray(Image.open(tmp_path / "x.png").convert("RGB")).astype(int)
@@ -49,8 +60,7 @@ def test_explain_writes_the_overlay_of_the_requested_pseudo_class(run_dir, world
 def test_explain_rank_picks_the_next_most_probable_class_and_names_the_file(run_dir, world, run_cli, tmp_path):
     out, _ = run_dir
     image = next((world[0] / "circle").glob("*.png"))
-    done = run_cli("explain", "--run", str(out), "--image", str(image), "--rank", "1", "--device", "cpu",
-                   cwd=tmp_path)
+    done = run_cli("explain", "--run", str(out), "--image", str(image), "--rank", "1", "--device", "cpu", cwd=tmp_path)
     assert done.returncode == 0, done.stderr
     order = _classes_by_probability(done.stdout)
     assert _explained(done.stdout) == order[1]

@@ -31,6 +31,11 @@ def test_probe_run_explains_with_a_plugin_method(world, checkpoints, tmp_path):
         assert figures["mask_energy"] is not None and figures["positive_perturbation_auc"] is not None
     assert metrics["backbones"][0]["attribution"]["plugin_gradient"]["sanity"] is not None
 
-    unknown = subprocess.run([sys.executable, "-m", "probe", *run_args(checkpoints["moco_v2"], world, out, "--method",
-                              "plugin_gradiant")], env=env, capture_output=True, text=True, timeout=600)
+    unknown = subprocess.run(
+        [sys.executable, "-m", "probe", *run_args(checkpoints["moco_v2"], world, out, "--method", "plugin_gradiant")],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
     assert unknown.returncode == 2 and "valid: agf, gradcam" in unknown.stderr and "plugin_gradient" in unknown.stderr

@@ -58,8 +58,9 @@ def test_a_failing_stage_leaves_no_report_and_keeps_an_earlier_one(run_dir, worl
 
 
 @pytest.mark.slow
-def test_a_failing_rerun_that_reclusters_keeps_the_earlier_pseudo_classes(run_dir, world, checkpoints, tmp_path,
-                                                                          monkeypatch):
+def test_a_failing_rerun_that_reclusters_keeps_the_earlier_pseudo_classes(
+    run_dir, world, checkpoints, tmp_path, monkeypatch
+):
     earlier = tmp_path / "earlier"
     shutil.copytree(run_dir[0], earlier)
     state_files = sorted((earlier / "backbones").glob("*/*"))
@@ -82,7 +83,8 @@ def test_a_failing_rerun_that_reclusters_keeps_the_earlier_pseudo_classes(run_di
     assert list((earlier / "backbones").glob("*/*.pending")) == [other]
     assert not (other.parent / "pseudo_classes.pt").exists()
     assert (earlier / "backbones" / "moco_v2" / "pseudo_classes.pt").read_bytes() == before[
-        earlier / "backbones" / "moco_v2" / "pseudo_classes.pt"]
+        earlier / "backbones" / "moco_v2" / "pseudo_classes.pt"
+    ]
 
 
 def test_bad_arguments_exit_2_with_one_line(world, checkpoints, tmp_path, capsys):
@@ -112,8 +114,9 @@ def test_an_unlabelled_folder_without_masks_gets_nulls_not_errors(world, checkpo
     for image in sorted(world[0].glob("*/*.png"))[::3]:
         shutil.copy(image, flat / image.name)
     (flat / "notes.txt").write_text("not an image")
-    results = run_probe(checkpoints["byol"], data=flat, k=3, out=tmp_path / "out", max_images=15,
-                        **{**FAST, "eval_images": 6})
+    results = run_probe(
+        checkpoints["byol"], data=flat, k=3, out=tmp_path / "out", max_images=15, **{**FAST, "eval_images": 6}
+    )
     probe = results.backbone("byol")
     assert results.num_images == 15 and [s.reason for s in results.skipped] == ["not an image file extension (.txt)"]
     assert probe.clustering.nmi is None and probe.pseudo_classes[0].majority_label is None
@@ -121,7 +124,6 @@ def test_an_unlabelled_folder_without_masks_gets_nulls_not_errors(world, checkpo
     assert probe.methods["agf"].positive_perturbation_auc is not None and probe.methods["agf"].sanity is not None
     metrics = json.loads((tmp_path / "out" / "metrics.json").read_text())
     assert metrics["backbones"][0]["semantic"] is None and metrics["dataset"]["skipped"][0]["path"] == "notes.txt"
-
 
 
 @pytest.mark.slow

@@ -18,10 +18,19 @@ from tests.support.shapes import run_args
 @pytest.mark.slow
 def test_two_processes_write_the_single_process_metrics(run_dir, world, checkpoints, tmp_path):
     out = tmp_path / "out"
-    command = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node=2",
-               "-m", "probe", *run_args(checkpoints["moco_v2"], world, out)]
-    child = subprocess.Popen(command, env=child_env(), stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True,
-                             start_new_session=True)
+    command = [
+        sys.executable,
+        "-m",
+        "torch.distributed.run",
+        "--standalone",
+        "--nproc_per_node=2",
+        "-m",
+        "probe",
+        *run_args(checkpoints["moco_v2"], world, out),
+    ]
+    child = subprocess.Popen(
+        command, env=child_env(), stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True, start_new_session=True
+    )
     try:
         _, stderr = child.communicate(timeout=600)
     finally:

@@ -22,7 +22,8 @@ def test_probe_run_on_a_vit_uses_the_vit_methods_and_a_random_init_vit_control(w
     probe, control = metrics["backbones"]
     assert [(b["name"], b["role"], b["format"], b["arch"], b["method"]) for b in (probe, control)] == [
         ("dino_vit", "probe", "dino", "vit_mini_patch8", "transformer_attribution"),
-        ("random-init control", "control", "random-init", "vit_mini_patch8", "transformer_attribution")]
+        ("random-init control", "control", "random-init", "vit_mini_patch8", "transformer_attribution"),
+    ]
     assert probe["control"] == "random-init control"
     for b in (probe, control):
         # no Grad-CAM, no AGF: they explain CNNs; the control only needs the primary method
@@ -43,18 +44,38 @@ def test_probe_run_on_a_vit_uses_the_vit_methods_and_a_random_init_vit_control(w
 
     # probe explain on the run's ViT: transformer attribution unless another method is named
     image = next((images / "square").glob("*.png"))
-    assert main(["explain", "--run", str(out), "--image", str(image), "--out", str(tmp_path / "x.png"),
-                 "--device", "cpu"]) == 0
+    assert (
+        main(["explain", "--run", str(out), "--image", str(image), "--out", str(tmp_path / "x.png"), "--device", "cpu"])
+        == 0
+    )
     assert (tmp_path / "x.png").is_file()
-    assert main(["explain", "--run", str(out), "--image", str(image), "--method", "raw_attention",
-                 "--out", str(tmp_path / "raw.png"), "--device", "cpu"]) == 0
+    assert (
+        main(
+            [
+                "explain",
+                "--run",
+                str(out),
+                "--image",
+                str(image),
+                "--method",
+                "raw_attention",
+                "--out",
+                str(tmp_path / "raw.png"),
+                "--device",
+                "cpu",
+            ]
+        )
+        == 0
+    )
 
 
 def test_a_cnn_method_is_refused_on_a_vit_before_any_work(world, vit_checkpoint, tmp_path, capsys):
     images, masks = world
     base = ["run", "--weights", str(vit_checkpoint), "--data", str(images), "--k", "3", "--device", "cpu"]
-    for extra, problem in ((["--method", "agf"], "--method agf cannot explain"),
-                           (["--baselines", "attention_rollout,gradcam"], "--baselines gradcam cannot explain")):
+    for extra, problem in (
+        (["--method", "agf"], "--method agf cannot explain"),
+        (["--baselines", "attention_rollout,gradcam"], "--baselines gradcam cannot explain"),
+    ):
         out = tmp_path / extra[1].replace(",", "_")
         assert main([*base, "--out", str(out), *extra]) == 2
         err = capsys.readouterr().err.strip()

@@ -55,8 +55,17 @@ def test_unknown_pretraining_method_lists_the_known_ones(tmp_path, capsys):
 
 def test_debug_shows_the_traceback_of_an_expected_error(micro_world, weights, tmp_path):
     args = run_args(weights, micro_world, tmp_path / "out") + ["--method", "gradcan"]
-    plain, debug = (subprocess.run([sys.executable, "-m", "probe", *flags, *args], env=child_env(), cwd=REPO,
-                                   capture_output=True, text=True, timeout=300) for flags in ([], ["--debug"]))
+    plain, debug = (
+        subprocess.run(
+            [sys.executable, "-m", "probe", *flags, *args],
+            env=child_env(),
+            cwd=REPO,
+            capture_output=True,
+            text=True,
+            timeout=300,
+        )
+        for flags in ([], ["--debug"])
+    )
     assert plain.returncode == debug.returncode == 2
     assert "Traceback" not in plain.stderr and plain.stderr.count("\n") == 1
     assert debug.stderr.startswith("Traceback") and "ParameterError" in debug.stderr

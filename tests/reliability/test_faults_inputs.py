@@ -92,15 +92,17 @@ def test_finite_weights_with_non_finite_features_give_no_numbers(micro_world, tm
     path = tmp_path / "overflow.pth"
     torch.save(state, path)
     out = tmp_path / "out"
-    _fails_cleanly(run_args(path, micro_world, out), out, capsys, "the backbone produced NaN/inf features for",
-                   str(micro_world[0]))
+    _fails_cleanly(
+        run_args(path, micro_world, out), out, capsys, "the backbone produced NaN/inf features for", str(micro_world[0])
+    )
 
 
 def _folder(root: Path, count: int) -> Path:
     root.mkdir(parents=True)
     for i in range(count):
-        torchvision.transforms.functional.to_pil_image(torch.rand(3, 16, 16, generator=torch.Generator().manual_seed(i))
-                                                       ).save(root / f"img {i}.png")
+        torchvision.transforms.functional.to_pil_image(
+            torch.rand(3, 16, 16, generator=torch.Generator().manual_seed(i))
+        ).save(root / f"img {i}.png")
     return root
 
 
@@ -108,22 +110,36 @@ def test_empty_folder_one_image_and_fewer_images_than_k(weights, tmp_path, capsy
     empty = tmp_path / "empty"
     empty.mkdir()
     (empty / "readme.txt").write_text("no pictures here")
-    for data, k, phrase in ((empty, "2", "no usable images in"), (_folder(tmp_path / "one", 1), "2", "larger than"),
-                            (_folder(tmp_path / "three", 3), "5", "--k 5 is larger than the number of images (3)")):
+    for data, k, phrase in (
+        (empty, "2", "no usable images in"),
+        (_folder(tmp_path / "one", 1), "2", "larger than"),
+        (_folder(tmp_path / "three", 3), "5", "--k 5 is larger than the number of images (3)"),
+    ):
         out = tmp_path / f"out-{data.name}"
         argv = ["run", "--weights", str(weights), "--data", str(data), "--k", k, "--out", str(out), "--device", "cpu"]
         _fails_cleanly(argv, out, capsys, str(data), phrase)
     missing = tmp_path / "missing"
-    _fails_cleanly(["run", "--weights", str(weights), "--data", str(missing), "--k", "2", "--out", str(tmp_path / "o")],
-                   tmp_path / "o", capsys, str(missing), "does not exist")
+    _fails_cleanly(
+        ["run", "--weights", str(weights), "--data", str(missing), "--k", "2", "--out", str(tmp_path / "o")],
+        tmp_path / "o",
+        capsys,
+        str(missing),
+        "does not exist",
+    )
 
 
 def test_masks_that_match_no_image_or_do_not_exist(weights, micro_world, tmp_path, capsys):
     images, _ = micro_world
     other = _folder(tmp_path / "other-masks", 2)
     out = tmp_path / "out"
-    _fails_cleanly(run_args(weights, (images, other), out), out, capsys, str(other), "has no mask for any of the",
-                   "masks mirror the image paths")
+    _fails_cleanly(
+        run_args(weights, (images, other), out),
+        out,
+        capsys,
+        str(other),
+        "has no mask for any of the",
+        "masks mirror the image paths",
+    )
     missing = tmp_path / "no-masks"
     _fails_cleanly(run_args(weights, (images, missing), out), out, capsys, str(missing), "does not exist")
 
@@ -134,8 +150,12 @@ def test_a_10000_pixel_square_image_is_refused_from_its_header(tmp_path):
     path = huge_png(tmp_path / "huge.png")
     assert path.stat().st_size < 200_000
     for reader in (read_header, open_rgb):  # PIL warns (the probe command silences it), then the reason is raised
-        with pytest.warns(Image.DecompressionBombWarning), pytest.raises(
-                UnreadableImage, match=r"too large: 10000x10000 pixels exceeds PIL's decompression-bomb limit"):
+        with (
+            pytest.warns(Image.DecompressionBombWarning),
+            pytest.raises(
+                UnreadableImage, match=r"too large: 10000x10000 pixels exceeds PIL's decompression-bomb limit"
+            ),
+        ):
             reader(path)
 
 

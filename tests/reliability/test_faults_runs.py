@@ -69,11 +69,14 @@ def _wait_for_rows(child: subprocess.Popen, at_least: int) -> int:
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize("signum, status, message", [(signal.SIGINT, 130, "interrupted"),
-                                                     (signal.SIGTERM, 143, "terminated (SIGTERM)")],
-                         ids=["SIGINT", "SIGTERM"])
-def test_interrupted_run_resumes_without_recomputing(signum, status, message, clean_run, micro_world, weights, tmp_path,
-                                                     capsys):
+@pytest.mark.parametrize(
+    "signum, status, message",
+    [(signal.SIGINT, 130, "interrupted"), (signal.SIGTERM, 143, "terminated (SIGTERM)")],
+    ids=["SIGINT", "SIGTERM"],
+)
+def test_interrupted_run_resumes_without_recomputing(
+    signum, status, message, clean_run, micro_world, weights, tmp_path, capsys
+):
     reference, _, _ = clean_run
     out = tmp_path / "out"
     args = run_args(weights, micro_world, out)
@@ -149,7 +152,10 @@ def test_disk_full_as_a_file_size_limit_keeps_an_earlier_report_whole(clean_run,
     limit = 16 * 1024
     done = subprocess.run(
         [sys.executable, "-m", "probe", *run_args(weights, micro_world, out, "--cache-dir", str(reference / "cache"))],
-        env=child_env(PYTHONDONTWRITEBYTECODE="1"), capture_output=True, text=True, timeout=600,
+        env=child_env(PYTHONDONTWRITEBYTECODE="1"),
+        capture_output=True,
+        text=True,
+        timeout=600,
         preexec_fn=lambda: resource.setrlimit(resource.RLIMIT_FSIZE, (limit, limit)),
     )
     assert done.returncode == 2 and "File too large" in done.stderr

@@ -27,8 +27,13 @@ def test_full_results_have_the_issue_fields():
     assert m["schema_version"] == 3 and m["protocol"]["perturbation_removal"] == "blur"
     assert set(probe["clustering"]) >= {"k", "nmi", "ari", "accuracy"}
     agf = probe["attribution"]["agf"]
-    assert set(agf) >= {"positive_perturbation_auc", "negative_perturbation_auc", "pointing_game", "mask_energy",
-                        "miou"}
+    assert set(agf) >= {
+        "positive_perturbation_auc",
+        "negative_perturbation_auc",
+        "pointing_game",
+        "mask_energy",
+        "miou",
+    }
     assert agf["perturbation_curves"]["fractions"][0] == 0.0 and len(agf["perturbation_curves"]["positive"]) == 10
     assert set(probe["attribution"]) == {"agf", "gradcam", "integrated_gradients"}
     pc = probe["pseudo_classes"][0]
@@ -45,8 +50,9 @@ def test_every_figure_carries_its_interval():
     agf = probe["attribution"]["agf"]
     for key in ("positive_perturbation_auc", "faithfulness_gap", "pointing_game", "mask_energy", "miou"):
         assert agf[key]["low"] < agf[key]["value"] < agf[key]["high"], key
-    assert agf["faithfulness_gap"]["value"] == pytest.approx(agf["negative_perturbation_auc"]["value"]
-                                                             - agf["positive_perturbation_auc"]["value"])
+    assert agf["faithfulness_gap"]["value"] == pytest.approx(
+        agf["negative_perturbation_auc"]["value"] - agf["positive_perturbation_auc"]["value"]
+    )
     assert all(p["low"] <= p["high"] for p in agf["perturbation_curves"]["positive"])
     assert agf["sanity"]["similarity"][1]["value"] == 0.6 and agf["specificity"]["pearson"]["low"] is not None
     assert probe["baselines"]["mask_fraction"]["high"] > 0.25
@@ -57,12 +63,20 @@ def test_each_test_of_the_verdict_lists_its_comparisons():
     agreement = probe["evidence"]["agreement"]
     assert agreement["outcome"] == "passes" and agreement["counted"] is True
     (nmi,) = agreement["comparisons"]
-    assert (nmi["figure"], nmi["baseline"], nmi["margin"], nmi["outcome"]) == ("NMI", "random-init control", 0.1,
-                                                                              "passes")
+    assert (nmi["figure"], nmi["baseline"], nmi["margin"], nmi["outcome"]) == (
+        "NMI",
+        "random-init control",
+        0.1,
+        "passes",
+    )
     assert nmi["difference"]["value"] == pytest.approx(0.55) and nmi["difference"]["low"] > 0.1
     localisation = probe["evidence"]["localisation"]
-    assert [c["baseline"] for c in localisation["comparisons"]] == ["random-init control", "centre point",
-                                                                    "random-init control", "mask area"]
+    assert [c["baseline"] for c in localisation["comparisons"]] == [
+        "random-init control",
+        "centre point",
+        "random-init control",
+        "mask area",
+    ]
     faithfulness = probe["evidence"]["faithfulness"]["comparisons"][0]
     assert faithfulness["baseline"] == "random pixel order" and faithfulness["baseline_value"]["value"] == 0.0
 
@@ -109,8 +123,10 @@ def test_written_file_is_strict_json(tmp_path):
         (lambda m: m["backbones"][0]["clustering"].pop("nmi"), "missing keys \\['nmi'\\]"),
         (lambda m: m["backbones"][0]["evidence"]["agreement"].__setitem__("counted", None), "agreement.counted"),
         (lambda m: m["backbones"][0].__setitem__("colour", "red"), "unexpected keys \\['colour'\\]"),
-        (lambda m: m["backbones"][0]["pseudo_classes"][1].__setitem__("semantic", "yes"),
-         "pseudo_classes\\[1\\].semantic"),
+        (
+            lambda m: m["backbones"][0]["pseudo_classes"][1].__setitem__("semantic", "yes"),
+            "pseudo_classes\\[1\\].semantic",
+        ),
         (lambda m: m["backbones"][0]["clustering"].__setitem__("k", True), "clustering.k"),
         (lambda m: m.__setitem__("backbones", {}), "expected an array"),
     ],
@@ -150,6 +166,7 @@ def test_the_report_shows_the_stored_verdicts():
     results = make_results()
     stored = results.verdicts[results.backbones[0].name]
     results.verdicts[results.backbones[0].name] = replace(
-        stored, backbone=replace(stored.backbone, semantic=False, statement="judged elsewhere"))
+        stored, backbone=replace(stored.backbone, semantic=False, statement="judged elsewhere")
+    )
     probe = build_metrics(results)["backbones"][0]
     assert probe["semantic"] is False and probe["verdict"] == "judged elsewhere"

@@ -69,7 +69,12 @@ def test_figures_are_real_pngs(tmp_path):
     write_report(tmp_path, make_results())
     pngs = sorted((tmp_path / "figures").glob("*.png"))
     assert [p.name for p in pngs] == [
-        "b0_class0.png", "b0_class1.png", "b0_metrics.png", "b0_overview.png", "b0_perturbation.png", "b0_sanity.png",
+        "b0_class0.png",
+        "b0_class1.png",
+        "b0_metrics.png",
+        "b0_overview.png",
+        "b0_perturbation.png",
+        "b0_sanity.png",
         "b0_specificity0.png",
     ]
     for p in pngs:

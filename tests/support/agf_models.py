@@ -83,7 +83,12 @@ class TinyVGG(nn.Module):
         self.features = nn.Sequential(*layers)
         self.avgpool = nn.AdaptiveAvgPool2d((3, 3))
         self.classifier = nn.Sequential(
-            nn.Linear(16 * 9, 24), nn.ReLU(True), nn.Dropout(), nn.Linear(24, 24), nn.ReLU(True), nn.Dropout(),
+            nn.Linear(16 * 9, 24),
+            nn.ReLU(True),
+            nn.Dropout(),
+            nn.Linear(24, 24),
+            nn.ReLU(True),
+            nn.Dropout(),
             nn.Linear(24, num_classes),
         )
 
@@ -136,8 +141,12 @@ def snapshot(model: nn.Module) -> dict:
         "requires_grad": [p.requires_grad for p in model.parameters()],
         "grads": [None if p.grad is None else p.grad.clone() for p in model.parameters()],
         "hooks": [
-            (len(m._forward_hooks), len(m._forward_pre_hooks), len(m._backward_hooks),
-             len(getattr(m, "_backward_pre_hooks", {})))
+            (
+                len(m._forward_hooks),
+                len(m._forward_pre_hooks),
+                len(m._backward_hooks),
+                len(getattr(m, "_backward_pre_hooks", {})),
+            )
             for m in model.modules()
         ],
         "attributes": [sorted(vars(m)) for m in model.modules()],

@@ -18,5 +18,11 @@ def child_env(**extra: str) -> dict[str, str]:
 
 def probe_cli(*args: str, cwd: str | os.PathLike | None = None, timeout: float = 600) -> subprocess.CompletedProcess:
     """Run ``python -m probe ARGS``; returns the finished process with its text output."""
-    return subprocess.run([sys.executable, "-m", "probe", *args], cwd=cwd, env=child_env(), capture_output=True,
-                          text=True, timeout=timeout)
+    return subprocess.run(
+        [sys.executable, "-m", "probe", *args],
+        cwd=cwd,
+        env=child_env(),
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+    )

@@ -13,8 +13,15 @@ TINY_VIEWS = AugmentConfig(size=16, scale=(0.3, 0.8))
 
 def tiny_recipe(method: str, **overrides) -> Recipe:
     fields = dict(
-        steps=2, batch_size=16, world=TINY_WORLD, augment=TINY_VIEWS, arch_kwargs=TINY_ARCH,
-        pool_size=48, eval_every=0, eval_size=0, save_every=0,
+        steps=2,
+        batch_size=16,
+        world=TINY_WORLD,
+        augment=TINY_VIEWS,
+        arch_kwargs=TINY_ARCH,
+        pool_size=48,
+        eval_every=0,
+        eval_size=0,
+        save_every=0,
     )
     if method == "moco":
         fields["objective_kwargs"] = {"queue_size": 64, "dim": 16}

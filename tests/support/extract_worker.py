@@ -44,8 +44,12 @@ def distributed(images: str, cache_dir: str, out: str) -> None:
         backbone = StandInBackbone()
         features = extract_features(backbone, ImageFolderData(images), batch_size=2, cache_dir=cache)
         np.save(f"{out}.{name}.rank{rank}.npy", np.asarray(features))
-        report[name] = {"forward_calls": backbone.forward_calls, "paths": features.paths, "key": features.key,
-                        "skipped": features.skipped}
+        report[name] = {
+            "forward_calls": backbone.forward_calls,
+            "paths": features.paths,
+            "key": features.key,
+            "skipped": features.skipped,
+        }
     with open(f"{out}.rank{rank}.json", "w") as handle:
         json.dump(report, handle)
 

@@ -28,13 +28,28 @@ BROKEN = {
     "square/huge.png": "too large",
 }
 #: Cheap settings for every run of the battery.
-FAST = ("--k", "2", "--method", "agf", "--baselines", "saliency", "--eval-images", "4", "--device", "cpu",
-        "--batch-size", "2", "--seed", "3")
+FAST = (
+    "--k",
+    "2",
+    "--method",
+    "agf",
+    "--baselines",
+    "saliency",
+    "--eval-images",
+    "4",
+    "--device",
+    "cpu",
+    "--batch-size",
+    "2",
+    "--seed",
+    "3",
+)
 
 
 def huge_png(path: Path, side: int = 10_000) -> Path:
     """A valid ``side`` x ``side`` one-bit PNG of a few kilobytes, written row by row (never ``side**2`` bytes
     in memory): decoding it would need ``side**2`` bytes as 8-bit grey, 300 MB as RGB."""
+
     def chunk(kind: bytes, data: bytes) -> bytes:
         return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data))
 
@@ -81,8 +96,19 @@ def make_micro_world(root: Path) -> tuple[Path, Path]:
 def run_args(weights: Path, world: tuple[Path, Path], out: Path, *extra: str) -> list[str]:
     """``probe run`` arguments for ``weights`` on ``world`` = (images, masks) with the battery's cheap settings."""
     images, masks = world
-    return ["run", "--weights", str(weights), "--data", str(images), "--masks", str(masks), "--out", str(out),
-            *FAST, *extra]
+    return [
+        "run",
+        "--weights",
+        str(weights),
+        "--data",
+        str(images),
+        "--masks",
+        str(masks),
+        "--out",
+        str(out),
+        *FAST,
+        *extra,
+    ]
 
 
 def moco_checkpoint(directory: Path) -> Path:
@@ -95,9 +121,15 @@ def counting_run(*args: str, pause_at_rows: int = 0, **popen: object) -> subproc
     mid-extraction once N reaches it, until a line arrives on its stdin (a pipe) or the pipe closes."""
     if pause_at_rows:
         popen.setdefault("stdin", subprocess.PIPE)
-    return subprocess.Popen([sys.executable, str(COUNTING_RUN), *args],
-                            env=child_env(FAULTS_PAUSE_AT_ROWS=str(pause_at_rows)),
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, cwd=REPO, **popen)
+    return subprocess.Popen(
+        [sys.executable, str(COUNTING_RUN), *args],
+        env=child_env(FAULTS_PAUSE_AT_ROWS=str(pause_at_rows)),
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        cwd=REPO,
+        **popen,
+    )
 
 
 def total_rows(stdout: str) -> int:

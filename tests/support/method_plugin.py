@@ -38,7 +38,6 @@ GRADIENT_MAGNITUDE = Method("plugin_gradient", gradient_magnitude, options=(Opti
 '''
 
 
-
 def write_plugin_distribution(site: Path) -> dict[str, str]:
     """A distribution whose metadata declares a ``probe.methods`` entry point; the environment that sees it."""
     dist_info = site / "fake_method_plugin-0.1.dist-info"

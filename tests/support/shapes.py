@@ -20,8 +20,21 @@ FAST = ("--baselines", "gradcam", "--eval-images", "24", "--device", "cpu", "--b
 def run_args(weights: Path, world: tuple[Path, Path], out: Path, *extra: str) -> list[str]:
     """``probe run`` arguments for ``weights`` on ``world`` = (images, masks) with k=3 and :data:`FAST`."""
     images, masks = world
-    return ["run", "--weights", str(weights), "--data", str(images), "--masks", str(masks), "--k", "3",
-            "--out", str(out), *FAST, *extra]
+    return [
+        "run",
+        "--weights",
+        str(weights),
+        "--data",
+        str(images),
+        "--masks",
+        str(masks),
+        "--k",
+        "3",
+        "--out",
+        str(out),
+        *FAST,
+        *extra,
+    ]
 
 
 def make_world(root: Path, per_category: int = 16, two_object: int = 2, seed: int = 0) -> tuple[Path, Path]:
@@ -48,10 +61,16 @@ def write_checkpoints(directory: Path, seed: int = 0) -> dict[str, Path]:
     moco = {f"module.encoder_q.{k}": v for k, v in sd["moco_v2"].items()}
     moco.update({f"module.encoder_k.{k}": v.clone() for k, v in sd["moco_v2"].items()})
     g = torch.Generator().manual_seed(seed)
-    moco.update({"module.encoder_q.fc.0.weight": torch.randn(128, 128, generator=g), "module.encoder_q.fc.0.bias":
-                 torch.zeros(128), "module.encoder_q.fc.2.weight": torch.randn(32, 128, generator=g),
-                 "module.encoder_q.fc.2.bias": torch.zeros(32), "module.queue": torch.randn(32, 64, generator=g),
-                 "module.queue_ptr": torch.zeros(1, dtype=torch.long)})
+    moco.update(
+        {
+            "module.encoder_q.fc.0.weight": torch.randn(128, 128, generator=g),
+            "module.encoder_q.fc.0.bias": torch.zeros(128),
+            "module.encoder_q.fc.2.weight": torch.randn(32, 128, generator=g),
+            "module.encoder_q.fc.2.bias": torch.zeros(32),
+            "module.queue": torch.randn(32, 64, generator=g),
+            "module.queue_ptr": torch.zeros(1, dtype=torch.long),
+        }
+    )
     layouts = {
         "simclr": {"state_dict": {**sd["simclr"], **_fc(seed)}},
         "moco_v2": {"state_dict": moco, "epoch": 1, "arch": "resnet_small"},

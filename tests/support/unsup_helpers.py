@@ -69,8 +69,9 @@ def random_image(rng: np.random.Generator, size: tuple[int, int] = (48, 40)) -> 
     return Image.fromarray(pixels, mode="RGB")
 
 
-def make_folder(root: Path, classes: dict[str, int] | None, *, seed: int = 0, ext: str = ".png",
-                flat_count: int = 0) -> Path:
+def make_folder(
+    root: Path, classes: dict[str, int] | None, *, seed: int = 0, ext: str = ".png", flat_count: int = 0
+) -> Path:
     """Write ``classes`` = {name: count} images in ImageFolder layout (or ``flat_count`` flat images)."""
     rng = np.random.default_rng(seed)
     root.mkdir(parents=True, exist_ok=True)
@@ -86,8 +87,12 @@ def make_folder(root: Path, classes: dict[str, int] | None, *, seed: int = 0, ex
 
 def worker_command(*args: str, torchrun_processes: int | None = None) -> tuple[list[str], dict[str, str]]:
     """Command line and environment running ``extract_worker.py ARGS`` (under torchrun if asked) on this checkout."""
-    env = dict(os.environ, PYTHONPATH=os.pathsep.join([str(REPO), os.environ.get("PYTHONPATH", "")]),
-               OMP_NUM_THREADS="1", PROBE_NO_PROGRESS="1")
+    env = dict(
+        os.environ,
+        PYTHONPATH=os.pathsep.join([str(REPO), os.environ.get("PYTHONPATH", "")]),
+        OMP_NUM_THREADS="1",
+        PROBE_NO_PROGRESS="1",
+    )
     launcher = [sys.executable]
     if torchrun_processes is not None:
         launcher += ["-m", "torch.distributed.run", "--standalone", f"--nproc_per_node={torchrun_processes}"]

@@ -154,6 +154,6 @@ def literal_map(vit, head, image, target, method, start_layer=0):
         joint = eye
         for cam, g in list(zip(relevances, grads))[start_layer:]:
             joint = ((g[0] * cam[0]).clamp(min=0).mean(0) + eye) @ joint
-    row = joint[pooled_rows(vit, n)].mean(0)[vit.num_prefix_tokens:]
+    row = joint[pooled_rows(vit, n)].mean(0)[vit.num_prefix_tokens :]
     rows, cols = vit.patch_embed.grid_size
     return row.reshape(rows, cols)

@@ -56,8 +56,15 @@ def recipe_vit(
 ) -> VisionTransformer:
     """A timm ``VisionTransformer`` of the given size with the recipe weights, in eval mode (float32)."""
     model = VisionTransformer(
-        img_size=img_size, patch_size=patch_size, embed_dim=embed_dim, depth=depth, num_heads=num_heads,
-        mlp_ratio=4.0, qkv_bias=True, num_classes=num_classes, **timm_kwargs,
+        img_size=img_size,
+        patch_size=patch_size,
+        embed_dim=embed_dim,
+        depth=depth,
+        num_heads=num_heads,
+        mlp_ratio=4.0,
+        qkv_bias=True,
+        num_classes=num_classes,
+        **timm_kwargs,
     )
     model.load_state_dict(recipe_state_dict(model, seed))
     return model.eval()
@@ -73,5 +80,11 @@ def weights_sha256(model: nn.Module) -> str:
 
 def as_backbone(model: nn.Module, feature_dim: int, input_size: int, arch: str = "vit_small_patch16") -> Backbone:
     """``model`` wrapped as the pipeline wraps a feature extractor."""
-    return Backbone(model, arch=arch, format="test", source=Source(None, None, "test"), feature_dim=feature_dim,
-                    preprocessing=Preprocessing(input_size=input_size))
+    return Backbone(
+        model,
+        arch=arch,
+        format="test",
+        source=Source(None, None, "test"),
+        feature_dim=feature_dim,
+        preprocessing=Preprocessing(input_size=input_size),
+    )

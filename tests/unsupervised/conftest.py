@@ -18,4 +18,3 @@ def backbone() -> StandInBackbone:
 def labelled_folder(tmp_path: Path) -> Path:
     """3 classes x 5 PNG images of assorted sizes."""
     return make_folder(tmp_path / "images", {"apple": 5, "banana": 5, "cherry": 5})
-

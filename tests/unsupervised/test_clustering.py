@@ -70,8 +70,9 @@ def test_spherical_clusters_directions():
     assert adjusted_rand_score(truth, kmeans(x, 4, seed=1).labels) < 1.0  # plain k-means splits by length
 
 
-@pytest.mark.parametrize("k, message", [(1, "at least 2"), (0, "at least 2"), (101, "exceeds"), (2.5, "integer"),
-                                        (True, "integer")])
+@pytest.mark.parametrize(
+    "k, message", [(1, "at least 2"), (0, "at least 2"), (101, "exceeds"), (2.5, "integer"), (True, "integer")]
+)
 def test_bad_k(k, message):
     with pytest.raises(DataError, match=message):
         kmeans(np.random.default_rng(0).normal(size=(100, 3)).astype(np.float32), k)

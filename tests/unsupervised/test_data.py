@@ -81,9 +81,9 @@ def test_subset_and_fingerprint(labelled_folder):
 
 def _object_image(size=(60, 40), box=(10, 5, 30, 25)):
     pixels = np.zeros((size[1], size[0], 3), np.uint8)
-    pixels[box[1]:box[3], box[0]:box[2]] = 255
+    pixels[box[1] : box[3], box[0] : box[2]] = 255
     mask = np.zeros((size[1], size[0]), np.uint8)
-    mask[box[1]:box[3], box[0]:box[2]] = 255
+    mask[box[1] : box[3], box[0] : box[2]] = 255
     return Image.fromarray(pixels), mask
 
 
@@ -119,7 +119,7 @@ def test_mask_follows_the_transform_geometry(tmp_path):
     geometry = T.Compose([T.Resize(36), T.CenterCrop(32), T.ToTensor(), T.Normalize((0.5,) * 3, (0.5,) * 3)])
     data = ImageFolderData(images, masks=masks)
     aligned = data.mask(0, geometry)
-    pixels = (data.load_image(0).convert("L"))
+    pixels = data.load_image(0).convert("L")
     expected = T.Compose([T.Resize(36), T.CenterCrop(32), T.PILToTensor()])(pixels)[0] > 127
     assert aligned.shape == (32, 32) and aligned.dtype == torch.bool
     assert (aligned == expected).float().mean() > 0.97  # equal up to bilinear-vs-nearest edge pixels

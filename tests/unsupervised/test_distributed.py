@@ -20,8 +20,9 @@ from unsupervised import ImageFolderData, extract_features
 def _run_group(command: list[str], env: dict[str, str], timeout: float) -> tuple[int, str]:
     """Run ``command`` in its own process group; on timeout kill the whole group (torchrun and its
     workers), and also when the test itself is stopped, so that no worker outlives it. Returns (status, stderr)."""
-    child = subprocess.Popen(command, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True,
-                             start_new_session=True)
+    child = subprocess.Popen(
+        command, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True, start_new_session=True
+    )
     try:
         _, stderr = child.communicate(timeout=timeout)
     except subprocess.TimeoutExpired:

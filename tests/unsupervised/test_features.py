@@ -176,11 +176,14 @@ def test_images_failing_at_decode_are_skipped_not_fatal(backbone, labelled_folde
     data = ImageFolderData(labelled_folder, check_headers=True)
     assert len(data) == 16 and data.skipped[0][0].endswith("page.jpg")  # cut.jpg's header looks fine
     cache = tmp_path / "cache"
-    features = extract_features(backbone, ImageFolderData(labelled_folder), batch_size=4, cache_dir=cache,
-                                num_workers=1)
+    features = extract_features(
+        backbone, ImageFolderData(labelled_folder), batch_size=4, cache_dir=cache, num_workers=1
+    )
     assert len(features) == 15 and all("cut.jpg" not in p and "page.jpg" not in p for p in features.paths)
     assert [(p.split("/")[-1], why.split(":")[0].split(" (")[0]) for p, why in features.skipped] == [
-        ("cut.jpg", "cannot decode"), ("page.jpg", "not an image")]
+        ("cut.jpg", "cannot decode"),
+        ("page.jpg", "not an image"),
+    ]
     assert features.labels.tolist() == [0] * 5 + [1] * 5 + [2] * 5
     good = data.subset([i for i, p in enumerate(data.rel_paths) if "cut" not in p])
     np.testing.assert_allclose(np.asarray(features), _direct(backbone, good), rtol=1e-4, atol=1e-5)

@@ -16,8 +16,9 @@ def separable_features():
     centres = rng.normal(0, 10, size=(4, 128))
     array = (np.repeat(centres, 30, axis=0) + rng.normal(0, 0.5, size=(120, 128))).astype(np.float32)
     truth = np.repeat(np.arange(4), 30)
-    return Features(array=array, paths=[f"/data/{i}.png" for i in range(120)], labels=truth,
-                    class_names=list("abcd"), key="k123")
+    return Features(
+        array=array, paths=[f"/data/{i}.png" for i in range(120)], labels=truth, class_names=list("abcd"), key="k123"
+    )
 
 
 def test_fit_save_load_round_trip(backbone, separable_features, tmp_path):

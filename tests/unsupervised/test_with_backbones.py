@@ -49,7 +49,13 @@ def test_random_init_controls_get_their_own_cache_entries(tmp_path):
     trained = backbones.load(tmp_path / "trained.pth", arch="resnet_small")
     data = ImageFolderData(make_folder(tmp_path / "images", None, flat_count=3))
     cache = tmp_path / "cache"
-    keys = [extract_features(b, data, cache_dir=cache).key
-            for b in (trained, backbones.random_like(trained, 0), backbones.random_like(trained, 1),
-                      backbones.random_like(trained, 0))]
+    keys = [
+        extract_features(b, data, cache_dir=cache).key
+        for b in (
+            trained,
+            backbones.random_like(trained, 0),
+            backbones.random_like(trained, 1),
+            backbones.random_like(trained, 0),
+        )
+    ]
     assert keys[0] != keys[1] != keys[2] and keys[3] == keys[1]  # no source file: keyed by the weights

@@ -110,8 +110,14 @@ class BatchNormRule(Rule):
     def forward(self, values):
         m = self.step.module
         return F.batch_norm(
-            self.inputs(values)[0], self.param(m.running_mean), self.param(m.running_var),
-            self.param(m.weight), self.param(m.bias), False, 0.0, m.eps,
+            self.inputs(values)[0],
+            self.param(m.running_mean),
+            self.param(m.running_var),
+            self.param(m.weight),
+            self.param(m.bias),
+            False,
+            0.0,
+            m.eps,
         )
 
     def backward(self, r, g, want_grad):

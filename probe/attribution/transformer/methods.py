@@ -64,12 +64,18 @@ def patch_maps(
     if spec is None:
         raise ProbeValueError(f"unknown ViT attribution method {method!r}; choose one of {', '.join(VIT_METHODS)}")
     chosen = spec.resolve_options(options)
-    return _grid_maps(model, spec.inspect(model).structure, images, targets, method, rank,
-                      chosen.get("start_layer", 0))
+    return _grid_maps(model, spec.inspect(model).structure, images, targets, method, rank, chosen.get("start_layer", 0))
 
 
-def _grid_maps(model: nn.Module, structure: VitStructure, images: torch.Tensor, targets: torch.Tensor | None,
-               method: str, rank: int, start_layer: object) -> torch.Tensor:
+def _grid_maps(
+    model: nn.Module,
+    structure: VitStructure,
+    images: torch.Tensor,
+    targets: torch.Tensor | None,
+    method: str,
+    rank: int,
+    start_layer: object,
+) -> torch.Tensor:
     """``patch_maps`` once the ViT is located (and, for transformer attribution, its rules checked)."""
     structure.check_images(images)
     start_layer = _start_layer(start_layer, len(structure.blocks))
@@ -130,11 +136,10 @@ def _attention_gradients(tape: Tape, targets: torch.Tensor, first: int) -> list[
 
 def _to_grid(structure: VitStructure, row: torch.Tensor, size: torch.Size) -> torch.Tensor:
     rows, cols = structure.grid(int(size[0]), int(size[1]))
-    patches = row[:, structure.num_prefix:]
+    patches = row[:, structure.num_prefix :]
     if patches.shape[1] != rows * cols:
         raise ProbeValueError(
-            f"the ViT has {patches.shape[1]} patch tokens, not the {rows}x{cols} grid of a "
-            f"{size[0]}x{size[1]} input"
+            f"the ViT has {patches.shape[1]} patch tokens, not the {rows}x{cols} grid of a {size[0]}x{size[1]} input"
         )
     return patches.reshape(-1, rows, cols).detach()
 
@@ -192,8 +197,15 @@ def _facts(method: str) -> Callable[[nn.Module], ModelFacts]:
 
 def _runner(method: str) -> Callable[[MethodCall], torch.Tensor]:
     def run(call: MethodCall) -> torch.Tensor:
-        grid = _grid_maps(call.model, call.facts.structure, call.images, call.target, method, call.rank,
-                          call.options.get("start_layer", 0))
+        grid = _grid_maps(
+            call.model,
+            call.facts.structure,
+            call.images,
+            call.target,
+            method,
+            call.rank,
+            call.options.get("start_layer", 0),
+        )
         return to_input_size(grid, (call.images.shape[-2], call.images.shape[-1]))
 
     return run
@@ -201,12 +213,20 @@ def _runner(method: str) -> Callable[[MethodCall], torch.Tensor]:
 
 def _vit_method(name: str, description: str, *, start_layer: bool = False, class_specific: bool = True) -> Method:
     options = (Option("start_layer", 0, _start_layer_type),) if start_layer else ()
-    return Method(name, _runner(name), options=options, needs_target=class_specific, resolves_rank=True,
-                  inspect=_facts(name), description=description)
+    return Method(
+        name,
+        _runner(name),
+        options=options,
+        needs_target=class_specific,
+        resolves_rank=True,
+        inspect=_facts(name),
+        description=description,
+    )
 
 
 TRANSFORMER_ATTRIBUTION = _vit_method(
-    "transformer_attribution", start_layer=True,
+    "transformer_attribution",
+    start_layer=True,
     description="ViTs: LRP relevance of each block's attention times its gradient, rolled out (Chefer et al. 2021)",
 )
 GENERIC_ATTENTION = _vit_method(
@@ -214,11 +234,14 @@ GENERIC_ATTENTION = _vit_method(
     description="ViTs: gradient-weighted attention, rolled out (Chefer et al., ICCV 2021)",
 )
 ATTENTION_ROLLOUT = _vit_method(
-    "attention_rollout", start_layer=True, class_specific=False,
+    "attention_rollout",
+    start_layer=True,
+    class_specific=False,
     description="ViTs: the product of head-averaged attention plus identity (Abnar & Zuidema); class-independent",
 )
 RAW_ATTENTION = _vit_method(
-    "raw_attention", class_specific=False,
+    "raw_attention",
+    class_specific=False,
     description="ViTs: the last block's head-averaged attention of the pooled token; class-independent",
 )
 #: The four ViT methods, in the order of the method registry.

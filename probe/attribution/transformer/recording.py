@@ -138,9 +138,16 @@ class Recorder:
             if self.full:
                 (x, out), (qkv_in, qkv), (fc1_in, fc1_out) = (value[(index, slot)] for slot in ("block", "qkv", "fc1"))
                 values = BlockValues(
-                    x=x, out=out, qkv_in=qkv_in, qkv=qkv, proj_in=value[(index, "proj_in")],
-                    attn_branch=value[(index, "attn_branch")], fc1_in=fc1_in, fc1_out=fc1_out,
-                    fc2_in=value[(index, "fc2_in")], mlp_branch=value[(index, "mlp_branch")],
+                    x=x,
+                    out=out,
+                    qkv_in=qkv_in,
+                    qkv=qkv,
+                    proj_in=value[(index, "proj_in")],
+                    attn_branch=value[(index, "attn_branch")],
+                    fc1_in=fc1_in,
+                    fc1_out=fc1_out,
+                    fc2_in=value[(index, "fc2_in")],
+                    mlp_branch=value[(index, "mlp_branch")],
                 )
             blocks.append(BlockTape(attn=value[(index, "attn")], values=values))
         return Tape(blocks=blocks, logits=logits, linears=linears, tokens=value.get((-1, "tokens")))

@@ -120,8 +120,9 @@ def _block_rule(block: nn.Module, tape: BlockTape, relevance, below: bool, work:
     if rows != ALL:
         packed[:, :, 0].zero_()
     packed[:, rows, 0] = (s @ k).mul_(q_rows).transpose(1, 2)
-    r_qkv = z_plus(packed.view(b, n, 3 * heads * dim), values.qkv_in, attn.qkv.weight, values.qkv, attn.qkv.bias,
-                   work, "qkv")
+    r_qkv = z_plus(
+        packed.view(b, n, 3 * heads * dim), values.qkv_in, attn.qkv.weight, values.qkv, attn.qkv.bias, work, "qkv"
+    )
     return fork_merge(values.x, r_skip, r_qkv, work, rows), cam
 
 

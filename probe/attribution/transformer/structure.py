@@ -166,7 +166,8 @@ def _linears(model: nn.Module, vit: VisionTransformer, vit_path: str) -> tuple[t
     width = chain[0][1].out_features if chain else vit.num_features
     inside = {id(m) for m in vit.modules()}
     outer = [
-        (path, m) for path, m in model.named_modules()
+        (path, m)
+        for path, m in model.named_modules()
         if id(m) not in inside and _is_linear(m) and m.in_features == width
     ]
     if len(outer) > 1 or not (outer or chain):
