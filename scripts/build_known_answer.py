@@ -80,9 +80,7 @@ def _template() -> backbones.Backbone:
         format="plain",
         source=backbones.Source(None, None, "template"),
         feature_dim=128,
-        mean=None,
-        std=None,
-        input_size=64,
+        preprocessing=backbones.Preprocessing(64, backbones.RAW),
     )
 
 

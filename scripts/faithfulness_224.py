@@ -71,19 +71,13 @@ def build(arch: str, classes: int) -> torch.nn.Module:
     raise SystemExit(f"unknown --archs entry {arch!r}: resnet18, vgg16_bn or resnet_small")
 
 
-def normaliser(device: torch.device):
-    mean = torch.tensor(IMAGENET.mean, device=device).view(1, 3, 1, 1)
-    std = torch.tensor(IMAGENET.std, device=device).view(1, 3, 1, 1)
-    return lambda x: (x - mean) / std
-
-
 def train(
     model: torch.nn.Module, images: torch.Tensor, labels: torch.Tensor, args, device: torch.device
 ) -> list[float]:
     """Cross-entropy on the categories over ``args.steps`` batches of object-scale crops; returns the loss
     every 50 steps."""
     views = AugmentConfig(size=args.image_size // 2, scale=(0.2, 0.5))
-    norm = normaliser(device)
+    norm = IMAGENET.apply
     gen = torch.Generator().manual_seed(args.seed)
     opt = torch.optim.AdamW(model.parameters(), lr=args.lr, weight_decay=1e-4)
     warm = max(1, args.steps // 30)
@@ -174,7 +168,7 @@ def main() -> None:
         "draw_s": drawn,
         "command": " ".join(sys.argv),
     }
-    norm = normaliser(device)
+    norm = IMAGENET.apply
     for arch in args.archs:
         if arch in results["archs"]:
             continue

@@ -28,7 +28,6 @@ import argparse
 import json
 import sys
 import time
-from collections.abc import Callable
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # the project, from a source checkout
@@ -71,14 +70,6 @@ def maps_of(
     return maps
 
 
-def _normalizer(mean, std) -> Callable[[torch.Tensor], torch.Tensor]:
-    """The model's input normalisation as a function of a [0, 1] batch (identity when it has none)."""
-    if mean is None:
-        return lambda t: t
-    mean_t, std_t = torch.tensor(mean).view(1, 3, 1, 1), torch.tensor(std).view(1, 3, 1, 1)
-    return lambda t: (t - mean_t) / std_t
-
-
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--demo", required=True, help="output folder of `probe demo` (or of a probe run on the demo world)")
@@ -115,14 +106,15 @@ def main() -> None:
         if name in results.get("backbones", {}):
             continue
         started = time.perf_counter()
-        model, mean, std, _ = load_probe_model(backbone_dir(Path(args.demo), name))
-        norm = _normalizer(mean, std)
+        saved = load_probe_model(backbone_dir(Path(args.demo), name))
+        model, normalization = saved.model, saved.normalization
+        norm = normalization.apply
         x = norm(raw)
         with torch.no_grad():
             target = torch.cat([model(x[i : i + 120]).argmax(1) for i in range(0, len(x), 120)])
         maps = maps_of(model, x, target, masks, only_agf=args.verdict_only)
         # the library's protocol on the signed AGF map is what this script's "signed, black" measures
-        lib = perturbation_hits(model, x[:40], maps["agf"][:40], target[:40], mean=mean, std=std)
+        lib = perturbation_hits(model, x[:40], maps["agf"][:40], target[:40], normalization=normalization)
         mine = hits(
             model,
             x[:40],

@@ -13,7 +13,7 @@ from collections.abc import Callable
 import torch
 import torchvision
 
-from backbones.preprocessing import IMAGENET
+from backbones.preprocessing import IMAGENET, RAW
 from probe.evaluation import evaluate_maps, perturbation_hits
 
 
@@ -33,8 +33,7 @@ def _localisation_per_image(maps: torch.Tensor, masks: torch.Tensor, model, imag
             images[i : i + 1],
             maps[i : i + 1],
             target[i : i + 1],
-            mean=None,
-            std=None,
+            normalization=RAW,
             masks=masks[i : i + 1],
             fractions=(0.0, 0.9),
             batch_size=1,
@@ -56,12 +55,11 @@ def run(*, quick: bool = False, images: int | None = None, batch_size: int = 16,
     masks = torch.rand(n, size, size, generator=g) > 0.7
     with torch.no_grad():
         target = model(pixels).argmax(dim=1)
-    mean, std = IMAGENET.mean, IMAGENET.std
 
     batched = _seconds(
-        lambda: perturbation_hits(model, pixels, maps, target, mean=mean, std=std, batch_size=batch_size)
+        lambda: perturbation_hits(model, pixels, maps, target, normalization=IMAGENET, batch_size=batch_size)
     )
-    single = _seconds(lambda: perturbation_hits(model, pixels, maps, target, mean=mean, std=std, batch_size=1))
+    single = _seconds(lambda: perturbation_hits(model, pixels, maps, target, normalization=IMAGENET, batch_size=1))
     cheap = torch.nn.Sequential(torch.nn.Flatten(), torch.nn.LazyLinear(2))  # localisation cost only
     cheap(pixels[:1])
     loc_batched = _seconds(
@@ -70,8 +68,7 @@ def run(*, quick: bool = False, images: int | None = None, batch_size: int = 16,
             pixels,
             maps,
             target.clamp(max=1),
-            mean=None,
-            std=None,
+            normalization=RAW,
             masks=masks,
             fractions=(0.0, 0.9),
             batch_size=batch_size,

@@ -46,7 +46,7 @@ def classifier(model: str, weights: str | None, device):
         from probe.pipeline.saved import load_probe_model
 
         saved = load_probe_model(model, device=device)
-        return Classifier(saved.model, saved.mean, saved.std, saved.num_classes, f"probe run {model}", labelled=False)
+        return Classifier(saved.model, saved.normalization, saved.num_classes, f"probe run {model}", labelled=False)
     if weights is None:
         raise ParameterError(
             "weights", f"not given: the torchvision classifier {model} needs its weights file (nothing is downloaded)"

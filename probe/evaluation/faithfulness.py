@@ -30,6 +30,7 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
+from backbones.preprocessing import Normalization
 from probe.attribution import inference_mode
 from probe.devices import model_device, to_device
 from probe.errors import ProbeValueError
@@ -133,19 +134,14 @@ def removal_masks(maps: torch.Tensor, fraction: float, mode: str) -> torch.Tenso
     return (ranks < k).reshape(maps.shape)
 
 
-def _black(
-    mean: Sequence[float] | None, std: Sequence[float] | None, channels: int, like: torch.Tensor
-) -> torch.Tensor:
+def _black(normalization: Normalization, channels: int, like: torch.Tensor) -> torch.Tensor:
     """Value of an unnormalised-black pixel in the normalised input space, ``[1, C, 1, 1]``."""
-    if mean is None and std is None:
+    if normalization.is_raw:
         return torch.zeros(1, channels, 1, 1, dtype=like.dtype, device=like.device)
-    if mean is None or std is None:
-        raise ProbeValueError("mean and std must be given together (or both None for [0, 1] input)")
-    m = torch.as_tensor(mean, dtype=like.dtype, device=like.device).reshape(1, -1, 1, 1)
-    s = torch.as_tensor(std, dtype=like.dtype, device=like.device).reshape(1, -1, 1, 1)
-    if m.shape[1] != channels or s.shape[1] != channels:
-        raise ProbeValueError(f"mean/std have {m.shape[1]}/{s.shape[1]} entries for {channels}-channel images")
-    return -m / s
+    if channels != 3:
+        raise ProbeValueError(f"normalization {normalization.name!r} has 3 channels (R, G, B), the images {channels}")
+    black = torch.zeros(1, channels, 1, 1, dtype=like.dtype, device=like.device)
+    return normalization.apply(black)
 
 
 def blurred(images: torch.Tensor, sigma: float | None = None) -> torch.Tensor:
@@ -165,12 +161,10 @@ def blurred(images: torch.Tensor, sigma: float | None = None) -> torch.Tensor:
     return F.conv2d(x, kernel.view(1, 1, -1, 1).expand(channels, 1, -1, 1), groups=channels)
 
 
-def removal_values(
-    images: torch.Tensor, removal: str, mean: Sequence[float] | None, std: Sequence[float] | None
-) -> torch.Tensor:
+def removal_values(images: torch.Tensor, removal: str, normalization: Normalization) -> torch.Tensor:
     """What removed pixels of the (normalised) ``images`` become: ``[1, C, 1, 1]`` black or ``[N, C, H, W]`` blur."""
     if removal == "black":
-        return _black(mean, std, images.shape[1], images)
+        return _black(normalization, images.shape[1], images)
     if removal == "blur":
         return blurred(images)
     raise ProbeValueError(f"unknown removal {removal!r}; valid: {', '.join(REMOVALS)}")
@@ -182,8 +176,7 @@ def perturbation_hits(
     maps: torch.Tensor,
     target: torch.Tensor | int | Sequence[int],
     *,
-    mean: Sequence[float] | None,
-    std: Sequence[float] | None,
+    normalization: Normalization,
     modes: Sequence[str] = MODES,
     fractions: Sequence[float] = STEPS,
     batch_size: int = 64,
@@ -193,8 +186,8 @@ def perturbation_hits(
 ) -> dict[str, PerturbationCurve]:
     """Run the perturbation test for each of ``modes`` and return one curve per mode.
 
-    ``images`` are preprocessed (normalised with ``mean``/``std``; both ``None`` for [0, 1]
-    input) ``[N, C, H, W]``; ``maps [N, H, W]`` rank their pixels; ``target [N]`` is the class
+    ``images`` are preprocessed (normalised with ``normalization``; :data:`backbones.preprocessing.RAW`
+    for [0, 1] input) ``[N, C, H, W]``; ``maps [N, H, W]`` rank their pixels; ``target [N]`` is the class
     whose survival is tracked (the explained pseudo-class, or the label in the paper's
     benchmark). The clean image (fraction 0) is classified once and shared by the modes.
     Removed pixels become ``removal`` (:data:`REMOVALS`: black, the published protocol, or blur).
@@ -230,7 +223,7 @@ def perturbation_hits(
             chunk = slice(start, start + batch_size)
             x = to_device(images[chunk], device).contiguous(memory_format=torch.channels_last)
             t = to_device(targets[chunk], device)
-            fill = removal_values(x, removal, mean, std)
+            fill = removal_values(x, removal, normalization)
             chunk_maps = to_device(maps[chunk], device)
             survived = clean[chunk].cpu() if clean is not None else (model(x).argmax(dim=1) == t).cpu()
             for mode in modes:
@@ -250,8 +243,7 @@ def faithfulness(
     maps: torch.Tensor,
     target: torch.Tensor | int | Sequence[int],
     *,
-    mean: Sequence[float] | None,
-    std: Sequence[float] | None,
+    normalization: Normalization,
     fractions: Sequence[float] = STEPS,
     batch_size: int = 64,
     device: str | torch.device | None = None,
@@ -264,8 +256,7 @@ def faithfulness(
         images,
         maps,
         target,
-        mean=mean,
-        std=std,
+        normalization=normalization,
         fractions=fractions,
         batch_size=batch_size,
         device=device,

@@ -26,7 +26,7 @@ import torch
 import torch.nn as nn
 from PIL import Image, UnidentifiedImageError
 
-from backbones.preprocessing import IMAGENET
+from backbones.preprocessing import IMAGENET, Normalization
 from probe.errors import ParameterError, ProbeValueError
 from unsupervised.images import IMAGE_EXTENSIONS
 
@@ -44,8 +44,7 @@ class Classifier:
     """A model mapping normalised images to class logits, and the normalisation it expects."""
 
     model: nn.Module
-    mean: tuple[float, ...] | None
-    std: tuple[float, ...] | None
+    normalization: Normalization
     num_classes: int
     name: str
     labelled: bool = True  # its outputs are the data set's classes (False: pseudo-classes of a probe)
@@ -96,15 +95,15 @@ def load_classifier(name: str, weights: str | Path, device: torch.device) -> Cla
         raise ParameterError(
             "weights", f"{path} does not fit {name}: missing keys {missing[:5]}, unexpected keys {unexpected[:5]}"
         )
-    return Classifier(model.to(device).eval(), IMAGENET.mean, IMAGENET.std, num_classes, name)
+    return Classifier(model.to(device).eval(), IMAGENET, num_classes, name)
 
 
-def _transform(size: int, mean, std):
+def _transform(size: int, normalization: Normalization):
     from torchvision import transforms
 
     steps = [transforms.Resize((size, size)), transforms.ToTensor()]
-    if mean is not None:
-        steps.append(transforms.Normalize(mean, std))
+    if not normalization.is_raw:
+        steps.append(transforms.Normalize(normalization.mean, normalization.std))
     return transforms.Compose(steps)
 
 
@@ -214,7 +213,7 @@ def run_perturbation(
     if not clf.labelled:
         explain_class = "predicted"
     num_classes = clf.num_classes if clf.labelled else None
-    data = ValFolder(folder, class_index, num_classes, _transform(image_size, clf.mean, clf.std), limit)
+    data = ValFolder(folder, class_index, num_classes, _transform(image_size, clf.normalization), limit)
     loader = torch.utils.data.DataLoader(data, batch_size=batch_size, shuffle=False, collate_fn=_collate)
     hits: dict[str, list[torch.Tensor]] = {"positive": [], "negative": []}
     skipped: list[str] = []
@@ -231,7 +230,7 @@ def run_perturbation(
         maps = explain_fn(clf.model, x, targets)
         hit_target = labels if clf.labelled else targets
         curves = perturbation_hits(
-            clf.model, x, maps, hit_target, mean=clf.mean, std=clf.std, batch_size=batch_size, device=device
+            clf.model, x, maps, hit_target, normalization=clf.normalization, batch_size=batch_size, device=device
         )
         for mode in hits:
             hits[mode].append(curves[mode].hits)
@@ -296,7 +295,7 @@ def _seg_batches(seg: GtSegs, clf: Classifier, image_size: int, limit: int | Non
     from torchvision.transforms import InterpolationMode
     from torchvision.transforms import functional as TF
 
-    transform = _transform(image_size, clf.mean, clf.std)
+    transform = _transform(image_size, clf.normalization)
     count = len(seg) if limit is None else min(limit, len(seg))
     for start in range(0, count, batch_size):
         images, masks = [], []

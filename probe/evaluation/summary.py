@@ -10,6 +10,7 @@ import numpy as np
 import torch
 import torch.nn as nn
 
+from backbones.preprocessing import Normalization
 from probe.errors import ProbeValueError
 
 from ._tensors import check_maps, check_mask_batch, nanmean, per_class_mean
@@ -153,8 +154,7 @@ def evaluate_maps(
     maps: torch.Tensor,
     target: torch.Tensor | Sequence[int],
     *,
-    mean: Sequence[float] | None,
-    std: Sequence[float] | None,
+    normalization: Normalization,
     masks: torch.Tensor | None = None,
     tolerance: float = POINTING_TOLERANCE,
     threshold_rule: str = "mean",
@@ -166,6 +166,7 @@ def evaluate_maps(
 ) -> MapEvaluation:
     """Faithfulness of ``maps`` for ``target`` on ``model``, and localisation on ``masks`` if given.
 
+    ``normalization``: how ``images`` were normalised (:data:`backbones.preprocessing.RAW` for [0, 1] input).
     ``removal``: what the perturbation test puts in place of removed pixels (``"black"``, the
     published protocol, or ``"blur"``, the report's: see docs/EVALUATION.md).
 
@@ -183,8 +184,7 @@ def evaluate_maps(
         images,
         maps,
         target,
-        mean=mean,
-        std=std,
+        normalization=normalization,
         fractions=fractions,
         batch_size=batch_size,
         device=device,

@@ -94,7 +94,7 @@ def _specificity(
                 device=options.device,
             )
     primary = results[options.primary]
-    shown = unnormalise(images[:SPECIFICITY_EXAMPLES], prep.backbone.mean, prep.backbone.std)
+    shown = unnormalise(images[:SPECIFICITY_EXAMPLES], normalization=prep.backbone.preprocessing.normalization)
     examples = []
     for j in range(min(SPECIFICITY_EXAMPLES, len(indices))):
         pearson = float(primary.pearson[j])
@@ -208,8 +208,7 @@ def evaluate(
                     explained.images,
                     explained.maps[m],
                     explained.target,
-                    mean=prep.backbone.mean,
-                    std=prep.backbone.std,
+                    normalization=prep.backbone.preprocessing.normalization,
                     masks=explained.masks,
                     batch_size=options.batch_size,
                     device=options.device,

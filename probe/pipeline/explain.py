@@ -105,7 +105,7 @@ def cards(
         control_images = load_batch(control.data, indices)
         control_target = predict(control.model, control_images, batch=options.explain_batch, device=options.device)
         control_maps = _maps_shared(control, control_images, control_target, options, group)
-    shown = unnormalise(images, prep.backbone.mean, prep.backbone.std)
+    shown = unnormalise(images, normalization=prep.backbone.preprocessing.normalization)
     labels = prep.data.labels
     members, j = [], 0
     for group_rows in per_class:

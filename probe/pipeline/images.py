@@ -8,6 +8,7 @@ from collections.abc import Callable, Sequence
 import numpy as np
 import torch
 
+from backbones.preprocessing import Normalization
 from probe.devices import to_device
 from unsupervised import ImageFolderData
 from unsupervised.masks import MaskKey
@@ -37,11 +38,9 @@ def load_batch(
     return images if device is None else to_device(images, device)
 
 
-def unnormalise(images: torch.Tensor, mean: Sequence[float] | None, std: Sequence[float] | None) -> np.ndarray:
+def unnormalise(images: torch.Tensor, *, normalization: Normalization) -> np.ndarray:
     """Preprocessed ``[N, 3, H, W]`` back to displayable ``[N, H, W, 3]`` floats in [0, 1]."""
-    x = images.detach().cpu().float()
-    if mean is not None:
-        x = x * torch.tensor(std).view(1, 3, 1, 1) + torch.tensor(mean).view(1, 3, 1, 1)
+    x = normalization.invert(images.detach().cpu().float())
     return x.clamp(0, 1).permute(0, 2, 3, 1).numpy()
 
 

@@ -115,7 +115,7 @@ def explain_image(
     from probe import explain
 
     relevance = explain(model, x, torch.tensor([target], device=resolved), method=method)[0].detach().float().cpu()
-    shown = unnormalise(x, backbone.mean, backbone.std)[0]
+    shown = unnormalise(x, normalization=backbone.preprocessing.normalization)[0]
     destination = Path(out) if out is not None else Path(f"{path.stem}.{method}.pc{target}.png")
     with atomic_path(destination, suffix=".png") as tmp:
         Image.fromarray(overlay(shown, relevance.numpy())).save(tmp, format="PNG")

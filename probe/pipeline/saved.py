@@ -197,6 +197,11 @@ class SavedProbe:
         return self.model.num_classes
 
     @property
+    def normalization(self) -> backbones.Normalization:
+        """The backbone's input normalisation (:data:`backbones.preprocessing.RAW` for [0, 1] input)."""
+        return self.backbone.preprocessing.normalization
+
+    @property
     def mean(self) -> tuple[float, ...] | None:
         """The backbone's input normalisation (None for [0, 1] input)."""
         return self.backbone.mean

@@ -53,7 +53,7 @@ def side_by_side(
                     backbone=prep.name,
                     method=chosen.primary,
                     classes=[int(c) for c in target],
-                    images=list(unnormalise(images, prep.backbone.mean, prep.backbone.std)),
+                    images=list(unnormalise(images, normalization=prep.backbone.preprocessing.normalization)),
                     maps=[m.numpy() for m in found],
                 )
             )

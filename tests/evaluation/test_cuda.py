@@ -5,6 +5,7 @@ from __future__ import annotations
 import pytest
 import torch
 
+from backbones.preprocessing import RAW
 from probe.evaluation import average_precision, average_ranks, evaluate_maps, segmentation_counts
 from tests.support.models import small_cnn
 
@@ -18,9 +19,9 @@ def test_metrics_agree_between_cpu_and_cuda():
     masks = torch.rand(6, 16, 16, generator=g) > 0.6
     model = small_cnn(classes=3)
     target = model(images).argmax(dim=1).detach()
-    cpu = evaluate_maps(model, images, maps, target, mean=None, std=None, masks=masks, batch_size=4)
+    cpu = evaluate_maps(model, images, maps, target, normalization=RAW, masks=masks, batch_size=4)
     gpu = evaluate_maps(
-        model.cuda(), images.cuda(), maps.cuda(), target.cuda(), mean=None, std=None, masks=masks.cuda(), batch_size=4
+        model.cuda(), images.cuda(), maps.cuda(), target.cuda(), normalization=RAW, masks=masks.cuda(), batch_size=4
     )
     assert torch.equal(cpu.faithfulness.positive.hits, gpu.faithfulness.positive.hits)
     for key, value in cpu.overall().items():

@@ -6,6 +6,7 @@ import numpy as np
 import pytest
 import torch
 
+from backbones.preprocessing import IMAGENET, RAW, Normalization
 from probe.errors import ProbeValueError
 from probe.evaluation import (
     STEPS,
@@ -59,12 +60,12 @@ def _region_setup(n: int = 1):
 def test_perturbation_on_a_model_whose_response_is_known(normalised):
     region, maps = _region_setup()
     if normalised:  # white image, normalised with mean = std = 0.5: 1 everywhere; black = -1
-        images, mean, std, offset = torch.ones(1, 3, 10, 10), (0.5,) * 3, (0.5,) * 3, 0.0
+        images, normalization, offset = torch.ones(1, 3, 10, 10), Normalization((0.5,) * 3, (0.5,) * 3), 0.0
     else:  # [0, 1] input, black = 0; the score is the region mean minus 0.5
-        images, mean, std, offset = torch.ones(1, 3, 10, 10), None, None, 0.5
+        images, normalization, offset = torch.ones(1, 3, 10, 10), RAW, 0.5
     model = RegionModel(region, offset=offset)
     # class 0 survives while fewer than 15 of the region's 30 pixels are black
-    result = faithfulness(model, images, maps, 0, mean=mean, std=std)
+    result = faithfulness(model, images, maps, 0, normalization=normalization)
     # positive: the region goes first; 10 px at 10 % (alive), 20 px at 20 % (dead)
     assert result.positive.hits[0].tolist() == [True, True] + [False] * 8
     # negative: the 70 zero-relevance pixels go first; at 80 % 10 region px are gone, at 90 % 20
@@ -80,8 +81,8 @@ def test_perturbation_batches_give_the_same_hits_and_track_each_target():
     images[3] = 0.2  # this image starts below the threshold: class 1 from the start
     model = RegionModel(region, offset=0.5)
     target = torch.tensor([0, 0, 0, 1, 1])
-    full = perturbation_hits(model, images, maps, target, mean=None, std=None, batch_size=64)
-    small = perturbation_hits(model, images, maps, target, mean=None, std=None, batch_size=2)
+    full = perturbation_hits(model, images, maps, target, normalization=RAW, batch_size=64)
+    small = perturbation_hits(model, images, maps, target, normalization=RAW, batch_size=2)
     for mode in ("positive", "negative"):
         assert torch.equal(full[mode].hits, small[mode].hits)
     pos = full["positive"].hits
@@ -96,11 +97,11 @@ def test_perturbation_rejects_mismatched_inputs():
     region, maps = _region_setup()
     model = RegionModel(region)
     with pytest.raises(ProbeValueError, match="do not match"):
-        faithfulness(model, torch.ones(1, 3, 8, 8), maps, 0, mean=None, std=None)
-    with pytest.raises(ProbeValueError, match="together"):
-        faithfulness(model, torch.ones(1, 3, 10, 10), maps, 0, mean=(0.5,) * 3, std=None)
+        faithfulness(model, torch.ones(1, 3, 8, 8), maps, 0, normalization=RAW)
+    with pytest.raises(ProbeValueError, match="3 channels"):
+        faithfulness(model, torch.ones(1, 1, 10, 10), maps, 0, normalization=IMAGENET)
     with pytest.raises(ProbeValueError, match="2 entries for 1 images"):
-        faithfulness(model, torch.ones(1, 3, 10, 10), maps, [0, 1], mean=None, std=None)
+        faithfulness(model, torch.ones(1, 3, 10, 10), maps, [0, 1], normalization=RAW)
 
 
 @pytest.mark.parametrize("size, sigma", [(64, None), (40, 2.5)])
@@ -120,12 +121,12 @@ def test_blur_removal_leaves_a_flat_image_unchanged_where_black_kills_it():
     region, maps = _region_setup()
     model = RegionModel(region, offset=0.5)
     images = torch.ones(1, 3, 10, 10)
-    black = faithfulness(model, images, maps, 0, mean=None, std=None)
-    blur = faithfulness(model, images, maps, 0, mean=None, std=None, removal="blur")
+    black = faithfulness(model, images, maps, 0, normalization=RAW)
+    blur = faithfulness(model, images, maps, 0, normalization=RAW, removal="blur")
     assert black.positive.hits[0].tolist() == [True, True] + [False] * 8
     assert blur.positive.hits.all() and blur.negative.hits.all()  # the blur of a flat image is the image
     with pytest.raises(ProbeValueError, match="valid: black, blur"):
-        faithfulness(model, images, maps, 0, mean=None, std=None, removal="noise")
+        faithfulness(model, images, maps, 0, normalization=RAW, removal="noise")
 
 
 def _dropout_net() -> torch.nn.Module:
@@ -151,11 +152,11 @@ def test_a_model_left_in_train_mode_is_evaluated_in_inference_mode():
     maps = torch.randn(12, 12, 12, generator=g)
     model = _dropout_net().eval()
     target = model(images).argmax(dim=1)
-    reference = faithfulness(model, images, maps, target, mean=None, std=None, batch_size=12)
+    reference = faithfulness(model, images, maps, target, normalization=RAW, batch_size=12)
     model.train()
     model[3].eval()  # a mixed state, to be restored module by module
     for batch_size in (12, 5, 1):
-        result = faithfulness(model, images, maps, target, mean=None, std=None, batch_size=batch_size)
+        result = faithfulness(model, images, maps, target, normalization=RAW, batch_size=batch_size)
         assert torch.equal(result.positive.hits, reference.positive.hits)
         assert torch.equal(result.negative.hits, reference.negative.hits)
         assert result.positive.hits[:, 0].all()  # the clean step keeps every image, as in eval mode
@@ -174,14 +175,14 @@ def test_known_clean_predictions_replace_the_clean_forward_pass():
     target = torch.tensor([0, 0, 0, 0])
     batches = []
     model.register_forward_hook(lambda module, args, out: batches.append(args[0].shape[0]))
-    computed = perturbation_hits(model, images, maps, target, mean=None, std=None, batch_size=2)
+    computed = perturbation_hits(model, images, maps, target, normalization=RAW, batch_size=2)
     forwards = len(batches)
     given = perturbation_hits(
-        model, images, maps, target, mean=None, std=None, batch_size=2, clean=torch.tensor([True, True, True, False])
+        model, images, maps, target, normalization=RAW, batch_size=2, clean=torch.tensor([True, True, True, False])
     )
     assert len(batches) - forwards == forwards - 2  # one clean forward per batch of 2 saved
     for mode in ("positive", "negative"):
         assert torch.equal(given[mode].hits, computed[mode].hits)
     assert computed["positive"].hits[:, 0].tolist() == [True, True, True, False]
     with pytest.raises(ProbeValueError, match=r"one flag per image, \[4\]"):
-        perturbation_hits(model, images, maps, target, mean=None, std=None, clean=torch.ones(3, dtype=torch.bool))
+        perturbation_hits(model, images, maps, target, normalization=RAW, clean=torch.ones(3, dtype=torch.bool))

@@ -11,6 +11,7 @@ import torch
 import torchvision
 from PIL import Image
 
+from backbones.preprocessing import RAW
 from probe.cli import main
 from probe.commands.paper import classifier
 from probe.errors import ProbeValueError
@@ -80,7 +81,7 @@ def test_reader_undoes_the_matlab_layout(tmp_path):
 
 
 def _clf(model) -> Classifier:
-    return Classifier(model.eval(), None, None, 2, "test")
+    return Classifier(model.eval(), RAW, 2, "test")
 
 
 def test_segmentation_scores_of_a_perfect_and_an_inverted_map(tmp_path):
@@ -212,7 +213,7 @@ def test_a_pseudo_class_probe_tracks_its_own_prediction(tmp_path):
     _folder(tmp_path / "val", {"x": 2, "y": 1, "z": 1})  # folder names mean nothing to a probe
     region = torch.zeros(10, 10)
     region[:3] = 1
-    probe = Classifier(RegionModel(region, offset=0.5).eval(), None, None, 2, "probe", labelled=False)
+    probe = Classifier(RegionModel(region, offset=0.5).eval(), RAW, 2, "probe", labelled=False)
     explain = lambda model, x, target: region.expand(x.shape[0], 10, 10)  # noqa: E731
     out = run_perturbation(probe, tmp_path / "val", explain_fn=explain, image_size=10, explain_class="label")
     assert out["hits_against"] == "prediction" and out["explained_class"] == "predicted"

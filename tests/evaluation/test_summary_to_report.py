@@ -8,6 +8,7 @@ import math
 import pytest
 import torch
 
+from backbones.preprocessing import RAW
 from probe.evaluation import Resampling, cascading_randomization, evaluate_maps, nanmean
 from probe.pipeline.evaluate import evaluated_images, method_results, sanity_curve
 from probe.pipeline.verdicts import judge_run
@@ -32,7 +33,7 @@ def test_evaluate_maps_per_image_overall_and_per_class():
     images, masks = _data()
     target = model(images).argmax(dim=1).detach()
     maps = input_x_gradient(model, images, target)
-    ev = evaluate_maps(model, images, maps, target, mean=None, std=None, masks=masks, batch_size=4)
+    ev = evaluate_maps(model, images, maps, target, normalization=RAW, masks=masks, batch_size=4)
     assert math.isnan(ev.pointing[5].item()) and math.isnan(ev.centre[5].item())
     assert ev.segmentation.images == 5 and ev.segmentation.pixels == 5 * 16 * 16
     overall = ev.overall()
@@ -45,10 +46,10 @@ def test_evaluate_maps_per_image_overall_and_per_class():
     assert rows[2]["pointing_game"] == ev.pointing[4].item()  # image 5 (no mask) is left out
     auc = ev.faithfulness.positive.per_image_auc()
     assert rows[0]["positive_perturbation_auc"] == pytest.approx(auc[:2].mean().item())
-    same = evaluate_maps(model, images, maps, target, mean=None, std=None, masks=masks, batch_size=64)
+    same = evaluate_maps(model, images, maps, target, normalization=RAW, masks=masks, batch_size=64)
     assert torch.equal(same.faithfulness.negative.hits, ev.faithfulness.negative.hits)
     assert same.segmentation == ev.segmentation
-    no_masks = evaluate_maps(model, images, maps, target, mean=None, std=None)
+    no_masks = evaluate_maps(model, images, maps, target, normalization=RAW)
     assert no_masks.overall()["miou"] is None and no_masks.per_class(classes, K)[0]["pointing_game"] is None
     assert no_masks.estimates(Resampling.stratified(6, seed=0))["pointing_game"] is None
 
@@ -58,14 +59,14 @@ def test_estimates_keep_the_figures_and_add_seeded_intervals():
     images, masks = _data()
     target = model(images).argmax(dim=1).detach()
     maps = input_x_gradient(model, images, target)
-    ev = evaluate_maps(model, images, maps, target, mean=None, std=None, masks=masks, removal="blur")
+    ev = evaluate_maps(model, images, maps, target, normalization=RAW, masks=masks, removal="blur")
     resampling = evaluated_images("b", target, seed=0)
     estimates = ev.estimates(resampling)
     for key, value in ev.overall().items():
         assert estimates[key].value == value, key  # the figure itself is unchanged, to the last bit
         assert estimates[key].low <= estimates[key].high, key
     assert estimates == evaluate_maps(
-        model, images, maps, target, mean=None, std=None, masks=masks, removal="blur"
+        model, images, maps, target, normalization=RAW, masks=masks, removal="blur"
     ).estimates(evaluated_images("b", target, seed=0))
     assert estimates != ev.estimates(evaluated_images("b", target, seed=1))
     survival = ev.survival_estimates(resampling)["positive"]
@@ -88,7 +89,7 @@ def test_measured_results_make_a_valid_report(tmp_path):
         methods = {}
         for method, explain in (("agf", input_x_gradient), ("saliency", gradient_of_total)):
             maps = explain(model, images, target)
-            ev = evaluate_maps(model, images, maps, target, mean=None, std=None, masks=masks)
+            ev = evaluate_maps(model, images, maps, target, normalization=RAW, masks=masks)
             resampling = evaluated_images(name, target, seed=0)
             sanity = None
             if role == "probe":

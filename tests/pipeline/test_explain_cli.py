@@ -20,7 +20,7 @@ def _expected_overlay(out, image, target: int) -> np.ndarray:
     saved = load_probe_model(out, device="cpu")
     x = saved.model.preprocess(Image.open(image)).unsqueeze(0)
     relevance = explain(saved.model, x, torch.tensor([target]), method="agf")[0].detach()
-    return overlay(unnormalise(x, saved.mean, saved.std)[0], relevance.numpy()).astype(int)
+    return overlay(unnormalise(x, normalization=saved.normalization)[0], relevance.numpy()).astype(int)
 
 
 def _explained(stdout: str) -> int:

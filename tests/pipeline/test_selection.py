@@ -5,6 +5,7 @@ from __future__ import annotations
 import numpy as np
 import torch
 
+from backbones.preprocessing import Normalization
 from probe.pipeline.images import MaskReader, seeded_subset, unnormalise
 from probe.pipeline.selection import central_rows, evaluation_rows, label_to_class, two_object_rows
 from unsupervised import ImageFolderData
@@ -81,4 +82,6 @@ def test_seeded_subset_and_unnormalise(world):
     x = torch.rand(2, 3, 4, 4)
     mean, std = (0.5, 0.4, 0.3), (0.2, 0.25, 0.3)
     normed = (x - torch.tensor(mean).view(1, 3, 1, 1)) / torch.tensor(std).view(1, 3, 1, 1)
-    np.testing.assert_allclose(unnormalise(normed, mean, std), x.permute(0, 2, 3, 1).numpy(), atol=1e-6)
+    np.testing.assert_allclose(
+        unnormalise(normed, normalization=Normalization(mean, std)), x.permute(0, 2, 3, 1).numpy(), atol=1e-6
+    )
