@@ -15,7 +15,7 @@ from PIL import Image
 
 from probe.bench.pipeline import write_shapes
 from tests.support.cli import REPO, child_env
-from tests.support.shapes import write_checkpoints
+from tests.support.shapes import probe_run, write_checkpoints
 
 COUNTING_RUN = Path(__file__).with_name("counting_run.py")
 #: A name with a space, non-ASCII letters and HTML/quote characters; it must reach the report escaped.
@@ -95,20 +95,7 @@ def make_micro_world(root: Path) -> tuple[Path, Path]:
 
 def run_args(weights: Path, world: tuple[Path, Path], out: Path, *extra: str) -> list[str]:
     """``probe run`` arguments for ``weights`` on ``world`` = (images, masks) with the battery's cheap settings."""
-    images, masks = world
-    return [
-        "run",
-        "--weights",
-        str(weights),
-        "--data",
-        str(images),
-        "--masks",
-        str(masks),
-        "--out",
-        str(out),
-        *FAST,
-        *extra,
-    ]
+    return probe_run(weights, world, out, *FAST, *extra)
 
 
 def moco_checkpoint(directory: Path) -> Path:

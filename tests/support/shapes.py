@@ -17,24 +17,15 @@ SIZE = 64
 FAST = ("--baselines", "gradcam", "--eval-images", "24", "--device", "cpu", "--batch-size", "32")
 
 
-def run_args(weights: Path, world: tuple[Path, Path], out: Path, *extra: str) -> list[str]:
-    """``probe run`` arguments for ``weights`` on ``world`` = (images, masks) with k=3 and :data:`FAST`."""
+def probe_run(weights: Path, world: tuple[Path, Path], out: Path, *options: str) -> list[str]:
+    """``probe run`` arguments for ``weights`` on ``world`` = (images, masks) into ``out``, then ``options``."""
     images, masks = world
-    return [
-        "run",
-        "--weights",
-        str(weights),
-        "--data",
-        str(images),
-        "--masks",
-        str(masks),
-        "--k",
-        "3",
-        "--out",
-        str(out),
-        *FAST,
-        *extra,
-    ]
+    return ["run", "--weights", str(weights), "--data", str(images), "--masks", str(masks), "--out", str(out), *options]
+
+
+def run_args(weights: Path, world: tuple[Path, Path], out: Path, *extra: str) -> list[str]:
+    """:func:`probe_run` with k=3 and :data:`FAST`, then ``extra``."""
+    return probe_run(weights, world, out, "--k", "3", *FAST, *extra)
 
 
 def make_world(root: Path, per_category: int = 16, two_object: int = 2, seed: int = 0) -> tuple[Path, Path]:
