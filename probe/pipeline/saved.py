@@ -201,15 +201,6 @@ class SavedProbe:
         """The backbone's input normalisation (:data:`backbones.preprocessing.RAW` for [0, 1] input)."""
         return self.backbone.preprocessing.normalization
 
-    @property
-    def mean(self) -> tuple[float, ...] | None:
-        """The backbone's input normalisation (None for [0, 1] input)."""
-        return self.backbone.mean
-
-    @property
-    def std(self) -> tuple[float, ...] | None:
-        return self.backbone.std
-
 
 def load_probe_model(run_dir: str | os.PathLike, device: str | torch.device = "cpu") -> SavedProbe:
     """The pseudo-class model saved by ``probe run`` in ``run_dir``, on ``device`` in eval mode."""

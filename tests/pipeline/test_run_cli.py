@@ -61,7 +61,8 @@ def test_run_folder_gives_back_the_pseudo_class_model(run_dir, checkpoints):
     out, _ = run_dir
     saved = load_probe_model(out, device="cpu")
     model = saved.model
-    assert saved.num_classes == 3 and saved.mean == (0.485, 0.456, 0.406) and saved.std is not None
+    assert saved.num_classes == 3
+    assert saved.normalization.mean == (0.485, 0.456, 0.406) and saved.normalization.std is not None
     assert saved.backbone is model.backbone and not model.training
     state = PseudoClasses.load(out / "backbones" / "moco_v2" / "pseudo_classes.pt")
     assert state.backbone["sha256"] == model.backbone.source.sha256
