@@ -95,8 +95,8 @@ def prepare(
     """Features of ``data`` under ``backbone``, its pseudo-classes (fitted or reused) and their head.
 
     The state is saved as pending in ``state_dir`` (moved into place with the report). Under torchrun
-    (``group``) every rank extracts its share; rank 0 clusters, trains the head, writes the state and
-    sends the pseudo-classes to the other ranks.
+    (``group``) every rank extracts its share; rank 0 clusters (the extra clusterings of the intervals
+    too), trains the head, writes the state and sends the pseudo-classes to the other ranks.
     """
     group = group or Group()
     extracted = extract(name, backbone, data, options, cache_dir=cache_dir, clock=clock)
@@ -125,7 +125,9 @@ def prepare(
         )
     pseudo = group.broadcast(pseudo)
     metrics = label_agreement(pseudo, features)
-    agreement = agreement_replicates(name, pseudo, features, options) if metrics is not None else None
+    # the extra clusterings behind the intervals: rank 0's, like the clustering itself
+    agreement = agreement_replicates(name, pseudo, features, options) if metrics is not None and group.is_main else None
+    agreement = group.broadcast(agreement)
     log.info(
         "%s: k=%d, head held-out accuracy %s, %s",
         name,
